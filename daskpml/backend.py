@@ -1,0 +1,155 @@
+"""CPU/GPU array backends.
+
+daskpml has one code path for NumPy/SciPy and CuPy/cupyx. Functions ask
+:func:`get_namespace` for the array module ``xp`` and the sparse module
+``xsp`` of their input and create new arrays like the input
+(``zeros_like(meta, shape=...)``). Dispatch looks at the array (for a dask
+collection, at its ``_meta``), never at type-name strings.
+
+CuPy is imported lazily: an object can only be a CuPy array when ``cupy`` is
+already imported, so CPU users never pay for (or need) CuPy.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse
+
+BackendName = Literal["numpy", "cupy"]
+
+_GPU_HELP = (
+    "install the GPU extra (pip install 'daskpml[gpu]', or conda env create -f "
+    "environment-gpu.yml) on a machine with an NVIDIA GPU and CUDA"
+)
+
+
+def import_cupy() -> tuple[ModuleType, ModuleType]:
+    """Return ``(cupy, cupyx.scipy.sparse)`` or fail with one clear message."""
+    try:
+        import cupy
+        import cupyx.scipy.sparse
+    except ImportError as err:  # pragma: no cover - depends on the machine
+        raise ImportError(
+            f"The 'cupy' backend needs CuPy, which could not be imported ({err}); {_GPU_HELP}."
+        ) from err
+    return cupy, cupyx.scipy.sparse
+
+
+def gpu_count() -> int:
+    """Number of CUDA devices CuPy can see (0 without CuPy or a GPU)."""
+    try:
+        cupy, _ = import_cupy()
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+def _meta(x: Any) -> Any:
+    """The object whose type tells the backend: ``_meta`` for dask collections."""
+    meta = getattr(x, "_meta", None)
+    return x if meta is None else meta
+
+
+def _is_cupy_object(obj: Any) -> bool:
+    cupy = sys.modules.get("cupy")
+    if cupy is None:
+        return False
+    if isinstance(obj, cupy.ndarray):
+        return True
+    cupyx_sparse = sys.modules.get("cupyx.scipy.sparse")
+    return cupyx_sparse is not None and bool(cupyx_sparse.issparse(obj))
+
+
+def get_namespace(*arrays: Any) -> tuple[ModuleType, ModuleType]:
+    """Array and sparse modules of the inputs: ``(numpy, scipy.sparse)`` or ``(cupy, cupyx.scipy.sparse)``.
+
+    Dask arrays and daskpml distributed matrices are judged by their
+    ``_meta``. Mixing backends is an error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> xp, xsp = get_namespace(np.ones(3))
+    >>> xp.__name__, xsp.__name__
+    ('numpy', 'scipy.sparse')
+    """
+    flags = {_is_cupy_object(_meta(x)) for x in arrays if x is not None}
+    if flags == {True, False}:
+        raise TypeError(
+            "Inputs mix NumPy and CuPy arrays; move them to one backend first with "
+            "daskpml.backend.to_backend(x, 'numpy') or to_backend(x, 'cupy')."
+        )
+    if True in flags:
+        return import_cupy()
+    return np, scipy.sparse
+
+
+def backend_name(x: Any) -> BackendName:
+    """``"cupy"`` for CuPy-backed input, else ``"numpy"``."""
+    return "cupy" if _is_cupy_object(_meta(x)) else "numpy"
+
+
+def is_sparse(x: Any) -> bool:
+    """Whether ``x`` (or the blocks of a dask collection) is a SciPy/cupyx sparse matrix."""
+    obj = _meta(x)
+    if scipy.sparse.issparse(obj):
+        return True
+    cupyx_sparse = sys.modules.get("cupyx.scipy.sparse")
+    return cupyx_sparse is not None and bool(cupyx_sparse.issparse(obj))
+
+
+def _convert_block(block: Any, backend: BackendName) -> Any:
+    if backend == "cupy":
+        cupy, cupyx_sparse = import_cupy()
+        if _is_cupy_object(block):
+            return block
+        if scipy.sparse.issparse(block):
+            return cupyx_sparse.csr_matrix(block.tocsr())
+        return cupy.asarray(block)
+    if not _is_cupy_object(block):
+        return block
+    return block.get()
+
+
+def to_backend(x: Any, backend: BackendName) -> Any:
+    """Move ``x`` to ``backend`` (``"numpy"`` or ``"cupy"``), block by block for dask collections.
+
+    Works for NumPy/CuPy arrays, SciPy/cupyx sparse matrices, dask arrays and
+    :class:`daskpml.sparse.CSRMatrix`. Nothing is computed for lazy input.
+    """
+    if backend not in ("numpy", "cupy"):
+        raise ValueError(f"backend must be 'numpy' or 'cupy' (got {backend!r}).")
+    if backend == "cupy":
+        import_cupy()
+    if hasattr(x, "map_blocks") and hasattr(x, "_meta"):
+        meta = _convert_block(x._meta, backend)
+        return x.map_blocks(_convert_block, backend, dtype=x.dtype, meta=meta)
+    return _convert_block(x, backend)
+
+
+def to_numpy(x: Any) -> Any:
+    """Host copy of a small in-memory array or sparse matrix (no-op for NumPy/SciPy)."""
+    return _convert_block(x, "numpy")
+
+
+def zeros_like(meta: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """Zeros on the backend of ``meta`` (a NumPy/CuPy array or a dask ``_meta``)."""
+    xp, _ = get_namespace(meta)
+    return xp.zeros(shape, dtype=dtype or getattr(_meta(meta), "dtype", None))
+
+
+def asarray_like(x: Any, like: Any) -> Any:
+    """``x`` as a dense array on the backend of ``like``."""
+    xp, _ = get_namespace(like)
+    return xp.asarray(x)
+
+
+def sparse_meta(like: Any, dtype: Any = None) -> Any:
+    """An empty 0 x 0 CSR matrix on the backend of ``like``: the ``_meta`` of sparse dask arrays."""
+    _, xsp = get_namespace(like)
+    dtype = np.dtype(dtype or getattr(_meta(like), "dtype", np.float64))
+    return xsp.csr_matrix((0, 0), dtype=dtype)

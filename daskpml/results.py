@@ -1,0 +1,146 @@
+"""Builders for labelled results as xarray objects.
+
+* iteration histories: a :class:`xarray.Dataset` with dimension ``iteration``
+  (and ``worker`` for per-worker quantities), settings in ``attrs``;
+* labels: a :class:`xarray.DataArray` with dimension ``node`` (or ``sample``);
+* embeddings: dimensions ``(node, component)``.
+
+:func:`write_netcdf` / :func:`read_netcdf` store them (attributes are
+converted to netCDF-compatible types).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .backend import to_numpy
+
+
+def _host(values: Any) -> np.ndarray:
+    if hasattr(values, "compute"):
+        values = values.compute()
+    return np.asarray(to_numpy(values))
+
+
+def history(records: Mapping[str, Sequence], *, per_worker: Mapping[str, Any] | None = None,
+            workers: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Iteration history as a Dataset.
+
+    Parameters
+    ----------
+    records : mapping of name -> sequence
+        One value per iteration for each quantity (all the same length).
+    per_worker : mapping of name -> 2-D array (iteration x worker), optional
+    workers : names of the workers (default ``0..P-1``)
+    attrs : settings to record (solver, tolerances, ...)
+
+    Examples
+    --------
+    >>> h = history({"objective": [3.0, 2.0], "time": [0.1, 0.2]})
+    >>> h.sizes["iteration"]
+    2
+    """
+    lengths = {k: len(v) for k, v in records.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"history records have different lengths: {lengths}.")
+    n = next(iter(lengths.values()), 0)
+    data_vars: dict[str, Any] = {k: ("iteration", np.asarray(v)) for k, v in records.items()}
+    coords: dict[str, Any] = {"iteration": np.arange(n)}
+    for key, value in (per_worker or {}).items():
+        value = np.asarray(value)
+        if value.ndim != 2 or value.shape[0] != n:
+            raise ValueError(f"per-worker record {key!r} must have shape ({n}, n_workers), got {value.shape}.")
+        data_vars[key] = (("iteration", "worker"), value)
+        coords["worker"] = np.asarray(workers if workers is not None else np.arange(value.shape[1]))
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
+
+
+class HistoryRecorder:
+    """Collects one record per iteration and builds :func:`history` at the end.
+
+    The ``time`` column (seconds since the recorder was created) is added
+    automatically.
+    """
+
+    def __init__(self, attrs: Mapping[str, Any] | None = None) -> None:
+        self.attrs = dict(attrs or {})
+        self._rows: list[dict[str, Any]] = []
+        self._start = time.perf_counter()
+
+    def record(self, **values: Any) -> None:
+        values.setdefault("time", time.perf_counter() - self._start)
+        self._rows.append(values)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def to_xarray(self) -> xr.Dataset:
+        keys: list[str] = []
+        for row in self._rows:
+            keys += [k for k in row if k not in keys]
+        records = {k: [row.get(k, np.nan) for row in self._rows] for k in keys}
+        return history(records, attrs=self.attrs)
+
+
+def labels(values: Any, *, nodes: Sequence | None = None, dim: str = "node", name: str = "label",
+           attrs: Mapping[str, Any] | None = None) -> xr.DataArray:
+    """Labels (cluster ids, classes) as a DataArray over ``dim``, indexed by node names."""
+    values = _host(values)
+    coords = {dim: np.asarray(nodes) if nodes is not None else np.arange(values.shape[0])}
+    return xr.DataArray(values, dims=(dim,), coords=coords, name=name, attrs=dict(attrs or {}))
+
+
+def embedding(values: Any, *, nodes: Sequence | None = None, dim: str = "node",
+              name: str = "embedding", attrs: Mapping[str, Any] | None = None) -> xr.DataArray:
+    """An embedding (rows = nodes or samples, columns = components) as a DataArray."""
+    values = _host(values)
+    coords = {dim: np.asarray(nodes) if nodes is not None else np.arange(values.shape[0]),
+              "component": np.arange(values.shape[1])}
+    return xr.DataArray(values, dims=(dim, "component"), coords=coords, name=name, attrs=dict(attrs or {}))
+
+
+def _netcdf_attr(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if value is None:
+        return "None"
+    if isinstance(value, (int, float, str, np.integer, np.floating)):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)) and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in value):
+        return np.asarray(value)
+    return str(value)
+
+
+def _clean_attrs(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    obj = obj.copy()
+    obj.attrs = {k: _netcdf_attr(v) for k, v in obj.attrs.items()}
+    if isinstance(obj, xr.Dataset):
+        for var in obj.variables.values():
+            var.attrs = {k: _netcdf_attr(v) for k, v in var.attrs.items()}
+    return obj
+
+
+def write_netcdf(obj: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> None:
+    """Write an xarray result to netCDF, atomically (write then rename)."""
+    if not isinstance(obj, (xr.Dataset, xr.DataArray)):
+        raise TypeError(f"write_netcdf expects an xarray Dataset or DataArray, got {type(obj).__name__}.")
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        _clean_attrs(obj).to_netcdf(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Read a result written by :func:`write_netcdf` fully into memory."""
+    with xr.open_dataset(os.fspath(path)) as ds:
+        return ds.load()

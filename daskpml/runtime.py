@@ -1,0 +1,179 @@
+"""Connecting to a Dask cluster, and showing progress.
+
+:func:`connect` finds the cluster in this order:
+
+1. an explicit ``address``;
+2. the environment variable ``DASK_SCHEDULER_ADDRESS``;
+3. the configuration key ``daskpml.scheduler-address``;
+4. an already running default :class:`distributed.Client`;
+5. a new :class:`distributed.LocalCluster` (the *embedded default*), or
+   :class:`dask_cuda.LocalCUDACluster` with ``gpu=True``.
+
+The embedded cluster is started once per process and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import dask
+from dask.utils import parse_timedelta
+from distributed import Client, LocalCluster, progress, wait
+
+from . import _config
+
+_embedded: dict[tuple, Any] = {}
+_announced: set[str] = set()
+
+
+def _resolve_address(address: str | None) -> tuple[str | None, str]:
+    if address:
+        return address, "argument"
+    env = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if env:
+        return env, "DASK_SCHEDULER_ADDRESS"
+    configured = _config.get("scheduler-address")
+    if configured:
+        return configured, "config daskpml.scheduler-address"
+    return None, ""
+
+
+def _connect_address(address: str, timeout: float, source: str) -> Client:
+    try:
+        return Client(address, timeout=timeout, set_as_default=True)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ConnectionError(
+            f"No dask scheduler answered at {address!r} (from {source}) within {timeout:g} s. "
+            f"Start one with `dask scheduler` and workers with `dask worker {address}`, "
+            "or fix the address (for example tcp://127.0.0.1:8786)."
+        ) from err
+
+
+def _start_local(gpu: bool, n_workers: int | None, threads_per_worker: int | None,
+                 processes: bool | None, **kwargs: Any) -> Client:
+    cfg = _config.get("local-cluster", {}) or {}
+    n_workers = n_workers if n_workers is not None else cfg.get("n-workers")
+    threads = threads_per_worker if threads_per_worker is not None else cfg.get("threads-per-worker")
+    key = (gpu, n_workers, threads, processes, tuple(sorted(kwargs.items())))
+    cluster = _embedded.get(key)
+    if cluster is None or cluster.status.name in ("closed", "closing"):
+        if gpu:
+            try:
+                from dask_cuda import LocalCUDACluster
+            except ImportError as err:
+                raise ImportError(
+                    "gpu=True needs the package 'dask-cuda' (and CuPy), which could not be "
+                    f"imported ({err}); install them with pip install 'daskpml[gpu]' or "
+                    "conda env create -f environment-gpu.yml."
+                ) from err
+            kwargs.setdefault("dashboard_address", cfg.get("dashboard-address", ":8787"))
+            if threads is not None:
+                kwargs["threads_per_worker"] = threads
+            cluster = LocalCUDACluster(**kwargs)
+        else:
+            kwargs.setdefault("dashboard_address", cfg.get("dashboard-address", ":8787"))
+            procs = processes if processes is not None else bool(cfg.get("processes", True))
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads,
+                                   processes=procs, **kwargs)
+        _embedded[key] = cluster
+    return Client(cluster, set_as_default=True)
+
+
+def connect(address: str | None = None, *, gpu: bool = False, n_workers: int | None = None,
+            threads_per_worker: int | None = None, processes: bool | None = None,
+            timeout: str | float | None = None, **cluster_kwargs: Any) -> Client:
+    """Connect to a Dask cluster, starting the embedded local one if none is named.
+
+    Parameters
+    ----------
+    address : str, optional
+        Scheduler address such as ``"tcp://127.0.0.1:8786"`` (from ``dask scheduler``).
+    gpu : bool
+        Start :class:`dask_cuda.LocalCUDACluster` (one worker per GPU) when a new
+        cluster is needed. Fails with a message naming the missing package
+        without dask-cuda.
+    n_workers, threads_per_worker, processes : optional
+        Layout of a new local cluster (defaults from ``daskpml.local-cluster``).
+    timeout : str or float, optional
+        How long to wait for a named scheduler (default ``daskpml.connect-timeout``).
+    **cluster_kwargs
+        Passed on to the new local cluster.
+
+    Returns
+    -------
+    distributed.Client
+        Set as the default client, so dask computations run on it.
+
+    Examples
+    --------
+    >>> client = connect(n_workers=2, threads_per_worker=1)   # doctest: +SKIP
+    >>> client = connect("tcp://10.0.0.5:8786")               # doctest: +SKIP
+    """
+    timeout_s = parse_timedelta(timeout if timeout is not None else _config.get("connect-timeout", "10s"))
+    if gpu:
+        from .backend import import_cupy
+
+        import_cupy()
+    resolved, source = _resolve_address(address)
+    if resolved:
+        client = _connect_address(resolved, timeout_s, source)
+    else:
+        try:
+            client = Client.current()
+        except ValueError:
+            client = _start_local(gpu, n_workers, threads_per_worker, processes, **cluster_kwargs)
+    announce(client)
+    return client
+
+
+def dashboard_link(client: Client) -> str | None:
+    """The dashboard address of ``client``'s cluster (``None`` if it has none)."""
+    try:
+        return client.dashboard_link
+    except Exception:  # the scheduler may run without a dashboard
+        return None
+
+
+def announce(client: Client, file: Any = None) -> None:
+    """Print the dashboard link of ``client``'s scheduler, once per scheduler."""
+    addr = client.scheduler.address if client.scheduler is not None else repr(client)
+    if addr in _announced or not _config.get("print-dashboard", True):
+        return
+    _announced.add(addr)
+    link = dashboard_link(client) or "not available"
+    print(f"daskpml: connected to {addr}; dashboard: {link}", file=file or sys.stdout, flush=True)
+
+
+def current_client() -> Client | None:
+    """The default distributed client, or ``None`` when dask runs without one."""
+    try:
+        return Client.current()
+    except ValueError:
+        return None
+
+
+def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
+    """Persist dask collections, showing a progress bar while they compute.
+
+    On a distributed client the bar is :func:`distributed.progress` (a text bar
+    in a console, a widget in Jupyter, and the dashboard's progress page); on
+    the local schedulers it is :class:`dask.diagnostics.ProgressBar`.
+    Returns the persisted collections, fully computed.
+    """
+    show = _config.get("progress", True) if show is None else show
+    client = current_client()
+    if client is not None:
+        persisted = client.persist(list(collections))
+        if show:
+            progress(persisted)
+            print(file=sys.stdout, flush=True)
+        wait(persisted)
+        return tuple(persisted)
+    if show:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            return dask.persist(*collections)
+    return dask.persist(*collections)

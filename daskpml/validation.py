@@ -1,0 +1,250 @@
+"""Input validation with messages that name the problem and the fix.
+
+Accepts NumPy/CuPy arrays, SciPy/cupyx sparse matrices, dask arrays and
+daskpml's distributed sparse matrices (any dask collection with ``_meta``
+and ``map_blocks``). The NaN/inf check really looks at every chunk: eagerly
+(one pass now) or, with ``ensure_finite="lazy"``, fused into the first
+computation that reads the data, where a bad chunk raises with its position.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Literal
+
+import dask
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from . import _config
+from .backend import get_namespace, is_sparse
+
+__all__ = ["check_array", "check_graph", "check_X_y", "check_is_fitted", "NotFittedError"]
+
+FiniteMode = bool | Literal["lazy", "eager"]
+
+
+def _block_values(block: Any) -> Any:
+    return block.data if is_sparse(block) else block
+
+
+def _count_nonfinite(block: Any) -> int:
+    xp, _ = get_namespace(block)
+    values = _block_values(block)
+    if values.size == 0 or values.dtype.kind not in "fc":
+        return 0
+    return int((~xp.isfinite(values)).sum())
+
+
+def _count_negative(block: Any) -> int:
+    values = _block_values(block)
+    if values.size == 0:
+        return 0
+    return int((values < 0).sum())
+
+
+def _where(block_info: dict | None) -> str:
+    if not block_info or None not in block_info:
+        return ""
+    info = block_info[None]
+    loc = info["chunk-location"]
+    rows = info["array-location"][0]
+    return f" in chunk {loc} (rows {rows[0]}-{rows[1] - 1})"
+
+
+def _nonfinite_message(name: str, count: int, where: str = "") -> str:
+    return (
+        f"{name} contains {count} NaN or infinite value(s){where}. Remove or impute them "
+        "first (for example with sklearn.impute.SimpleImputer or x[~isfinite(x)] = 0)."
+    )
+
+
+def _assert_finite_block(block: Any, name: str = "X", block_info: dict | None = None) -> Any:
+    count = _count_nonfinite(block)
+    if count:
+        raise ValueError(_nonfinite_message(name, count, _where(block_info)))
+    return block
+
+
+def _is_dask(x: Any) -> bool:
+    return dask.is_dask_collection(x)
+
+
+def _block_array(X: Any) -> Any:
+    """The dask array of blocks: ``X`` itself, or ``X.blocks`` for a distributed sparse matrix."""
+    import dask.array as da
+
+    return X if isinstance(X, da.Array) else X.blocks
+
+
+def _per_block_counts(X: Any, func: Any) -> Any:
+    """Per-chunk counts as a small dask array (one int per chunk)."""
+    blocks = _block_array(X)
+    out_chunks = tuple((1,) * len(c) for c in blocks.chunks)
+    return blocks.map_blocks(lambda b: np.full((1,) * b.ndim, func(b), dtype=np.int64),
+                             chunks=out_chunks, dtype=np.int64, meta=np.empty((0,) * blocks.ndim, np.int64))
+
+
+def _first_bad_chunk(counts: np.ndarray, chunks: tuple) -> str:
+    idx = tuple(int(i) for i in np.argwhere(counts > 0)[0])
+    start = int(sum(chunks[0][: idx[0]]))
+    return f" (first in chunk {idx}, rows {start}-{start + chunks[0][idx[0]] - 1})"
+
+
+def _check_finite(X: Any, name: str, mode: FiniteMode) -> Any:
+    if mode is False:
+        return X
+    if mode is True:
+        mode = _config.get("validation.finite", "eager")
+    if not _is_dask(X):
+        count = _count_nonfinite(X)
+        if count:
+            raise ValueError(_nonfinite_message(name, count))
+        return X
+    if mode == "lazy":
+        return X.map_blocks(_assert_finite_block, name=name, dtype=X.dtype, meta=X._meta)
+    counts = np.asarray(_per_block_counts(X, _count_nonfinite).compute())
+    if counts.sum():
+        raise ValueError(_nonfinite_message(name, int(counts.sum()), _first_bad_chunk(counts, _chunks(X))))
+    return X
+
+
+def _chunks(X: Any) -> tuple:
+    return _block_array(X).chunks
+
+
+def _check_non_negative(X: Any, name: str) -> None:
+    if _is_dask(X):
+        counts = np.asarray(_per_block_counts(X, _count_negative).compute())
+        total = int(counts.sum())
+        where = _first_bad_chunk(counts, _chunks(X)) if total else ""
+    else:
+        total, where = _count_negative(X), ""
+    if total:
+        raise ValueError(
+            f"{name} has {total} negative value(s){where}, but negative values are not allowed "
+            "here. Shift, clip (x.clip(min=0)) or take absolute values first."
+        )
+
+
+def check_array(X: Any, *, accept_sparse: bool = True, ensure_2d: bool = True,
+                allow_1d: bool = False, ensure_finite: FiniteMode = True,
+                ensure_non_negative: bool = False, ensure_min_samples: int = 1,
+                ensure_min_features: int = 1, dtype: Literal["numeric"] | None = "numeric",
+                name: str = "X") -> Any:
+    """Validate an array-like input and return it (lists become NumPy arrays).
+
+    Parameters
+    ----------
+    X : array-like, sparse matrix, dask array or daskpml CSRMatrix
+    accept_sparse : bool
+        Refuse sparse input when False.
+    ensure_2d, allow_1d : bool
+        Require 2-D input (1-D is allowed too with ``allow_1d``).
+    ensure_finite : bool or {"eager", "lazy"}
+        Refuse NaN/inf. ``True`` uses ``daskpml.validation.finite``; ``"lazy"``
+        defers the check of dask input into its first computation.
+    ensure_non_negative : bool
+        Refuse negative entries (the message counts them and names the chunk).
+    ensure_min_samples, ensure_min_features : int
+        Smallest allowed number of rows / columns.
+    dtype : "numeric" or None
+        Require a numeric (bool, int, unsigned, float, complex) dtype.
+    name : str
+        What to call the input in messages.
+    """
+    if X is None:
+        raise ValueError(f"{name} is None; pass an array of shape (n_samples, n_features).")
+    if not (hasattr(X, "shape") and hasattr(X, "dtype")):
+        X = np.asarray(X)
+    sparse = is_sparse(X)
+    if sparse and not accept_sparse:
+        raise TypeError(
+            f"{name} is sparse, which is not supported here; convert it with X.toarray() "
+            "(in memory) or X.map_blocks(lambda b: b.toarray()) (dask)."
+        )
+    ndim = len(X.shape)
+    if ensure_2d and ndim != 2 and not (allow_1d and ndim == 1):
+        expected = "1-D or 2-D" if allow_1d else "2-D"
+        hint = " Reshape it with x.reshape(-1, 1) for one feature or x.reshape(1, -1) for one sample." if ndim == 1 else ""
+        raise ValueError(f"{name} must be {expected}, got {ndim}-D with shape {tuple(X.shape)}.{hint}")
+    if any(isinstance(s, float) and np.isnan(s) for s in X.shape):
+        raise ValueError(
+            f"{name} has unknown chunk sizes {X.shape}; call x.compute_chunk_sizes() first."
+        )
+    if ndim >= 1 and X.shape[0] < ensure_min_samples:
+        raise ValueError(
+            f"{name} has {X.shape[0]} sample(s) but at least {ensure_min_samples} are required; "
+            "it is empty or too small."
+        )
+    if ndim == 2 and X.shape[1] < ensure_min_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} feature(s) but at least {ensure_min_features} are required."
+        )
+    if dtype == "numeric" and np.dtype(X.dtype).kind not in "biufc":
+        raise TypeError(
+            f"{name} has dtype {X.dtype}, which is not numeric; convert it with x.astype(float)."
+        )
+    if ensure_non_negative:
+        _check_non_negative(X, name)
+    return _check_finite(X, name, ensure_finite)
+
+
+def _is_symmetric(A: Any, tol: float) -> bool:
+    if hasattr(A, "is_symmetric"):
+        return bool(A.is_symmetric(tol=tol))
+    if _is_dask(A):
+        diff = abs(A - A.T).max()
+        scale = abs(A).max()
+        diff, scale = dask.compute(diff, scale)
+    else:
+        diff, scale = abs(A - A.T).max(), abs(A).max()
+    return float(diff) <= tol * max(float(scale), 1e-300)
+
+
+def check_graph(A: Any, *, symmetric: bool = False, non_negative: bool = True,
+                ensure_finite: FiniteMode = True, tol: float = 1e-10, name: str = "graph") -> Any:
+    """Validate an adjacency / affinity matrix: 2-D, square, finite, non-negative, optionally symmetric."""
+    A = check_array(A, ensure_finite=ensure_finite, ensure_non_negative=non_negative, name=name)
+    n_rows, n_cols = A.shape
+    if n_rows != n_cols:
+        raise ValueError(
+            f"{name} must be a square adjacency matrix (n_nodes x n_nodes), got shape {tuple(A.shape)}; "
+            "for points, build a graph first (for example a k-nearest-neighbour graph)."
+        )
+    if symmetric and not _is_symmetric(A, tol):
+        raise ValueError(
+            f"{name} is not symmetric (an undirected graph is required). Symmetrize it, "
+            "for example with (A + A.T) / 2 or A.maximum(A.T)."
+        )
+    return A
+
+
+def check_X_y(X: Any, y: Any, *, y_numeric: bool = False, **kwargs: Any) -> tuple[Any, Any]:
+    """Validate features ``X`` and targets ``y`` together (same number of rows, 1-D ``y``)."""
+    X = check_array(X, **kwargs)
+    y = check_array(y, ensure_2d=False, accept_sparse=False, name="y",
+                    dtype="numeric" if y_numeric else None,
+                    ensure_finite=kwargs.get("ensure_finite", True) if y_numeric else False)
+    if len(y.shape) != 1:
+        raise ValueError(f"y must be 1-D, got shape {tuple(y.shape)}; use y.ravel() for a column vector.")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[0]}."
+        )
+    return X, y
+
+
+def check_is_fitted(estimator: Any, attributes: str | Iterable[str] | None = None) -> None:
+    """Raise :class:`sklearn.exceptions.NotFittedError` unless ``estimator`` was fitted."""
+    if attributes is None:
+        fitted = [k for k in vars(estimator) if k.endswith("_") and not k.startswith("__")]
+    else:
+        attributes = [attributes] if isinstance(attributes, str) else list(attributes)
+        fitted = [a for a in attributes if hasattr(estimator, a)]
+        if len(fitted) != len(attributes):
+            fitted = []
+    if not fitted:
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )
