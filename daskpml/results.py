@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from ._files import atomic_path, check_readable
 from .backend import to_numpy
 
 
@@ -130,17 +131,11 @@ def write_netcdf(obj: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Non
     """Write an xarray result to netCDF, atomically (write then rename)."""
     if not isinstance(obj, (xr.Dataset, xr.DataArray)):
         raise TypeError(f"write_netcdf expects an xarray Dataset or DataArray, got {type(obj).__name__}.")
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         _clean_attrs(obj).to_netcdf(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
     """Read a result written by :func:`write_netcdf` fully into memory."""
-    with xr.open_dataset(os.fspath(path)) as ds:
+    with xr.open_dataset(check_readable(path)) as ds:
         return ds.load()

@@ -177,3 +177,13 @@ def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
         with ProgressBar():
             return dask.persist(*collections)
     return dask.persist(*collections)
+
+
+def shutdown() -> None:
+    """Close the default client and the embedded clusters this process started."""
+    client = current_client()
+    if client is not None and client.cluster in _embedded.values():
+        client.close()
+    for key, cluster in list(_embedded.items()):
+        cluster.close()
+        del _embedded[key]

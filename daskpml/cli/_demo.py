@@ -1,0 +1,111 @@
+"""``daskpml demo``: the tour of daskpml on the embedded (or a named) cluster.
+
+Each algorithm family adds a section with :func:`section`; a section gets the
+demo settings and returns rows for the summary table.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import click
+import numpy as np
+
+from ..runtime import dashboard_link, persist_with_progress
+from ._main import Session, cli
+
+Row = tuple[str, str, float | None, float | None, str]
+SECTIONS: dict[str, Callable[..., list[Row]]] = {}
+
+
+def section(name: str) -> Callable:
+    """Register a demo section (a function ``(settings) -> list of summary rows``)."""
+
+    def register(func: Callable[..., list[Row]]) -> Callable[..., list[Row]]:
+        SECTIONS[name] = func
+        return func
+
+    return register
+
+
+def _timed(func: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = func()
+    return out, time.perf_counter() - start
+
+
+@section("sparse")
+def sparse_section(settings: dict) -> list[Row]:
+    """Distributed sparse products on a stochastic block model graph, checked against SciPy."""
+    from ..datasets import make_sbm
+
+    n, seed = settings["nodes"], settings["seed"]
+    A, labels = make_sbm(n, settings["clusters"], in_degree=8, out_degree=2, shuffle=True, random_state=seed,
+                         chunks=max(1, n // 8), backend=settings["backend"])
+    click.echo(f"generating a stochastic block model graph with {n} nodes ...")
+    (A,), t_gen = _timed(lambda: persist_with_progress(A))
+    reference = A.to_scipy()
+    rng = np.random.default_rng(seed)
+    x, X = rng.random(n), rng.random((n, 16))
+    rows: list[Row] = [("sparse", f"make_sbm ({A.nnz} entries)", t_gen, None, "symmetric" if A.is_symmetric() else "NOT symmetric")]
+
+    def err(a: Any, b: Any) -> str:
+        diff = abs(a - b)
+        return f"max |err| {float(diff.max()):.1e}"
+
+    from ..backend import to_numpy
+
+    y, t = _timed(lambda: to_numpy((A @ x).compute()))
+    _, t_ref = _timed(lambda: reference @ x)
+    rows.append(("sparse", "SpMV A @ x", t, t_ref, err(y, reference @ x)))
+    Y, t = _timed(lambda: to_numpy((A @ X).compute()))
+    _, t_ref = _timed(lambda: reference @ X)
+    rows.append(("sparse", "SpMM A @ X (16 columns)", t, t_ref, err(Y, reference @ X)))
+    (T,), t = _timed(lambda: persist_with_progress(A.T, show=False))
+    rows.append(("sparse", "transpose A.T", t, None, err(T.to_scipy(), reference.T)))
+    click.echo("sparse matrix product A @ A (SpGEMM) ...")
+    (A2,), t = _timed(lambda: persist_with_progress(A @ A))
+    ref2, t_ref = _timed(lambda: reference @ reference)
+    rows.append(("sparse", f"SpGEMM A @ A ({A2.nnz} entries)", t, t_ref, err(A2.to_scipy(), ref2)))
+    (K,), t = _timed(lambda: persist_with_progress(A2.topk_per_column(10), show=False))
+    most = int(np.asarray(K.to_scipy().getnnz(axis=0)).max())
+    rows.append(("sparse", "top-10 per column of A @ A", t, None, f"max entries per column {most}"))
+    return rows
+
+
+def _print_table(rows: list[Row]) -> None:
+    header = ("section", "operation", "daskpml s", "scipy s", "check")
+    cells = [header] + [(s, op, f"{t:.3f}" if t is not None else "-", f"{r:.3f}" if r is not None else "-", c)
+                        for s, op, t, r, c in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for k, row in enumerate(cells):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        if k == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+@cli.command()
+@click.option("--nodes", type=click.IntRange(min=100), default=50_000, show_default=True,
+              help="Size of the generated graphs.")
+@click.option("--clusters", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--quick", is_flag=True, help="Small data (a few seconds).")
+@click.option("--only", type=click.Choice(sorted(SECTIONS) or ["sparse"]), multiple=True,
+              help="Run only these sections.")
+@click.pass_obj
+def demo(session: Session, nodes: int, clusters: int, seed: int, quick: bool, only: tuple[str, ...]) -> None:
+    """Start (or join) a cluster, generate data, run each algorithm and print a summary table."""
+    client = session.client()
+    n_workers = len(client.nthreads())
+    click.echo(f"cluster: {client.scheduler.address} with {n_workers} worker(s), "
+               f"{sum(client.nthreads().values())} thread(s); dashboard: {dashboard_link(client) or 'none'}")
+    settings = {"nodes": 2_000 if quick else nodes, "clusters": clusters, "seed": seed, "backend": session.backend}
+    rows: list[Row] = []
+    for name, func in SECTIONS.items():
+        if only and name not in only:
+            continue
+        click.echo(f"== {name}: {(func.__doc__ or '').strip().splitlines()[0]}")
+        rows += func(settings)
+    click.echo("")
+    _print_table(rows)

@@ -1,0 +1,24 @@
+"""Seeded chunked generators, loaders and writers of data sets."""
+
+from ._generators import make_blobs, make_classification, make_low_rank, make_regression
+from ._io import (
+    LoadedGraph,
+    Planetoid,
+    load_digits,
+    load_graph,
+    load_karate,
+    load_matrix,
+    load_planetoid,
+    load_svmlight,
+    save_graph,
+    save_npz,
+    write_labels,
+    write_netcdf,
+)
+from ._sbm import make_sbm
+
+__all__ = [
+    "LoadedGraph", "Planetoid", "load_digits", "load_graph", "load_karate", "load_matrix",
+    "load_planetoid", "load_svmlight", "make_blobs", "make_classification", "make_low_rank",
+    "make_regression", "make_sbm", "save_graph", "save_npz", "write_labels", "write_netcdf",
+]

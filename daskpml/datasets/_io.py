@@ -1,0 +1,372 @@
+"""Loaders and writers of graphs, matrices, labels and results.
+
+Formats are chosen by the file name and checked against the contents: a
+``.npz`` that is not a zip archive, a ``.mtx`` without the Matrix Market
+header or a ``.gz`` that is not gzip fails with :class:`DataFormatError`
+naming the file and what it really looks like.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from typing import Any, NamedTuple, Sequence
+
+import dask.array as da
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+
+from .._files import DataFormatError, atomic_path, check_readable
+from ..backend import is_sparse, to_backend, to_numpy
+from ..results import write_netcdf
+from ..sparse import CSRMatrix, from_array
+
+EDGE_LIST_SUFFIXES = (".tsv", ".txt", ".abc", ".csv", ".edges")
+_MAGIC = {b"PK\x03\x04": "a zip archive (.npz)", b"PK\x05\x06": "an empty zip archive (.npz)",
+          b"\x1f\x8b": "gzip-compressed", b"\x93NUMPY": "a NumPy .npy array", b"%%Matrix": "Matrix Market (.mtx)",
+          b"\x89HDF": "HDF5 / netCDF4", b"CDF": "netCDF3"}
+
+
+class LoadedGraph(NamedTuple):
+    """A graph read from a file: the adjacency and the name of each node (row)."""
+
+    adjacency: CSRMatrix
+    nodes: np.ndarray
+
+
+class Planetoid(NamedTuple):
+    """A Planetoid-style node-classification data set (Cora, CiteSeer, PubMed)."""
+
+    adjacency: CSRMatrix
+    features: CSRMatrix
+    labels: np.ndarray
+    idx_train: np.ndarray
+    idx_val: np.ndarray
+    idx_test: np.ndarray
+
+
+def _suffix(path: str) -> str:
+    name = path.lower()
+    name = name[:-3] if name.endswith(".gz") else name
+    return os.path.splitext(name)[1]
+
+
+def _describe(head: bytes) -> str:
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return what
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown format"
+    first = head.decode("utf-8", "replace").splitlines()[0][:40] if head.strip() else ""
+    return f"text starting with {first!r}" if first else "an empty file"
+
+
+def _expect(path: str, head: bytes, magic: tuple[bytes, ...], what: str) -> None:
+    if not head.startswith(magic):
+        raise DataFormatError(
+            f"{path} is named like {what} but its contents are {_describe(head)}. Rename it to "
+            "match its contents, or convert it with `daskpml datasets convert IN OUT`."
+        )
+
+
+def _head(path: str, n: int = 64) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def _load_npz_sparse(path: str) -> sp.csr_matrix:
+    _expect(path, _head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
+    try:
+        return sp.load_npz(path).tocsr()
+    except (ValueError, KeyError, OSError) as err:
+        with np.load(path) as f:
+            keys = sorted(f.files)
+        raise DataFormatError(
+            f"{path} is a .npz archive but not a scipy.sparse matrix (it holds {keys}); "
+            "write sparse matrices with scipy.sparse.save_npz or daskpml.datasets.save_npz."
+        ) from err
+
+
+def _read_mtx(path: str) -> Any:
+    _expect(path, _head(path), (b"%%MatrixMarket", b"%%matrixmarket"), "a Matrix Market (.mtx) file")
+    try:
+        return scipy.io.mmread(path)
+    except Exception as err:
+        raise DataFormatError(f"{path} has a Matrix Market header but could not be parsed: {err}.") from err
+
+
+def _read_edge_list(path: str, nodes: Sequence | None) -> tuple[sp.csr_matrix, np.ndarray]:
+    import pandas as pd
+
+    head = _head(path)
+    if _describe(head) in _MAGIC.values() or _describe(head).startswith("binary"):
+        raise DataFormatError(
+            f"{path} is named like a text edge list but its contents are {_describe(head)}. Rename it to "
+            "match its contents, or convert it with `daskpml datasets convert IN OUT`."
+        )
+    sep = "," if path.lower().endswith(".csv") else r"\s+"
+    try:
+        table = pd.read_csv(path, sep=sep, header=None, comment="#", dtype=str, engine="python" if sep == "," else "c",
+                            skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame(columns=[0, 1])
+    except pd.errors.ParserError as err:
+        raise DataFormatError(f"{path}: every line must be 'source target [weight]': {err}") from err
+    if table.shape[1] not in (2, 3):
+        raise DataFormatError(
+            f"{path}: every line must be 'source target [weight]', but lines have {table.shape[1]} fields."
+        )
+    if table.isna().any().any():
+        line = int(np.flatnonzero(table.isna().any(axis=1).to_numpy())[0]) + 1
+        raise DataFormatError(f"{path}: data line {line} has fewer fields than the others ('source target [weight]').")
+    if table.shape[1] == 3:
+        weights = pd.to_numeric(table[2], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(weights)
+        if bad.any():
+            line = int(np.flatnonzero(bad)[0]) + 1
+            raise DataFormatError(
+                f"{path}: the weight {table[2].iloc[line - 1]!r} on data line {line} is not a finite number."
+            )
+    else:
+        weights = np.ones(table.shape[0])
+    src, dst = table[0].to_numpy(), table[1].to_numpy()
+    if nodes is None:
+        codes, names = pd.factorize(np.concatenate([src, dst]))
+        names = np.asarray(names, dtype=str)
+    else:
+        names = np.asarray([str(n) for n in nodes])
+        index = pd.Index(names)
+        if not index.is_unique:
+            raise ValueError(f"the node list for {path} has repeated names; each node must appear once.")
+        codes = index.get_indexer(np.concatenate([src, dst]))
+        if (codes < 0).any():
+            missing = sorted(set(np.concatenate([src, dst])[codes < 0]))[:5]
+            raise ValueError(f"{path} names nodes that are not in the node list, for example {missing}.")
+    m = src.shape[0]
+    n = names.shape[0]
+    A = sp.csr_matrix((weights, (codes[:m], codes[m:])), shape=(n, n))
+    A.sum_duplicates()
+    return A, names
+
+
+def load_graph(path: str | os.PathLike, *, chunks: Any = "auto", symmetrize: bool | None = None,
+               nodes: Sequence | None = None, dtype: Any = np.float64, backend: str | None = None) -> LoadedGraph:
+    """Read a graph: SciPy ``.npz``, Matrix Market ``.mtx``, or an edge list.
+
+    Edge lists (``.tsv``, ``.txt``, ``.abc`` as mcl reads, ``.csv``) have one
+    edge per line, ``source target [weight]`` separated by whitespace (commas
+    for ``.csv``); ``#`` starts a comment. Node names may be any strings and
+    are numbered in order of first appearance, unless ``nodes`` gives the
+    order. Repeated edges add up.
+
+    Parameters
+    ----------
+    symmetrize : bool, optional
+        Make the graph undirected with ``max(A, A.T)``. Default: yes for edge
+        lists, no for matrix files (they are returned as stored).
+    chunks, backend : row blocks and backend of the result.
+
+    Returns
+    -------
+    LoadedGraph
+        ``(adjacency, nodes)``: a square :class:`CSRMatrix` and the node names.
+    """
+    path = check_readable(path)
+    suffix = _suffix(path)
+    if suffix == ".npz":
+        A, names = _load_npz_sparse(path), None
+    elif suffix == ".mtx":
+        A, names = sp.csr_matrix(_read_mtx(path)), None
+    elif suffix in EDGE_LIST_SUFFIXES:
+        A, names = _read_edge_list(path, nodes)
+        symmetrize = True if symmetrize is None else symmetrize
+    else:
+        raise DataFormatError(
+            f"{path}: unknown graph format {suffix!r}; use .npz, .mtx, or an edge list "
+            f"({', '.join(EDGE_LIST_SUFFIXES)})."
+        )
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(
+            f"{path} holds a {A.shape[0]} x {A.shape[1]} matrix, but a graph needs a square adjacency "
+            "matrix (one row and one column per node)."
+        )
+    if names is None:
+        names = np.arange(A.shape[0]) if nodes is None else np.asarray(nodes)
+        if names.shape[0] != A.shape[0]:
+            raise ValueError(f"the node list has {names.shape[0]} names but {path} has {A.shape[0]} nodes.")
+    if symmetrize:
+        A = A.maximum(A.T).tocsr()
+    A = A.astype(dtype)
+    return LoadedGraph(from_array(A, chunks, backend=backend), names)
+
+
+def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str | None = None) -> Any:
+    """Read a matrix: sparse ``.npz`` / ``.mtx`` give a :class:`CSRMatrix`; ``.npy``, dense
+    ``.mtx``, one-array ``.npz`` and numeric ``.csv``/``.txt`` give a dask array chunked by rows."""
+    path = check_readable(path)
+    suffix = _suffix(path)
+    if suffix == ".npy":
+        _expect(path, _head(path), (b"\x93NUMPY",), "a NumPy .npy array")
+        dense = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        _expect(path, _head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
+        with np.load(path, allow_pickle=False) as f:
+            files = f.files
+            if "format" in files and "indptr" in files:
+                return from_array(sp.load_npz(path), chunks, backend=backend)
+            if len(files) != 1:
+                raise DataFormatError(f"{path} holds several arrays {sorted(files)}; save one matrix per file.")
+            dense = f[files[0]]
+    elif suffix == ".mtx":
+        M = _read_mtx(path)
+        if is_sparse(M):
+            return from_array(M, chunks, backend=backend)
+        dense = np.asarray(M)
+    elif suffix in (".csv", ".txt", ".tsv"):
+        try:
+            dense = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
+        except ValueError as err:
+            raise DataFormatError(f"{path} is not a numeric table: {err}.") from err
+    else:
+        raise DataFormatError(f"{path}: unknown matrix format {suffix!r}; use .npy, .npz, .mtx, .csv or .txt.")
+    if dense.ndim != 2:
+        raise ValueError(f"{path} holds an array of shape {dense.shape}; a 2-D matrix is required.")
+    X = da.from_array(dense, chunks=(chunks if chunks != "auto" else "auto", -1))
+    return to_backend(X, backend) if backend else X
+
+
+def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None, chunks: Any = "auto",
+                  dtype: Any = np.float64, zero_based: bool | str = "auto",
+                  backend: str | None = None) -> tuple[CSRMatrix, da.Array]:
+    """Read svmlight / LIBSVM data (plain or ``.gz``): ``X`` as a CSRMatrix, ``y`` as a dask array."""
+    from sklearn.datasets import load_svmlight_file
+
+    path = check_readable(path)
+    gz = path.lower().endswith(".gz")
+    head = _head(path)
+    if gz:
+        _expect(path, head, (b"\x1f\x8b",), "a gzip-compressed (.gz) file")
+    elif head.startswith(b"\x1f\x8b"):
+        raise DataFormatError(f"{path} is gzip-compressed but its name does not end in .gz; rename it to {path}.gz.")
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            X, y = load_svmlight_file(f, n_features=n_features, dtype=dtype, zero_based=zero_based)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataFormatError(f"{path} is not valid svmlight/LIBSVM data ('label index:value ...' per line): {err}") from err
+    Xd = from_array(X, chunks, backend=backend)
+    yd = da.from_array(y, chunks=(Xd.row_chunks,))
+    return Xd, (to_backend(yd, backend) if backend else yd)
+
+
+_PLANETOID_KEYS = ("adj_data", "adj_indices", "adj_indptr", "adj_shape", "x_data", "x_indices", "x_indptr",
+                   "x_shape", "labels", "idx_train", "idx_val", "idx_test")
+
+
+def load_planetoid(path: str | os.PathLike, *, chunks: Any = "auto", backend: str | None = None) -> Planetoid:
+    """Read a Planetoid node-classification set stored as plain arrays in one ``.npz``
+    (``adj_*`` and ``x_*`` CSR parts, ``labels``, ``idx_train``, ``idx_val``, ``idx_test``)."""
+    path = check_readable(path)
+    _expect(path, _head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
+    with np.load(path, allow_pickle=False) as f:
+        missing = [k for k in _PLANETOID_KEYS if k not in f.files]
+        if missing:
+            raise DataFormatError(f"{path} is not in the Planetoid layout: it lacks {missing}.")
+        data = {k: f[k] for k in _PLANETOID_KEYS}
+    adj = sp.csr_matrix((data["adj_data"], data["adj_indices"], data["adj_indptr"]), shape=tuple(data["adj_shape"]))
+    x = sp.csr_matrix((data["x_data"], data["x_indices"], data["x_indptr"]), shape=tuple(data["x_shape"]))
+    A = from_array(adj.astype(np.float64), chunks, backend=backend)
+    X = from_array(x.astype(np.float64), A.row_chunks, backend=backend)
+    return Planetoid(A, X, data["labels"].astype(np.int64), data["idx_train"].astype(np.int64),
+                     data["idx_val"].astype(np.int64), data["idx_test"].astype(np.int64))
+
+
+def load_karate(*, chunks: Any = "auto", backend: str | None = None) -> tuple[CSRMatrix, np.ndarray]:
+    """Zachary's karate club (34 nodes, 78 edges, unweighted) and the two clubs (0 = Mr. Hi, 1 = Officer)."""
+    try:
+        import networkx as nx
+    except ImportError as err:
+        raise ImportError("load_karate needs networkx: pip install networkx (or daskpml[test]).") from err
+    G = nx.karate_club_graph()
+    A = sp.csr_matrix(nx.to_scipy_sparse_array(G, nodelist=range(G.number_of_nodes()), weight=None, dtype=np.float64))
+    labels = np.array([0 if G.nodes[v]["club"] == "Mr. Hi" else 1 for v in range(G.number_of_nodes())])
+    return from_array(A, chunks, backend=backend), labels
+
+
+def load_digits(*, chunks: Any = "auto", backend: str | None = None) -> tuple[da.Array, da.Array]:
+    """scikit-learn's 8 x 8 digits (1797 x 64 pixel intensities 0..16) and their labels 0..9."""
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    X, y = _sk_load_digits(return_X_y=True)
+    Xd = da.from_array(X.astype(np.float64), chunks=(chunks, -1))
+    yd = da.from_array(y.astype(np.int64), chunks=(Xd.chunks[0],))
+    if backend:
+        Xd, yd = to_backend(Xd, backend), to_backend(yd, backend)
+    return Xd, yd
+
+
+# ------------------------------------------------------------------ writers
+
+
+def _host_sparse(A: Any) -> sp.csr_matrix:
+    if isinstance(A, CSRMatrix):
+        return A.to_scipy()
+    return sp.csr_matrix(to_numpy(A.compute() if hasattr(A, "compute") else A))
+
+
+def save_npz(path: str | os.PathLike, A: Any) -> None:
+    """Write a sparse matrix (CSRMatrix, SciPy or cupyx) as a SciPy ``.npz`` (atomically)."""
+    with atomic_path(path) as tmp:
+        sp.save_npz(tmp, _host_sparse(A))
+
+
+def save_graph(path: str | os.PathLike, A: Any, *, nodes: Sequence | None = None) -> None:
+    """Write a graph as ``.npz``, ``.mtx`` or an edge list (``source<TAB>target<TAB>weight``)."""
+    path = os.fspath(path)
+    suffix = _suffix(path)
+    if suffix == ".npz":
+        return save_npz(path, A)
+    M = _host_sparse(A)
+    with atomic_path(path) as tmp:
+        if suffix == ".mtx":
+            scipy.io.mmwrite(tmp, M)
+            if not os.path.exists(tmp) and os.path.exists(tmp + ".mtx"):
+                os.replace(tmp + ".mtx", tmp)
+        elif suffix in EDGE_LIST_SUFFIXES:
+            coo = M.tocoo()
+            names = np.asarray(nodes) if nodes is not None else np.arange(M.shape[0])
+            sep = "," if suffix == ".csv" else "\t"
+            with open(tmp, "w") as f:
+                for r, c, v in zip(names[coo.row], names[coo.col], coo.data):
+                    f.write(f"{r}{sep}{c}{sep}{v:.17g}\n")
+        else:
+            raise DataFormatError(f"{path}: unknown graph format {suffix!r}; use .npz, .mtx or an edge list.")
+
+
+def write_labels(path: str | os.PathLike, labels: Any, *, nodes: Sequence | None = None) -> None:
+    """Write labels as TSV with a header line ``node<TAB>label``.
+
+    ``labels`` may be an xarray DataArray (its coordinate gives the node names),
+    a NumPy/CuPy array or a dask array.
+    """
+    import xarray as xr
+
+    if isinstance(labels, xr.DataArray):
+        nodes = labels[labels.dims[0]].values if nodes is None else nodes
+        values = labels.values
+    else:
+        values = np.asarray(to_numpy(labels.compute() if hasattr(labels, "compute") else labels))
+    values = np.asarray(values).ravel()
+    names = np.arange(values.shape[0]) if nodes is None else np.asarray(nodes)
+    if names.shape[0] != values.shape[0]:
+        raise ValueError(f"{names.shape[0]} node names for {values.shape[0]} labels.")
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write("node\tlabel\n")
+        for name, value in zip(names, values):
+            f.write(f"{name}\t{value}\n")
+
+
+__all__ = ["LoadedGraph", "Planetoid", "load_digits", "load_graph", "load_karate", "load_matrix",
+           "load_planetoid", "load_svmlight", "save_graph", "save_npz", "write_labels", "write_netcdf"]
