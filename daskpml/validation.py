@@ -58,10 +58,10 @@ def _nonfinite_message(name: str, count: int, where: str = "") -> str:
     )
 
 
-def _assert_finite_block(block: Any, name: str = "X", block_info: dict | None = None) -> Any:
+def _assert_finite_block(block: Any, label: str = "X", block_info: dict | None = None) -> Any:
     count = _count_nonfinite(block)
     if count:
-        raise ValueError(_nonfinite_message(name, count, _where(block_info)))
+        raise ValueError(_nonfinite_message(label, count, _where(block_info)))
     return block
 
 
@@ -101,7 +101,7 @@ def _check_finite(X: Any, name: str, mode: FiniteMode) -> Any:
             raise ValueError(_nonfinite_message(name, count))
         return X
     if mode == "lazy":
-        return X.map_blocks(_assert_finite_block, name=name, dtype=X.dtype, meta=X._meta)
+        return X.map_blocks(_assert_finite_block, label=name, dtype=X.dtype, meta=X._meta)
     counts = np.asarray(_per_block_counts(X, _count_nonfinite).compute())
     if counts.sum():
         raise ValueError(_nonfinite_message(name, int(counts.sum()), _first_bad_chunk(counts, _chunks(X))))

@@ -109,7 +109,8 @@ def _read_edge_list(path: str, nodes: Sequence | None) -> tuple[sp.csr_matrix, n
         )
     sep = "," if path.lower().endswith(".csv") else r"\s+"
     try:
-        table = pd.read_csv(path, sep=sep, header=None, comment="#", dtype=str, engine="python" if sep == "," else "c",
+        table = pd.read_csv(path, sep=sep, header=None, comment="#", dtype=str, keep_default_na=False,
+                            engine="python" if sep == "," else "c",
                             skip_blank_lines=True)
     except pd.errors.EmptyDataError:
         table = pd.DataFrame(columns=[0, 1])
@@ -119,8 +120,9 @@ def _read_edge_list(path: str, nodes: Sequence | None) -> tuple[sp.csr_matrix, n
         raise DataFormatError(
             f"{path}: every line must be 'source target [weight]', but lines have {table.shape[1]} fields."
         )
-    if table.isna().any().any():
-        line = int(np.flatnonzero(table.isna().any(axis=1).to_numpy())[0]) + 1
+    short = (table.isna() | (table == "")).any(axis=1).to_numpy()
+    if short.any():
+        line = int(np.flatnonzero(short)[0]) + 1
         raise DataFormatError(f"{path}: data line {line} has fewer fields than the others ('source target [weight]').")
     if table.shape[1] == 3:
         weights = pd.to_numeric(table[2], errors="coerce").to_numpy(dtype=np.float64)

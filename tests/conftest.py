@@ -1,0 +1,41 @@
+"""Shared fixtures: ``backend`` (numpy; cupy only with a GPU) and ``client`` (a small LocalCluster per module)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from distributed import Client, LocalCluster
+
+from daskpml.backend import gpu_count, to_backend, to_numpy
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "cupy" and gpu_count() == 0:
+        pytest.skip("the cupy backend needs CuPy and a CUDA GPU")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=True) as c:
+        yield c
+
+
+def on(backend: str, x):
+    """``x`` (NumPy / SciPy) moved to ``backend``."""
+    return to_backend(x, backend)
+
+
+def host(x):
+    """A computed result as NumPy / SciPy, for comparison with a reference."""
+    if hasattr(x, "compute"):
+        x = x.compute()
+    x = to_numpy(x)
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+def random_csr(m: int, n: int, density: float, seed: int, dtype=np.float64) -> sp.csr_matrix:
+    return sp.random(m, n, density=density, format="csr", random_state=seed, dtype=dtype)

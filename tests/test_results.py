@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from daskpml.results import HistoryRecorder, embedding, history, labels, read_netcdf, write_netcdf
+
+
+def test_history_dataset_with_workers_roundtrips(tmp_path):
+    h = history({"objective": [3.0, 2.0, 1.5]}, per_worker={"bytes": np.arange(6).reshape(3, 2)},
+                workers=["w0", "w1"], attrs={"solver": "gd", "tol": 1e-4, "fused": True, "note": None})
+    assert h.sizes == {"iteration": 3, "worker": 2}
+    assert list(h["worker"].values) == ["w0", "w1"]
+    write_netcdf(h, tmp_path / "h.nc")
+    back = read_netcdf(tmp_path / "h.nc")
+    xr.testing.assert_allclose(back[["objective", "bytes"]], h[["objective", "bytes"]])
+    assert back.attrs["solver"] == "gd" and back.attrs["fused"] == 1
+
+
+def test_history_rejects_ragged_records():
+    with pytest.raises(ValueError, match="different lengths"):
+        history({"a": [1, 2], "b": [1]})
+
+
+def test_recorder_adds_time():
+    rec = HistoryRecorder({"solver": "x"})
+    rec.record(objective=2.0)
+    rec.record(objective=1.0, step=0.5)
+    h = rec.to_xarray()
+    assert h.sizes["iteration"] == 2 and np.isnan(h["step"][0]) and (h["time"].diff("iteration") >= 0).all()
+
+
+def test_labels_and_embedding_are_labelled():
+    lab = labels(np.array([0, 1, 1]), nodes=["a", "b", "c"])
+    assert lab.dims == ("node",) and lab.sel(node="b").item() == 1
+    emb = embedding(np.ones((3, 2)))
+    assert emb.dims == ("node", "component") and emb.shape == (3, 2)
+
+
+def test_write_netcdf_refuses_other_objects(tmp_path):
+    with pytest.raises(TypeError, match="xarray"):
+        write_netcdf({"a": 1}, tmp_path / "x.nc")

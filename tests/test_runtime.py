@@ -1,0 +1,89 @@
+"""connect(): explicit address > DASK_SCHEDULER_ADDRESS > config > running client > new LocalCluster."""
+
+from __future__ import annotations
+
+import time
+
+import dask
+import pytest
+from distributed import Client, LocalCluster
+
+from daskpml import runtime
+from daskpml.runtime import connect, current_client, shutdown
+
+
+@pytest.fixture(scope="module")
+def two_clusters():
+    kw = dict(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    with LocalCluster(**kw) as a, LocalCluster(**kw) as b:
+        yield a.scheduler_address, b.scheduler_address
+
+
+@pytest.fixture(autouse=True)
+def no_default_client(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    yield
+    while (c := current_client()) is not None:
+        c.close()
+    shutdown()
+
+
+def test_explicit_address_beats_environment(two_clusters, monkeypatch):
+    a, b = two_clusters
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", b)
+    assert connect(a).scheduler.address == a
+
+
+def test_environment_beats_config(two_clusters, monkeypatch):
+    a, b = two_clusters
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", b)
+    with dask.config.set({"daskpml.scheduler-address": a}):
+        assert connect().scheduler.address == b
+
+
+def test_config_beats_running_client(two_clusters):
+    a, b = two_clusters
+    with Client(b, set_as_default=True), dask.config.set({"daskpml.scheduler-address": a}):
+        assert connect().scheduler.address == a
+
+
+def test_running_client_is_reused(two_clusters):
+    _, b = two_clusters
+    with Client(b, set_as_default=True) as running:
+        assert connect() is running or connect().scheduler.address == b
+
+
+def test_embedded_local_cluster_is_started_once():
+    first = connect(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    assert first.cluster is not None and len(first.nthreads()) == 1
+    first.close()
+    second = connect(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    assert second.cluster is first.cluster
+    assert second.submit(sum, [1, 2]).result() == 3
+
+
+def test_address_without_scheduler_fails_fast_and_names_it():
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match=r"No dask scheduler answered at 'tcp://127\.0\.0\.1:9' .*dask scheduler"):
+        connect("tcp://127.0.0.1:9", timeout="2s")
+    assert time.perf_counter() - start < 15
+
+
+def test_gpu_without_packages_names_them():
+    try:
+        import cupy  # noqa: F401
+        import dask_cuda  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"(CuPy|dask-cuda).*daskpml\[gpu\]"):
+            connect(gpu=True)
+    else:  # pragma: no cover - GPU machines
+        pytest.skip("cupy and dask-cuda are installed")
+
+
+def test_dashboard_link_printed_once(two_clusters, capsys):
+    a, _ = two_clusters
+    runtime._announced.discard(a)
+    connect(a)
+    connect(a)
+    out = capsys.readouterr().out
+    assert out.count(f"connected to {a}") == 1 and "dashboard" in out
