@@ -187,3 +187,7 @@ def shutdown() -> None:
     for key, cluster in list(_embedded.items()):
         cluster.close()
         del _embedded[key]
+    # clients closed out of order restore each other's settings; with none left,
+    # dask must fall back to its local schedulers
+    if current_client() is None and dask.config.get("scheduler", None) == "dask.distributed":
+        dask.config.set(scheduler=None)
