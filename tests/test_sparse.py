@@ -208,3 +208,16 @@ def test_bad_shapes_and_types():
         CSRMatrix(da.ones((4, 4), chunks=2))
     with pytest.raises(ValueError, match="add up to"):
         from_array(random_csr(10, 8, 0.3, 14), chunks=(3, 3))
+
+
+def test_large_operand_is_scattered_not_embedded(client):
+    n = 200_000  # x is 1.6 MB: scattered once instead of pickled into the graph
+    rng = np.random.default_rng(15)
+    M = sp.csr_matrix((rng.random(400_000), (rng.integers(0, n, 400_000), rng.integers(0, n, 400_000))), shape=(n, n))
+    A = from_array(M, chunks=50_000).persist()
+    x = np.random.default_rng(5).random(n)
+    y = A @ x
+    assert not any(isinstance(v, np.ndarray) and v.nbytes > 1 << 20 for v in dict(y.__dask_graph__()).values())
+    np.testing.assert_allclose(y.compute(), M @ x)
+    X = np.random.default_rng(6).random((n, 2))
+    np.testing.assert_allclose((A @ X).compute(), M @ X)

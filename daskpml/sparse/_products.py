@@ -23,24 +23,40 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
 from ..backend import get_namespace, is_sparse, sparse_meta
+from ..runtime import current_client
 from ._csr import CSRMatrix, _even_split, _prune, auto_row_chunks, from_block_graph
 
 
-def _matmul_block(a: Any, x: Any) -> Any:
-    return a @ x
+def _matmul_block(a: list, x: list) -> Any:
+    """Block ``i`` of ``A @ x``. The contracted index arrives as lists (one chunk each): taking
+    their elements, instead of letting dask concatenate them, avoids a copy of ``x`` per block."""
+    return a[0] @ x[0]
+
+
+SCATTER_BYTES = 1 << 20
 
 
 def _as_dask_dense(x: Any, A: CSRMatrix) -> da.Array:
+    """``x`` as a dask array. On a distributed cluster, an in-memory ``x`` over 1 MiB is
+    scattered first (sent once, not pickled into the graph of every call)."""
     if isinstance(x, CSRMatrix) or is_sparse(x):
         raise TypeError("expected a dense vector or matrix here")
     if not isinstance(x, da.Array):
         xp, _ = get_namespace(A)
-        x = da.from_array(xp.asarray(x), chunks=-1, name=False)
+        x = xp.asarray(x)
+        client = current_client()
+        if client is not None and x.nbytes > SCATTER_BYTES:
+            future = client.scatter(x, hash=False)
+            meta = xp.empty((0,) * x.ndim, dtype=x.dtype)
+            x = da.from_delayed(dask.delayed(future), shape=x.shape, dtype=x.dtype, meta=meta)
+        else:
+            x = da.from_array(x, chunks=-1, name=False)
     get_namespace(A, x)  # refuse mixed NumPy / CuPy
     return x
 
@@ -64,9 +80,9 @@ def matmul(A: CSRMatrix, other: Any) -> Any:
     xp, _ = get_namespace(A)
     if x.ndim == 1:
         return da.blockwise(_matmul_block, "i", A.blocks, "ij", x, "j", dtype=dtype,
-                            meta=xp.empty((0,), dtype), concatenate=True)
+                            meta=xp.empty((0,), dtype), concatenate=False)
     return da.blockwise(_matmul_block, "ik", A.blocks, "ij", x, "jk", dtype=dtype,
-                        meta=xp.empty((0, 0), dtype), concatenate=True)
+                        meta=xp.empty((0, 0), dtype), concatenate=False)
 
 
 def _rmatmul_block(a: Any, x: Any) -> Any:
@@ -130,8 +146,8 @@ def transpose(A: CSRMatrix, row_chunks: Any = None) -> CSRMatrix:
     return from_block_graph(name, dsk, [A.blocks], row_chunks, m, A._meta)
 
 
-def _spgemm_block(a: Any, b: Any, threshold: float | None) -> Any:
-    out = (a @ b).tocsr()
+def _spgemm_block(a: list, b: list, threshold: float | None) -> Any:
+    out = (a[0] @ b[0]).tocsr()
     if threshold:
         out = _prune(out, threshold)
     out.sort_indices()
@@ -153,7 +169,7 @@ def spgemm(A: CSRMatrix, B: CSRMatrix, *, threshold: float | None = None) -> CSR
     dtype = np.result_type(A.dtype, B.dtype)
     whole_b = B.blocks.rechunk({0: -1}) if B.numblocks > 1 else B.blocks
     blocks = da.blockwise(_spgemm_block, "ik", A.blocks, "ij", whole_b, "jk", threshold=threshold,
-                          dtype=dtype, meta=sparse_meta(A._meta, dtype), concatenate=True)
+                          dtype=dtype, meta=sparse_meta(A._meta, dtype), concatenate=False)
     return CSRMatrix(blocks)
 
 
