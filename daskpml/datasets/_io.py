@@ -101,10 +101,10 @@ def _read_mtx(path: str) -> Any:
 def _read_edge_list(path: str, nodes: Sequence | None) -> tuple[sp.csr_matrix, np.ndarray]:
     import pandas as pd
 
-    head = _head(path)
-    if _describe(head) in _MAGIC.values() or _describe(head).startswith("binary"):
+    found = _describe(_head(path))
+    if found in _MAGIC.values() or found.startswith("binary"):
         raise DataFormatError(
-            f"{path} is named like a text edge list but its contents are {_describe(head)}. Rename it to "
+            f"{path} is named like a text edge list but its contents are {found}. Rename it to "
             "match its contents, or convert it with `daskpml datasets convert IN OUT`."
         )
     sep = "," if path.lower().endswith(".csv") else r"\s+"

@@ -79,11 +79,16 @@ def _prune(block: Any, threshold: float) -> Any:
     return out
 
 
+def row_indices(block: Any) -> Any:
+    """Row index of every stored entry of a CSR block, in storage order (NumPy or CuPy)."""
+    return block.tocoo().row.astype(np.int64)
+
+
 def _scale_rows(block: Any, d: Any) -> Any:
     xp, _ = get_namespace(block)
     d = xp.asarray(d).ravel()
     out = block.astype(np.result_type(block.dtype, d.dtype))
-    out.data *= xp.repeat(d, xp.diff(block.indptr).astype(np.int64))
+    out.data *= d[row_indices(block)]
     return out
 
 

@@ -30,7 +30,7 @@ from dask.base import tokenize
 
 from ..backend import get_namespace, is_sparse, sparse_meta
 from ..runtime import current_client
-from ._csr import CSRMatrix, _even_split, _prune, auto_row_chunks, from_block_graph
+from ._csr import CSRMatrix, _even_split, _prune, auto_row_chunks, from_block_graph, row_indices
 
 
 def _matmul_block(a: list, x: list) -> Any:
@@ -185,8 +185,7 @@ def _topk_mask(xp: Any, cols: Any, vals: Any, rows: Any, k: int) -> Any:
     sorted_cols = cols[order]
     new_group = xp.concatenate([xp.ones(1, dtype=bool), sorted_cols[1:] != sorted_cols[:-1]])
     starts = xp.flatnonzero(new_group)
-    lengths = xp.diff(xp.concatenate([starts, xp.asarray([n])]))
-    rank = xp.arange(n) - xp.repeat(starts, lengths.astype(np.int64))
+    rank = xp.arange(n) - starts[xp.cumsum(new_group) - 1]
     mask = xp.zeros(n, dtype=bool)
     mask[order[rank < k]] = True
     return mask
@@ -230,7 +229,7 @@ def _apply_thresholds(block: Any, thresholds: tuple, offset: int) -> Any:
     xp, _ = get_namespace(block)
     thr_vals, thr_rows = thresholds
     out = block.copy()
-    rows = xp.repeat(xp.arange(block.shape[0], dtype=np.int64), xp.diff(block.indptr).astype(np.int64)) + offset
+    rows = row_indices(block) + offset
     cols = block.indices
     keep = (out.data > thr_vals[cols]) | ((out.data == thr_vals[cols]) & (rows <= thr_rows[cols]))
     out.data[~keep] = 0
