@@ -1,0 +1,184 @@
+"""Least-squares estimators: LinearRegression, Ridge, Lasso, ElasticNet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import RegressorMixin
+
+from ._base import LinearModelBase, _is_lazy
+
+
+class _Regressor(RegressorMixin, LinearModelBase):
+
+    def fit(self, X: Any, y: Any) -> "_Regressor":
+        """Fit on ``X`` (n x d; NumPy, SciPy sparse, dask, CSRMatrix, CuPy) and targets ``y``."""
+        X, y = self._validate_fit(X, y)
+        if hasattr(y, "astype"):
+            y = y.astype(np.float64) if not _is_lazy(y) else y.astype(float)
+        self._fit(X, y)
+        return self
+
+    def _family(self) -> str:
+        return "squared"
+
+    def _store(self, coef, intercept, X) -> None:
+        self.coef_ = coef
+        self.intercept_ = float(intercept[0]) if intercept is not None else 0.0
+
+    def predict(self, X: Any) -> Any:
+        """Predictions ``X @ coef_ + intercept_`` (lazy for dask input)."""
+        return self._linear(X)[:, 0]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R^2 (dask input is computed)."""
+        if not (_is_lazy(X) or _is_lazy(y)):
+            return super().score(X, y, sample_weight=sample_weight)
+        import dask
+
+        pred = self.predict(X)
+        sse, total, sq, n = dask.compute(((y - pred) ** 2).sum(), y.sum(), (y ** 2).sum(), y.shape[0])
+        sst = float(sq) - float(total) ** 2 / n
+        return 1.0 - float(sse) / sst if sst > 0 else 0.0
+
+
+_COMMON_DOC = """
+    fit_intercept : bool, default True
+        Fit an (unpenalized) intercept.
+    solver : str or callable, default "auto"
+        Any name in ``daskpml.optim.SOLVERS`` ({solvers}); "auto" is {auto}.
+    max_iter : int
+        Iterations (epochs for the SGD solvers).
+    tol : float
+        Stopping tolerance (max-norm of the gradient, or of the gradient mapping for FISTA).
+    random_state : int, optional
+        Seed of the stochastic solvers.
+    solver_kwargs : dict, optional
+        Further options of the solver (``batch_size``, ``eta0``, ``local_steps``, ``m``...).
+
+    Attributes
+    ----------
+    coef_, intercept_, n_iter_, n_features_in_
+    history_ : xarray.Dataset
+        Objective, gradient norm, time, communication rounds and bytes per iteration.
+"""
+
+
+class LinearRegression(_Regressor):
+    """Ordinary least squares, ``min (1/2n) ||y - X w - b||^2``.
+
+    Parameters
+    ----------""" + _COMMON_DOC.format(solvers="lbfgs, newton_cg, ...", auto="lbfgs") + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(20.0).reshape(10, 2); y = X @ [1.0, -2.0] + 3
+    >>> LinearRegression(tol=1e-10).fit(X, y).coef_.round(4).tolist()
+    [1.0, -2.0]
+    """
+
+    def __init__(self, *, fit_intercept: bool = True, solver: Any = "auto", max_iter: int = 500,
+                 tol: float = 1e-6, random_state: Any = None, solver_kwargs: dict | None = None) -> None:
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.solver_kwargs = solver_kwargs
+
+    def _penalty(self):
+        return None, 0.0
+
+    def _lam(self, strength, n):
+        return 0.0
+
+
+class Ridge(_Regressor):
+    """L2-penalized least squares, ``min ||y - X w - b||^2 + alpha ||w||^2`` (scikit-learn's objective).
+
+    Parameters
+    ----------
+    alpha : float, default 1.0""" + _COMMON_DOC.format(solvers="lbfgs, newton_cg, ...", auto="lbfgs")
+
+    def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, solver: Any = "auto",
+                 max_iter: int = 500, tol: float = 1e-6, random_state: Any = None,
+                 solver_kwargs: dict | None = None) -> None:
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.solver_kwargs = solver_kwargs
+
+    def _penalty(self):
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be non-negative, got {self.alpha}.")
+        return "l2", float(self.alpha)
+
+    def _lam(self, strength, n):
+        return strength / n          # (1/2n)||r||^2 + (alpha/2n)||w||^2 = scikit-learn's / 2n
+
+
+class ElasticNet(_Regressor):
+    """``min (1/2n) ||y - X w - b||^2 + alpha l1_ratio ||w||_1 + alpha (1 - l1_ratio)/2 ||w||^2``.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+    l1_ratio : float in [0, 1], default 0.5""" + _COMMON_DOC.format(
+        solvers="proximal_gradient, sgd, local_sgd, one_shot_average", auto="proximal_gradient (FISTA)")
+
+    _default_solver = "proximal_gradient"
+
+    def __init__(self, alpha: float = 1.0, *, l1_ratio: float = 0.5, fit_intercept: bool = True,
+                 solver: Any = "auto", max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,
+                 solver_kwargs: dict | None = None) -> None:
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.solver_kwargs = solver_kwargs
+
+    def _penalty(self):
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be non-negative, got {self.alpha}.")
+        return "elasticnet", float(self.alpha)
+
+    def _l1_ratio(self):
+        return self.l1_ratio
+
+    def _lam(self, strength, n):
+        return strength
+
+
+class Lasso(ElasticNet):
+    """``min (1/2n) ||y - X w - b||^2 + alpha ||w||_1`` (scikit-learn's objective).
+
+    Parameters
+    ----------
+    alpha : float, default 1.0""" + _COMMON_DOC.format(
+        solvers="proximal_gradient, sgd, local_sgd, one_shot_average", auto="proximal_gradient (FISTA)")
+
+    def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, solver: Any = "auto",
+                 max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,
+                 solver_kwargs: dict | None = None) -> None:
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.solver_kwargs = solver_kwargs
+
+    def _penalty(self):
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be non-negative, got {self.alpha}.")
+        return "l1", float(self.alpha)
+
+    def _l1_ratio(self):
+        return 1.0

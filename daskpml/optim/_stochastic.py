@@ -1,0 +1,348 @@
+"""Synchronous mini-batch SGD and model averaging (local SGD, one-shot averaging).
+
+Data never moves: each chunk shuffles its own rows once per epoch (a permutation
+drawn from ``[seed, epoch, chunk]``, so results do not depend on the scheduler or
+the number of workers) and walks through them.
+
+* :func:`sgd`: every step, each chunk computes the gradient on its share of the
+  mini-batch (``batch_size * n_chunk / n`` rows), the shares are summed up the
+  reduction tree and one update task applies the averaged gradient. One
+  all-reduce per step (latency-bound for small models).
+* :func:`local_sgd`: each chunk runs ``local_steps`` (H) SGD steps on its own rows
+  from the current average, then the models are averaged (weighted by rows): one
+  all-reduce per H steps, the communication traded for model drift.
+* :func:`one_shot_average`: each chunk trains to convergence alone, the models
+  are averaged once: one round in all.
+
+Steps between two history rows are submitted as one task graph (the chain
+step -> reduce -> update -> step ...), so the scheduler, not the client, sequences
+them; the materialization point is the end of each history segment, where the
+model (O(|W|)) returns to the client and the full objective is evaluated (that
+evaluation is not counted as the solver's communication).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import lru_cache
+from typing import Any, Callable, Literal
+
+import dask
+import numpy as np
+from dask import delayed
+
+from ..datasets._generators import resolve_seed
+from ._objective import Objective, Spec, chunk_loss_grad, tree_sum
+from ._run import OptimizeResult, Run
+
+Schedule = Literal["constant", "invscaling", "step"]
+
+
+@lru_cache(maxsize=64)
+def _permutation(seed: int, epoch: int, chunk: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, 7, epoch, chunk]).permutation(n)
+
+
+def batch_rows(seed: int, chunk: int, n: int, start: int, size: int) -> np.ndarray:
+    """Rows ``start .. start + size`` of the chunk's epoch-by-epoch shuffled order."""
+    pos = start + np.arange(size)
+    epochs, offsets = np.divmod(pos, n)
+    out = np.empty(size, dtype=np.int64)
+    for e in np.unique(epochs):
+        sel = epochs == e
+        out[sel] = _permutation(seed, int(e), chunk, n)[offsets[sel]]
+    return out
+
+
+def learning_rate(schedule: Schedule, eta0: float, t: int, epoch: float, *, power_t: float = 0.25,
+                  gamma: float = 0.1, step_size: int = 10) -> float:
+    """``constant``: eta0; ``invscaling``: eta0 / (t + 1)^power_t (t counts steps);
+    ``step``: eta0 * gamma^floor(epoch / step_size)."""
+    if schedule == "constant":
+        return eta0
+    if schedule == "invscaling":
+        return eta0 / (t + 1.0) ** power_t
+    if schedule == "step":
+        return eta0 * gamma ** math.floor(epoch / step_size)
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose 'constant', 'invscaling' or 'step'.")
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X[rows]
+
+
+def _batch_grad(X: Any, y: Any, state: tuple, seed: int, chunk: int, start: int, size: int,
+                family: Any, layout: Any) -> np.ndarray:
+    if size == 0:
+        return np.zeros(layout.size + 1)
+    rows = batch_rows(seed, chunk, X.shape[0], start, size)
+    return chunk_loss_grad(_take(X, rows), y[rows], state[0], family, layout)
+
+
+def _step(state: tuple, total: np.ndarray, rate: float, momentum: float, batch: int, spec: Spec) -> tuple:
+    theta, velocity = state[0], state[1]
+    g = total[1:] / batch + spec.smooth_grad(theta)
+    if momentum:
+        velocity = momentum * velocity + g
+        g = velocity
+    theta = spec.prox(theta - rate * g, rate)
+    return theta, velocity, float(total[0] / batch)
+
+
+def _check_common(batch_size: int, eta0: float, momentum: float) -> None:
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+    if not eta0 > 0:
+        raise ValueError(f"eta0 must be positive, got {eta0}.")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}.")
+
+
+class _Stopper:
+    """sklearn's rule: stop after ``n_iter_no_change`` evaluations without improving
+    the best objective by more than ``tol``."""
+
+    def __init__(self, tol: float, n_iter_no_change: int) -> None:
+        self.tol, self.patience, self.best, self.bad = tol, n_iter_no_change, np.inf, 0
+
+    def __call__(self, f: float) -> bool:
+        if not np.isfinite(f):
+            raise FloatingPointError("SGD diverged (the objective is not finite); lower eta0.")
+        self.bad = self.bad + 1 if f > self.best - self.tol else 0
+        self.best = min(self.best, f)
+        return self.bad >= self.patience
+
+
+def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, learning_rate_schedule: Schedule = "invscaling",
+        eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0,
+        max_iter: int = 10, tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
+        random_state: Any = None, callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+    """Synchronous mini-batch SGD with gradient averaging over all chunks.
+
+    ``batch_size`` is the global mini-batch; chunk ``i`` contributes
+    ``round(batch_size * n_i / n)`` rows. ``max_iter`` counts epochs; one history row
+    per ``eval_every`` steps (default: one epoch). L1 penalties are applied by a
+    proximal step after each update.
+
+    Communication: one all-reduce of ``|W| + 8`` bytes per step, ``ceil(n / batch_size)``
+    per epoch: ``steps * (2 a ceil(log_s P) + b (2P - 1) |W|)``.
+    """
+    _check_common(batch_size, eta0, momentum)
+    seed = resolve_seed(random_state)
+    n = objective.n_samples
+    sizes = _chunk_sizes(objective)
+    shares = [max(1, round(batch_size * s / n)) if s else 0 for s in sizes]
+    batch = sum(shares)
+    steps_per_epoch = max(1, math.ceil(max(s / max(b, 1) for s, b in zip(sizes, shares))))
+    eval_every = int(eval_every or steps_per_epoch)
+    total_steps = max_iter * steps_per_epoch
+    run = Run("sgd", objective, max_iter=math.ceil(total_steps / eval_every), tol=tol, callback=callback,
+              progress=progress, batch_size=batch, learning_rate=learning_rate_schedule, eta0=eta0,
+              momentum=momentum, seed=seed, steps_per_epoch=steps_per_epoch, eval_every=eval_every)
+    state = (np.array(theta0, dtype=np.float64), np.zeros(len(theta0)))
+    stopper, t, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
+    msg_bytes = 8 * (len(theta0) + 1)
+    while t < total_steps:
+        it += 1
+        seg = min(eval_every, total_steps - t)
+        node: Any = state
+        losses = []
+        for k in range(t, t + seg):
+            rate = learning_rate(learning_rate_schedule, eta0, k, k / steps_per_epoch, power_t=power_t,
+                                 gamma=gamma, step_size=step_size)
+            parts = [delayed(_batch_grad, pure=False)(Xb, yb, node, seed, i, k * b, b, objective.family,
+                                                      objective.layout)
+                     for i, ((Xb, yb), b) in enumerate(zip(objective._blocks, shares))]
+            root, edges = tree_sum(parts, objective.split_every)
+            node = delayed(_step, pure=False, nout=3)(node, root, rate, momentum, batch, objective.spec)
+            losses.append(node[2])
+            objective.comm.add(len(parts) * msg_bytes * (2 if momentum else 1) + edges * msg_bytes)
+        t += seg
+        out, batch_losses = dask.compute(node, losses, optimize_graph=False) if objective.distributed \
+            else _run_local(node, losses)
+        state = (out[0], out[1])
+        f, gnorm = objective.monitor(state[0])
+        done = stopper(f)
+        if run.record(it, state[0], f, gnorm, epoch=t / steps_per_epoch, steps=t,
+                      batch_loss=float(np.mean(batch_losses)), learning_rate=rate) or done:
+            converged = done
+            break
+    return run.finish(state[0], it, converged or t >= total_steps,
+                      "" if converged else f"ran max_iter={max_iter} epochs")
+
+
+def _run_local(node: Any, losses: list) -> tuple:
+    return dask.compute(node, losses, scheduler="sync", optimize_graph=False)
+
+
+def _chunk_sizes(objective: Objective) -> list[int]:
+    if objective.distributed:
+        return list(objective.row_chunks)
+    return [objective.n_samples]
+
+
+def _local_round(X: Any, y: Any, avg: tuple, seed: int, chunk: int, start_step: int, steps: int, batch: int,
+                 schedule: Schedule, eta0: float, opts: dict, momentum: float, spec: Spec,
+                 steps_per_epoch: int) -> tuple:
+    theta, velocity = avg[0].copy(), avg[1].copy()
+    n = X.shape[0]
+    losses = 0.0
+    for k in range(start_step, start_step + steps):
+        rows = batch_rows(seed, chunk, n, k * batch, batch)
+        total = chunk_loss_grad(_take(X, rows), y[rows], theta, spec.family, spec.layout)
+        rate = learning_rate(schedule, eta0, k, k / steps_per_epoch, **opts)
+        theta, velocity, loss = _step((theta, velocity), total, rate, momentum, batch, spec)
+        losses += loss
+    return theta, velocity, losses / max(steps, 1)
+
+
+def _weighted_average(weights: list, *states: tuple) -> tuple:
+    theta = sum(w * s[0] for w, s in zip(weights, states))
+    velocity = sum(w * s[1] for w, s in zip(weights, states))
+    return theta, velocity
+
+
+def _average_tree(states: list, weights: list, split_every: int | None) -> tuple[Any, int]:
+    """Weighted average up a tree (partial averages carry their weight)."""
+    split_every = max(2, int(split_every or 8))
+    items = list(zip(states, weights))
+    edges = 0
+    while len(items) > 1:
+        edges += len(items)
+        nxt = []
+        for i in range(0, len(items), split_every):
+            group = items[i:i + split_every]
+            total = sum(w for _, w in group)
+            node = delayed(_weighted_average, pure=False)([w / total for _, w in group], *[s for s, _ in group])
+            nxt.append((node, total))
+        items = nxt
+    return items[0][0], edges
+
+
+def _divergence(avg: tuple, *states: tuple) -> np.ndarray:
+    return np.array([float(np.linalg.norm(s[0] - avg[0])) for s in states])
+
+
+def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
+              learning_rate_schedule: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
+              gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0, max_iter: int = 10,
+              tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
+              random_state: Any = None, callback: Callable | None = None,
+              progress: bool | None = None) -> OptimizeResult:
+    """Local SGD (periodic model averaging).
+
+    Each round every chunk starts from the averaged model, runs ``local_steps`` SGD
+    steps on mini-batches of ``batch_size`` of its own rows, and the models (and
+    momentum buffers) are averaged, weighted by chunk size. ``max_iter`` counts epochs
+    of the largest chunk; one history row per ``eval_every`` rounds (default: an epoch),
+    with per-worker columns: the mean local mini-batch loss, the distance of the local
+    model from the average, and the bytes each chunk sent.
+
+    Communication: one all-reduce of ``|W|`` (twice with momentum) per ``H`` local
+    steps: ``rounds = steps / H``.
+
+    References
+    ----------
+    Stich (2019), *Local SGD converges fast and communicates little*. Lin et al.
+    (2020), *Don't use large mini-batches, use local SGD*.
+    """
+    _check_common(batch_size, eta0, momentum)
+    H = int(local_steps)
+    if H < 1:
+        raise ValueError(f"local_steps must be a positive integer, got {local_steps}.")
+    seed = resolve_seed(random_state)
+    sizes = _chunk_sizes(objective)
+    weights = [s / objective.n_samples for s in sizes]
+    steps_per_epoch = max(1, math.ceil(max(sizes) / batch_size))
+    rounds_per_epoch = max(1, math.ceil(steps_per_epoch / H))
+    eval_every = int(eval_every or rounds_per_epoch)
+    total_rounds = max_iter * rounds_per_epoch
+    run = Run("local_sgd", objective, max_iter=math.ceil(total_rounds / eval_every), tol=tol, callback=callback,
+              progress=progress, local_steps=H, batch_size=batch_size, learning_rate=learning_rate_schedule,
+              eta0=eta0, momentum=momentum, seed=seed, eval_every=eval_every)
+    run.workers = list(range(len(sizes)))
+    opts = dict(power_t=power_t, gamma=gamma, step_size=step_size)
+    state = (np.array(theta0, dtype=np.float64), np.zeros(len(theta0)))
+    msg = 8 * len(theta0) * (2 if momentum else 1)
+    stopper, r, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
+    blocks = objective._blocks
+    while r < total_rounds:
+        it += 1
+        seg = min(eval_every, total_rounds - r)
+        node: Any = state
+        for k in range(r, r + seg):
+            local = [delayed(_local_round, pure=False, nout=3)(Xb, yb, node, seed, i, k * H, H, batch_size,
+                                                               learning_rate_schedule, eta0, opts, momentum,
+                                                               objective.spec, steps_per_epoch)
+                     for i, (Xb, yb) in enumerate(blocks)]
+            node, edges = _average_tree(local, weights, objective.split_every)
+            objective.comm.add(2 * len(local) * msg + edges * msg)
+        r += seg
+        drift = delayed(_divergence, pure=False)(node, *local)
+        scheduler = None if objective.distributed else "sync"
+        out, last, div = dask.compute(node, [loc[2] for loc in local], drift, optimize_graph=False,
+                                      scheduler=scheduler)
+        state = out
+        f, gnorm = objective.monitor(state[0])
+        done = stopper(f)
+        if run.record(it, state[0], f, gnorm, epoch=r / rounds_per_epoch, local_steps_done=r * H,
+                      per_worker={"local_loss": np.asarray(last), "drift": div,
+                                  "worker_bytes": np.full(len(blocks), 2 * msg * seg)}) or done:
+            converged = done
+            break
+    return run.finish(state[0], it, converged or r >= total_rounds,
+                      "" if converged else f"ran max_iter={max_iter} epochs")
+
+
+def _train_alone(X: Any, y: Any, theta0: np.ndarray, spec: Spec, local_solver: str, options: dict) -> tuple:
+    from ._registry import get_solver
+
+    local = Objective(X, y, spec.family, spec.penalty, spec.lam, spec.layout)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = get_solver(local_solver)(local, theta0, progress=False, **options)
+    f, _ = local.monitor(res.theta)
+    return res.theta, np.zeros_like(res.theta), f, res.n_iter, int(res.converged)
+
+
+def one_shot_average(objective: Objective, theta0: np.ndarray, *, local_solver: str = "auto",
+                     max_iter: int = 200, tol: float = 1e-6, callback: Callable | None = None,
+                     progress: bool | None = None, **local_options: Any) -> OptimizeResult:
+    """One-shot model averaging: each chunk minimizes the same regularized objective on
+    its own rows (``local_solver``: ``"auto"`` is lbfgs for smooth problems,
+    proximal_gradient with an L1 penalty, sgd for the hinge loss), then the models are
+    averaged once, weighted by chunk size. One round in all (``|W|`` per chunk).
+
+    References
+    ----------
+    Zhang, Duchi & Wainwright (2013), *Communication-efficient algorithms for
+    statistical optimization*.
+    """
+    if local_solver == "auto":
+        local_solver = ("sgd" if not objective.family.smooth
+                        else "proximal_gradient" if objective.penalty.l1 and objective.lam else "lbfgs")
+    if local_solver in ("one_shot_average", "local_sgd"):
+        raise ValueError(f"local_solver must be a single-machine solver, not {local_solver!r}.")
+    run = Run("one_shot_average", objective, max_iter=1, tol=tol, callback=callback, progress=progress,
+              local_solver=local_solver)
+    sizes = _chunk_sizes(objective)
+    run.workers = list(range(len(sizes)))
+    weights = [s / objective.n_samples for s in sizes]
+    options = dict(max_iter=max_iter, tol=tol, **local_options)
+    theta0 = np.array(theta0, dtype=np.float64)
+    local = [delayed(_train_alone, pure=False, nout=5)(Xb, yb, theta0, objective.spec, local_solver, options)
+             for Xb, yb in objective._blocks]
+    node, edges = _average_tree(local, weights, objective.split_every)
+    scheduler = None if objective.distributed else "sync"
+    out, stats = dask.compute(node, [(loc[2], loc[3], loc[4]) for loc in local], optimize_graph=False,
+                              scheduler=scheduler)
+    objective.comm.add(len(local) * 8 * len(theta0) * 2 + edges * 8 * len(theta0) * 2)
+    theta = out[0]
+    f, gnorm = objective.monitor(theta)
+    stats = np.asarray(stats, dtype=float)
+    run.record(1, theta, f, gnorm, per_worker={"local_objective": stats[:, 0], "local_iterations": stats[:, 1],
+                                                "local_converged": stats[:, 2],
+                                                "worker_bytes": np.full(len(local), 8 * len(theta0))})
+    return run.finish(theta, 1, bool(stats[:, 2].all()),
+                      "" if stats[:, 2].all() else "some chunks did not converge locally")
