@@ -21,7 +21,7 @@ from ..optim import fit_linear
 from ..optim._registry import SOLVERS
 from ..validation import check_array, check_is_fitted, check_X_y
 
-SMOOTH_ONLY = ("lbfgs", "newton_cg")
+SMOOTH_ONLY = ("lbfgs", "newton", "newton_cg")
 
 
 def _is_lazy(X: Any) -> bool:

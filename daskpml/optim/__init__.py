@@ -6,6 +6,7 @@ from ._api import fit_linear, prepare
 from ._batch import gradient_descent, lbfgs, newton_cg, proximal_gradient, wolfe_line_search
 from ._families import (FAMILIES, PENALTIES, Family, Hinge, Logistic, Multinomial, Penalty, SquaredHinge,
                         SquaredLoss, get_family, get_penalty)
+from ._newton import newton
 from ._objective import Layout, Objective, allreduce_cost, chunk_loss_grad, pack, tree_sum
 from ._registry import SOLVERS, get_solver, register_solver
 from ._run import OptimizeResult
@@ -15,6 +16,6 @@ __all__ = [
     "FAMILIES", "PENALTIES", "SOLVERS", "Family", "Hinge", "Layout", "Logistic", "Multinomial", "Objective",
     "OptimizeResult", "Penalty", "SquaredHinge", "SquaredLoss", "allreduce_cost", "batch_rows",
     "chunk_loss_grad", "fit_linear", "get_family", "get_penalty", "get_solver", "gradient_descent",
-    "learning_rate", "lbfgs", "local_sgd", "newton_cg", "one_shot_average", "pack", "prepare",
+    "learning_rate", "lbfgs", "local_sgd", "newton", "newton_cg", "one_shot_average", "pack", "prepare",
     "proximal_gradient", "register_solver", "sgd", "tree_sum", "wolfe_line_search",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Any, Callable
@@ -10,6 +11,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .. import _config
 from ..backend import get_namespace, is_sparse
 from ..runtime import current_client
 from ._families import Family, Penalty, get_family, get_penalty
@@ -75,6 +77,16 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True) -> tu
     return X, y
 
 
+def _blas_limit(objective: Objective) -> Any:
+    """Single-threaded BLAS in this process while concurrent chunk tasks may run here."""
+    limit = _config.get("optim.blas-threads", 1)
+    if limit is None or not objective.distributed or objective.n_chunks < 2:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(limit), user_api="blas")
+
+
 def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str | Penalty | None = "l2",
                lam: float = 0.0, l1_ratio: float = 0.5, fit_intercept: bool = True, n_classes: int = 2,
                solver: str | Callable = "lbfgs", theta0: np.ndarray | None = None, chunks: Any = "auto",
@@ -116,7 +128,8 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     theta = np.zeros(layout.size) if theta0 is None else np.asarray(theta0, dtype=np.float64)
     if theta.shape != (layout.size,):
         raise ValueError(f"theta0 must have shape ({layout.size},), got {theta.shape}.")
-    result = solve(objective, theta, **options)
+    with _blas_limit(objective):
+        result = solve(objective, theta, **options)
     W, b = layout.unpack(result.theta)
     coef = W[:, 0].copy() if layout.n_outputs == 1 else W.copy()
     return coef, (None if b is None else b.copy()), result

@@ -46,6 +46,11 @@ class Family:
     def loss(self, z: Any, y: Any) -> Any:
         return self.loss_dz(z, y)[0]
 
+    def curvature(self, z: Any, y: Any) -> Any:
+        """Per-row second derivative ``d^2 loss / dz^2`` (single-output smooth families),
+        so that the loss Hessian is ``X.T @ diag(curvature) @ X``."""
+        raise TypeError(f"the {self.name} loss has no per-row curvature; use newton_cg or lbfgs.")
+
     def hess_dz(self, z: Any, y: Any, u: Any) -> Any:
         """The loss curvature at ``z`` applied to ``u`` (row by row)."""
         raise TypeError(
@@ -72,6 +77,9 @@ class SquaredLoss(Family):
     def hess_dz(self, z, y, u):
         return u
 
+    def curvature(self, z, y):
+        return _xp(z).ones(z.shape[0], dtype=z.dtype)
+
 
 class Logistic(Family):
     """Binary log-loss, ``log(1 + exp(z)) - y z`` for ``y`` in {0, 1}."""
@@ -88,14 +96,21 @@ class Logistic(Family):
     def loss_dz(self, z, y):
         xp = _xp(z)
         zz = z[:, 0]
-        loss = xp.sum(xp.logaddexp(0.0, zz)) - xp.dot(y, zz)
-        p = 0.5 * (1.0 + xp.tanh(0.5 * zz))      # sigmoid without overflow
+        e = xp.exp(-xp.abs(zz))                  # log(1 + exp(z)) and sigmoid(z) without overflow
+        loss = xp.sum(xp.maximum(zz, 0.0)) + xp.sum(xp.log1p(e)) - xp.dot(y, zz)
+        r = 1.0 / (1.0 + e)
+        p = xp.where(zz >= 0, r, e * r)
         return loss, (p - y)[:, None]
 
     def hess_dz(self, z, y, u):
         xp = _xp(z)
         p = 0.5 * (1.0 + xp.tanh(0.5 * z))
         return p * (1.0 - p) * u
+
+    def curvature(self, z, y):
+        xp = _xp(z)
+        p = 0.5 * (1.0 + xp.tanh(0.5 * z[:, 0]))
+        return p * (1.0 - p)
 
     @staticmethod
     def proba(z):
@@ -182,6 +197,9 @@ class SquaredHinge(Family):
     def hess_dz(self, z, y, u):
         active = (_signs(y) * z[:, 0] < 1.0)[:, None]
         return 2.0 * active * u
+
+    def curvature(self, z, y):
+        return 2.0 * (_signs(y) * z[:, 0] < 1.0)
 
 
 FAMILIES: dict[str, Callable[[], Family]] = {

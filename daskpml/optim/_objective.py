@@ -94,11 +94,16 @@ def chunk_loss_grad(X: Any, y: Any, theta: np.ndarray, family: Family, layout: L
     gW = xp.zeros(W.shape, dtype=W.dtype)
     gb = xp.zeros(layout.n_outputs, dtype=W.dtype)
     step = _sub_rows(X)
+    single = layout.n_outputs == 1           # matrix-vector products for one output
+    W1, g1 = (W[:, 0], gW[:, 0]) if single else (W, gW)
     for s in range(0, X.shape[0], step):
         Xb = X[s:s + step]
-        l, dz = family.loss_dz(_linear(Xb, W, b), y[s:s + step])
+        z = Xb @ W1
+        if b is not None:
+            z += b
+        l, dz = family.loss_dz(z[:, None] if single else z, y[s:s + step])
         loss += float(l)
-        gW += Xb.T @ dz
+        g1 += Xb.T @ (dz[:, 0] if single else dz)
         gb += dz.sum(axis=0)
     out = np.empty(layout.size + 1)
     out[0] = loss

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ._batch import gradient_descent, lbfgs, newton_cg, proximal_gradient
+from ._newton import newton
 from ._stochastic import local_sgd, one_shot_average, sgd
 
 SOLVERS: dict[str, Callable[..., Any]] = {
     "gradient_descent": gradient_descent,
     "lbfgs": lbfgs,
+    "newton": newton,
     "newton_cg": newton_cg,
     "proximal_gradient": proximal_gradient,
     "sgd": sgd,
