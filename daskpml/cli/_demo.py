@@ -74,6 +74,43 @@ def sparse_section(settings: dict) -> list[Row]:
     return rows
 
 
+@section("linear")
+def linear_section(settings: dict) -> list[Row]:
+    """Logistic regression on generated data: daskpml solvers beside scikit-learn."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression as Reference
+
+    from ..datasets import make_classification
+    from ..linear_model import LogisticRegression
+
+    n = max(20 * settings["nodes"], 10_000)
+    X, y = make_classification(n, 20, chunks=max(1, n // 8), random_state=settings["seed"],
+                               backend=settings["backend"])
+    click.echo(f"generating {n} x 20 classification data and training ...")
+    (X, y), _ = _timed(lambda: persist_with_progress(X, y, show=False))
+    from ..backend import to_numpy
+
+    Xh, yh = to_numpy(X.compute()), to_numpy(y.compute())
+    ref, t_ref = _timed(lambda: Reference(C=1.0, tol=1e-8, max_iter=1000).fit(Xh, yh))
+    rows: list[Row] = []
+    for solver, kw in [("newton", {}), ("lbfgs", {}), ("sgd", {"batch_size": 4096, "eta0": 0.5}),
+                       ("local_sgd", {"local_steps": 10, "batch_size": 64}), ("one_shot_average", {})]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, t = _timed(lambda: LogisticRegression(C=1.0, solver=solver, tol=1e-8 if "sgd" not in solver
+                                                         else 1e-4, max_iter=100 if "sgd" not in solver else 3,
+                                                         random_state=0, solver_kwargs=kw).fit(X, y))
+        h = model.history_
+        acc = float((model.predict(X) == y).mean().compute())
+        rows.append(("linear", f"logistic {solver}", t, t_ref,
+                     f"objective {float(h['objective'].values[-1]):.5f}, accuracy {acc:.3f}, "
+                     f"{int(h['rounds'].values[-1])} rounds"))
+    rows.append(("linear", "scikit-learn lbfgs (reference)", t_ref, None,
+                 f"accuracy {ref.score(Xh, yh):.3f}"))
+    return rows
+
+
 def _print_table(rows: list[Row]) -> None:
     header = ("section", "operation", "daskpml s", "scipy s", "check")
     cells = [header] + [(s, op, f"{t:.3f}" if t is not None else "-", f"{r:.3f}" if r is not None else "-", c)

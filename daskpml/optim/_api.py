@@ -71,9 +71,8 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True) -> tu
         else:
             X = da.from_array(X, chunks=(chunks, X.shape[1]))
             y = as_row_chunks(y, X.chunks[0])
-    if persist:
-        client = current_client()
-        X, y = client.persist([X, y]) if client is not None else dask.persist(X, y)
+    if persist:                        # on the active scheduler: the default client, or dask's config
+        X, y = dask.persist(X, y)
     return X, y
 
 

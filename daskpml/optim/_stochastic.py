@@ -307,8 +307,9 @@ def _train_alone(X: Any, y: Any, theta0: np.ndarray, spec: Spec, local_solver: s
 
 
 def one_shot_average(objective: Objective, theta0: np.ndarray, *, local_solver: str = "auto",
-                     max_iter: int = 200, tol: float = 1e-6, callback: Callable | None = None,
-                     progress: bool | None = None, **local_options: Any) -> OptimizeResult:
+                     max_iter: int = 200, tol: float = 1e-6, random_state: Any = None,
+                     callback: Callable | None = None, progress: bool | None = None,
+                     **local_options: Any) -> OptimizeResult:
     """One-shot model averaging: each chunk minimizes the same regularized objective on
     its own rows (``local_solver``: ``"auto"`` is lbfgs for smooth problems,
     proximal_gradient with an L1 penalty, sgd for the hinge loss), then the models are
@@ -330,6 +331,8 @@ def one_shot_average(objective: Objective, theta0: np.ndarray, *, local_solver: 
     run.workers = list(range(len(sizes)))
     weights = [s / objective.n_samples for s in sizes]
     options = dict(max_iter=max_iter, tol=tol, **local_options)
+    if local_solver in ("sgd", "newton"):
+        options["random_state"] = random_state if local_solver == "sgd" or random_state is not None else 0
     theta0 = np.array(theta0, dtype=np.float64)
     local = [delayed(_train_alone, pure=False, nout=5)(Xb, yb, theta0, objective.spec, local_solver, options)
              for Xb, yb in objective._blocks]

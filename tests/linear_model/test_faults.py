@@ -1,0 +1,43 @@
+"""A worker killed in the middle of fit: same result, no hang."""
+
+import os
+
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+import daskpml.linear_model as dl
+
+
+def _exit_worker():
+    os._exit(1)
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_worker_killed_mid_fit_gives_the_same_model():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 6))
+    y = (X @ rng.standard_normal(6) + rng.logistic(size=4000) > 0).astype(int)
+    reference = dl.LogisticRegression(tol=1e-10).fit(X, y)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        Xd = da.from_array(X, chunks=(500, 6))       # chunks can be recomputed from the graph
+        yd = da.from_array(y, chunks=500)
+        killed = []
+
+        def kill_one(iteration, theta, row):
+            if iteration == 2 and not killed:
+                victim = sorted(client.scheduler_info()["workers"])[0]
+                killed.append(victim)
+                try:
+                    client.run(_exit_worker, workers=[victim])
+                except Exception:                      # the worker dies before answering
+                    pass
+
+        model = dl.LogisticRegression(tol=1e-10, solver="lbfgs",
+                                      solver_kwargs={"callback": kill_one}).fit(Xd, yd)
+        assert killed
+        np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(model.intercept_, reference.intercept_, atol=1e-8)
