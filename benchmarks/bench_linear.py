@@ -9,7 +9,7 @@ Workloads
 - ``make_classification`` (daskpml.datasets, seed 0) 2,000,000 x 100 float64 in 8 row chunks,
   persisted on a local cluster (1 worker x 2 threads, in this process); scikit-learn gets the
   same data as one NumPy array.
-- a9a (``../shared/data/a9a.svm.gz``, 32,561 x 123 sparse) when present.
+- a9a (``../shared/data/a9a.svm.gz``, 48,842 x 123 sparse: train and test parts) when present.
 
 Timing rule, the same for every method: run with tol = 1e-3, 3e-4, 1e-4, ... and take the first
 (loosest) tolerance whose result reaches the target; time that setting (median of --repeats,
@@ -215,7 +215,7 @@ def main() -> None:
         Xa_dense = da.from_array(Xa_np.toarray(), chunks=(-(-Xa_np.shape[0] // 8), Xa_np.shape[1]))
         ya_dask = da.from_array(ya_np, chunks=Xa_dense.chunks[0])
         Xa_dense, ya_dask = client.persist([Xa_dense, ya_dask])
-        results["workloads"].append(compare("a9a 32,561 x 123 (sparse)", Xa_np, ya_np, Xa_np, ya_np, repeats,
+        results["workloads"].append(compare("a9a 48,842 x 123 (sparse)", Xa_np, ya_np, Xa_np, ya_np, repeats,
                                             dask_ml_ok, args.dask_ml_repeats, anchor_data=(Xa_dense, ya_dask)))
     else:
         print(f"\na9a not found at {a9a}: skipped")

@@ -78,14 +78,18 @@ class Run:
         if per_worker:
             self._per_worker.append({k: np.asarray(v) for k, v in per_worker.items()})
         if self.show:
-            print(f"\r{self.solver}: iteration {iteration}/{self.max_iter}  objective {objective:.6g}  "
-                  f"|grad| {grad_norm:.3g}", end="", file=sys.stderr, flush=True)
+            line = (f"{self.solver}: iteration {iteration}/{self.max_iter}  objective {objective:.6g}  "
+                    f"|grad| {grad_norm:.3g}")
+            if sys.stderr.isatty():
+                print("\r" + line, end="", file=sys.stderr, flush=True)
+            elif iteration == 1 or iteration % max(1, self.max_iter // 20) == 0:
+                print(line, file=sys.stderr, flush=True)      # logs: a line now and then
         if self.callback is not None and self.callback(iteration, theta, row):
             self.stopped = True
         return self.stopped
 
     def finish(self, theta: np.ndarray, n_iter: int, converged: bool, message: str = "") -> OptimizeResult:
-        if self.show:
+        if self.show and sys.stderr.isatty():
             print(file=sys.stderr, flush=True)
         if not converged and not self.stopped:
             message = message or f"reached max_iter={self.max_iter} before tol={self.tol:g}"
