@@ -140,10 +140,3 @@ def _smooth(family: str) -> bool:
 
     return get_family(family).smooth
 
-
-def lazy_mean(values: Any) -> float:
-    """Mean of a (possibly lazy) array as a Python float (computes dask input)."""
-    m = values.mean()
-    if hasattr(m, "compute"):
-        m = m.compute()
-    return float(m)

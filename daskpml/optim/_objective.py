@@ -18,7 +18,7 @@ tree (``P - 1`` partial sums of ``|W| + 8`` bytes, plus the result to the client
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dask
@@ -165,7 +165,6 @@ class Comm:
 
     rounds: int = 0
     bytes: int = 0
-    per_round: list = field(default_factory=list)
 
     def add(self, nbytes: int) -> None:
         self.rounds += 1

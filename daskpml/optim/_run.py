@@ -109,7 +109,3 @@ class Run:
         hist = history(records, per_worker=per_worker, workers=self.workers, attrs=self.attrs)
         return OptimizeResult(theta=theta, history=hist, n_iter=n_iter,
                               converged=converged, message=message or "converged")
-
-
-def elapsed(start: float) -> float:
-    return time.perf_counter() - start
