@@ -18,7 +18,7 @@ from sklearn.utils.validation import validate_data
 
 from ..backend import get_namespace
 from ..optim import fit_linear
-from ..optim._registry import SOLVERS
+from ..optim._registry import ASYNC_SOLVERS, SOLVERS
 from ..validation import check_array, check_is_fitted, check_X_y
 
 SMOOTH_ONLY = ("lbfgs", "newton", "newton_cg")
@@ -101,7 +101,7 @@ class LinearModelBase(BaseEstimator):
         options = dict(self.solver_kwargs or {})
         options.setdefault("max_iter", self.max_iter)
         options.setdefault("tol", self.tol)
-        if solver in ("sgd", "local_sgd"):
+        if solver in ("sgd", "local_sgd") or solver in ASYNC_SOLVERS:
             options.setdefault("random_state", self.random_state)
         penalty, strength = self._penalty()
         family = self._family()

@@ -1,18 +1,23 @@
-"""Optimization for linear models on row-chunked data: losses, penalties, and
+"""Optimization for linear models on row-chunked data: losses, penalties,
 synchronous distributed solvers (gradient descent, L-BFGS, Newton-CG, FISTA,
-mini-batch SGD, local SGD, one-shot averaging)."""
+mini-batch SGD, local SGD, one-shot averaging) and asynchronous ones on
+dask.distributed futures (parameter-server SGD, EASGD, Hogwild!, gossip SGD)."""
 
 from ._api import fit_linear, prepare
+from ._async import Engine, async_sgd, easgd, gossip_sgd, local_steps
 from ._batch import gradient_descent, lbfgs, newton_cg, proximal_gradient, wolfe_line_search
 from ._families import (FAMILIES, PENALTIES, Family, Hinge, Logistic, Multinomial, Penalty, SquaredHinge,
                         SquaredLoss, get_family, get_penalty)
+from ._hogwild import hogwild, hogwild_epochs
 from ._newton import newton
 from ._objective import Layout, Objective, allreduce_cost, chunk_loss_grad, pack, tree_sum
-from ._registry import SOLVERS, get_solver, register_solver
+from ._registry import ASYNC_SOLVERS, SOLVERS, get_solver, needs_cluster, register_solver
 from ._run import OptimizeResult
-from ._stochastic import batch_rows, learning_rate, local_sgd, one_shot_average, sgd
+from ._stochastic import batch_rows, learning_rate, local_sgd, one_shot_average, sgd, slowdown, straggle
 
 __all__ = [
+    "ASYNC_SOLVERS", "Engine", "async_sgd", "easgd", "gossip_sgd", "hogwild", "hogwild_epochs", "local_steps",
+    "needs_cluster", "slowdown", "straggle",
     "FAMILIES", "PENALTIES", "SOLVERS", "Family", "Hinge", "Layout", "Logistic", "Multinomial", "Objective",
     "OptimizeResult", "Penalty", "SquaredHinge", "SquaredLoss", "allreduce_cost", "batch_rows",
     "chunk_loss_grad", "fit_linear", "get_family", "get_penalty", "get_solver", "gradient_descent",

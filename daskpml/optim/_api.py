@@ -16,7 +16,7 @@ from ..backend import get_namespace, is_sparse
 from ..runtime import current_client
 from ._families import Family, Penalty, get_family, get_penalty
 from ._objective import Layout, Objective, as_row_chunks, pack, row_chunked
-from ._registry import get_solver
+from ._registry import get_solver, needs_cluster
 from ._run import OptimizeResult
 
 #: In-memory inputs smaller than this run without dask (one local chunk).
@@ -39,7 +39,8 @@ def _nbytes(X: Any) -> int:
     return int(np.prod(X.shape)) * np.dtype(X.dtype).itemsize
 
 
-def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True) -> tuple[Any, Any]:
+def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True,
+            distribute: bool = False) -> tuple[Any, Any]:
     """Row-chunked, persisted ``(X, y)`` for the distributed objective, or the
     in-memory arrays themselves when they are small.
 
@@ -47,6 +48,8 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True) -> tu
     scheduler overhead); larger input is split into one row chunk per worker thread.
     Dask input keeps its row chunks (it must have a single feature chunk). Persisting
     happens here, once: the only full pass before the solver's own rounds.
+    ``distribute=True`` (the asynchronous solvers) always chunks in-memory input, one
+    row chunk per worker of the current client.
     """
     from ..sparse import CSRMatrix, from_array
 
@@ -59,7 +62,9 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True) -> tu
         y = as_row_chunks(y, X.chunks[0])
     else:
         n = X.shape[0]
-        if chunks == "auto":
+        if chunks == "auto" and distribute:
+            chunks = math.ceil(n / max(1, len(current_client().nthreads())))
+        elif chunks == "auto":
             if _nbytes(X) < SMALL_BYTES:
                 return X, (y.compute() if hasattr(y, "compute") else y)
             chunks = math.ceil(n / _threads())
@@ -100,7 +105,9 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     penalty, l1_ratio : ``"l2"``, ``"l1"``, ``"elasticnet"`` or None
     lam : strength of the penalty
     n_classes : number of classes for the multinomial family
-    solver : a name from :data:`daskpml.optim.SOLVERS` or a callable
+    solver : a name from :data:`daskpml.optim.SOLVERS` or a callable. The asynchronous
+        solvers (``async_sgd``, ``easgd``, ``hogwild``, ``gossip_sgd``) run on the current
+        dask.distributed client, or start the embedded local cluster.
     **options : passed to the solver (``max_iter``, ``tol``, ``batch_size``, ...)
 
     Returns
@@ -122,7 +129,12 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     solve = get_solver(solver)
     get_namespace(X)
     layout = Layout(int(X.shape[1]), fam.n_outputs(n_classes), bool(fit_intercept))
-    Xp, yp = prepare(X, y, chunks=chunks)
+    distribute = needs_cluster(solver)
+    if distribute and current_client() is None:
+        from ..runtime import connect
+
+        connect()                                   # the embedded cluster, when none is named
+    Xp, yp = prepare(X, y, chunks=chunks, distribute=distribute)
     objective = Objective(Xp, yp, fam, pen, lam, layout)
     theta = np.zeros(layout.size) if theta0 is None else np.asarray(theta0, dtype=np.float64)
     if theta.shape != (layout.size,):

@@ -141,6 +141,27 @@ def chunk_hvp(X: Any, y: Any, theta: np.ndarray, v: np.ndarray, family: Family, 
     return out
 
 
+def chunk_losses(X: Any, y: Any, thetas: np.ndarray, family: Family, layout: Layout) -> np.ndarray:
+    """Summed loss of one chunk at each row of ``thetas`` (K x size), in one sweep:
+    single-output models are stacked into one ``d x K`` product."""
+    thetas = np.atleast_2d(thetas)
+    if layout.n_outputs != 1:
+        return np.array([chunk_loss(X, y, t, family, layout)[0] for t in thetas])
+    xp = get_namespace(X)[0]
+    dtype = X.dtype if np.dtype(X.dtype).kind == "f" else np.float64
+    d = layout.n_features
+    W = xp.asarray(np.ascontiguousarray(thetas[:, :d].T), dtype=dtype)
+    b = xp.asarray(thetas[:, d], dtype=dtype) if layout.fit_intercept else None
+    out = np.zeros(len(thetas))
+    step = _sub_rows(X)
+    for s in range(0, X.shape[0], step):
+        Z = _linear(X[s:s + step], W, b)
+        yb = y[s:s + step]
+        for k in range(len(thetas)):
+            out[k] += float(family.loss(Z[:, k:k + 1], yb))
+    return out
+
+
 def _sum(*parts: np.ndarray) -> np.ndarray:
     total = parts[0].copy()
     for p in parts[1:]:
@@ -221,7 +242,9 @@ class Objective:
         self.split_every = split_every
         self.comm = Comm()
         self.mask = layout.coef_mask()
+        self.collections: tuple = ()
         if self.distributed:
+            self.collections = (X, y)          # persisted: their futures place the async tasks
             xblocks = X.blocks.to_delayed().ravel() if hasattr(X, "row_offsets") else X.to_delayed().ravel()
             self._blocks = list(zip(xblocks, y.to_delayed().ravel()))
             self.row_chunks = tuple(int(c) for c in (X.row_chunks if hasattr(X, "row_offsets") else X.chunks[0]))

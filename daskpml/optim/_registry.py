@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ._async import async_sgd, easgd, gossip_sgd
 from ._batch import gradient_descent, lbfgs, newton_cg, proximal_gradient
+from ._hogwild import hogwild
 from ._newton import newton
 from ._stochastic import local_sgd, one_shot_average, sgd
 
@@ -17,12 +19,25 @@ SOLVERS: dict[str, Callable[..., Any]] = {
     "sgd": sgd,
     "local_sgd": local_sgd,
     "one_shot_average": one_shot_average,
+    "async_sgd": async_sgd,
+    "easgd": easgd,
+    "hogwild": hogwild,
+    "gossip_sgd": gossip_sgd,
 }
+
+#: Solvers built on dask.distributed futures: fit_linear connects (starting the embedded
+#: cluster if none is running) and gives each worker a row chunk.
+ASYNC_SOLVERS = frozenset({"async_sgd", "easgd", "hogwild", "gossip_sgd"})
 
 
 def register_solver(name: str, solver: Callable[..., Any]) -> None:
     """Make ``solver(objective, theta0, **options)`` selectable as ``solver=name``."""
     SOLVERS[name] = solver
+
+
+def needs_cluster(solver: str | Callable[..., Any]) -> bool:
+    """Whether a solver runs on distributed futures (and so needs a client)."""
+    return solver in ASYNC_SOLVERS or any(solver is SOLVERS[name] for name in ASYNC_SOLVERS)
 
 
 def get_solver(solver: str | Callable[..., Any]) -> Callable[..., Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 import time
 import warnings
@@ -55,9 +57,11 @@ class Run:
         show = _config.get("progress", True) if progress is None else progress
         self.show = bool(show) and (progress is True or sys.stderr.isatty())
         self._start = time.perf_counter()
+        self._paused = 0.0
         self._rows: list[dict] = []
         self._per_worker: list[dict] = []
         self.workers: list | None = None
+        self.worker_totals: dict[str, Any] = {}     # one value per worker for the whole run
         self.attrs = dict({
             "solver": solver, "family": objective.family.name, "lam": objective.lam,
             "l1": objective.penalty.l1, "l2": objective.penalty.l2, "tol": self.tol,
@@ -66,18 +70,36 @@ class Run:
         self._bytes = objective.comm.bytes
         self.stopped = False
 
+    def elapsed(self) -> float:
+        """Solver time so far: wall time less the time spent in :meth:`paused` blocks."""
+        return time.perf_counter() - self._start - self._paused
+
+    @contextlib.contextmanager
+    def paused(self) -> Any:
+        """Keep the enclosed monitoring work (the full objective of the stochastic
+        solvers) out of the ``time`` column."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - t0
+
+    def fill(self, index: int, **values: Any) -> None:
+        """Set values of an earlier row (objective samples evaluated after the fact)."""
+        self._rows[index].update(values)
+
     def record(self, iteration: int, theta: np.ndarray, objective: float, grad_norm: float, *,
                per_worker: dict | None = None, **extra: Any) -> bool:
         """One history row; ``per_worker`` maps names to one value per chunk/worker."""
         comm = self.objective.comm
         row = dict(objective=float(objective), grad_norm=float(grad_norm),
-                   time=time.perf_counter() - self._start, rounds=comm.rounds,
+                   time=self.elapsed(), rounds=comm.rounds,
                    bytes=comm.bytes - self._bytes, **extra)
         self._bytes = comm.bytes
         self._rows.append(row)
         if per_worker:
             self._per_worker.append({k: np.asarray(v) for k, v in per_worker.items()})
-        if self.show:
+        if self.show and not math.isnan(row["objective"]):
             line = (f"{self.solver}: iteration {iteration}/{self.max_iter}  objective {objective:.6g}  "
                     f"|grad| {grad_norm:.3g}")
             if sys.stderr.isatty():
@@ -107,5 +129,10 @@ class Run:
         if self._per_worker and len(self._per_worker) == len(self._rows):
             per_worker = {k: np.stack([r[k] for r in self._per_worker]) for k in self._per_worker[0]}
         hist = history(records, per_worker=per_worker, workers=self.workers, attrs=self.attrs)
+        for key, value in self.worker_totals.items():
+            hist[key] = ("worker", np.asarray(value))
+        if self.worker_totals and "worker" not in hist.coords:
+            hist = hist.assign_coords(worker=np.asarray(self.workers if self.workers is not None
+                                                        else np.arange(len(value))))
         return OptimizeResult(theta=theta, history=hist, n_iter=n_iter,
                               converged=converged, message=message or "converged")

@@ -24,7 +24,9 @@ evaluation is not counted as the solver's communication).
 from __future__ import annotations
 
 import math
+import time
 import warnings
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Callable, Literal
 
@@ -68,16 +70,46 @@ def learning_rate(schedule: Schedule, eta0: float, t: int, epoch: float, *, powe
     raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose 'constant', 'invscaling' or 'step'.")
 
 
+def slowdown(delay: Mapping[int, float] | None, chunk: int) -> float:
+    """The slowdown factor of one chunk under the ``delay`` hook (1.0 = normal speed).
+
+    ``delay`` maps chunk indices to factors >= 1: a task on that chunk sleeps
+    ``(factor - 1) x`` its own compute time, so it takes ``factor`` times as long. A
+    chunk lives on one worker, so this simulates a straggling worker. It is a hook
+    for tests and benchmarks (stragglers on demand), not a tuning knob.
+    """
+    if delay is None:
+        return 1.0
+    if not isinstance(delay, Mapping):
+        raise TypeError(f"delay must map chunk indices to slowdown factors, got {type(delay).__name__}.")
+    factor = float(delay.get(chunk, 1.0))
+    if not factor >= 1.0:
+        raise ValueError(f"delay factors must be >= 1 (1 = normal speed), got {factor} for chunk {chunk}.")
+    return factor
+
+
+def straggle(factor: float, started: float) -> float:
+    """Sleep so that work begun at ``started`` takes ``factor`` times as long; returns
+    the compute time (before the sleep)."""
+    elapsed = time.perf_counter() - started
+    if factor > 1.0:
+        time.sleep((factor - 1.0) * elapsed)
+    return elapsed
+
+
 def _take(X: Any, rows: np.ndarray) -> Any:
     return X[rows]
 
 
 def _batch_grad(X: Any, y: Any, state: tuple, seed: int, chunk: int, start: int, size: int,
-                family: Any, layout: Any) -> np.ndarray:
+                family: Any, layout: Any, factor: float = 1.0) -> np.ndarray:
     if size == 0:
         return np.zeros(layout.size + 1)
+    t0 = time.perf_counter()
     rows = batch_rows(seed, chunk, X.shape[0], start, size)
-    return chunk_loss_grad(_take(X, rows), y[rows], state[0], family, layout)
+    out = chunk_loss_grad(_take(X, rows), y[rows], state[0], family, layout)
+    straggle(factor, t0)
+    return out
 
 
 def _step(state: tuple, total: np.ndarray, rate: float, momentum: float, batch: int, spec: Spec) -> tuple:
@@ -117,13 +149,16 @@ class _Stopper:
 def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, learning_rate_schedule: Schedule = "invscaling",
         eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0,
         max_iter: int = 10, tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
-        random_state: Any = None, callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+        delay: Mapping[int, float] | None = None, random_state: Any = None, callback: Callable | None = None,
+        progress: bool | None = None) -> OptimizeResult:
     """Synchronous mini-batch SGD with gradient averaging over all chunks.
 
     ``batch_size`` is the global mini-batch; chunk ``i`` contributes
     ``round(batch_size * n_i / n)`` rows. ``max_iter`` counts epochs; one history row
     per ``eval_every`` steps (default: one epoch). L1 penalties are applied by a
-    proximal step after each update.
+    proximal step after each update. ``delay`` is the straggler hook of
+    :func:`slowdown` (tests and benchmarks). The ``time`` column leaves out the
+    full-objective evaluations of the history rows.
 
     Communication: one all-reduce of ``|W| + 8`` bytes per step, ``ceil(n / batch_size)``
     per epoch: ``steps * (2 a ceil(log_s P) + b (2P - 1) |W|)``.
@@ -132,6 +167,7 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
     seed = resolve_seed(random_state)
     n = objective.n_samples
     sizes = _chunk_sizes(objective)
+    factors = [slowdown(delay, i) for i in range(len(sizes))]
     shares = [max(1, round(batch_size * s / n)) if s else 0 for s in sizes]
     batch = sum(shares)
     steps_per_epoch = max(1, math.ceil(max(s / max(b, 1) for s, b in zip(sizes, shares))))
@@ -152,7 +188,7 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
             rate = learning_rate(learning_rate_schedule, eta0, k, k / steps_per_epoch, power_t=power_t,
                                  gamma=gamma, step_size=step_size)
             parts = [delayed(_batch_grad, pure=False)(Xb, yb, node, seed, i, k * b, b, objective.family,
-                                                      objective.layout)
+                                                      objective.layout, factors[i])
                      for i, ((Xb, yb), b) in enumerate(zip(objective._blocks, shares))]
             root, edges = tree_sum(parts, objective.split_every)
             node = delayed(_step, pure=False, nout=3)(node, root, rate, momentum, batch, objective.spec)
@@ -162,7 +198,8 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
         out, batch_losses = dask.compute(node, losses, optimize_graph=False) if objective.distributed \
             else _run_local(node, losses)
         state = (out[0], out[1])
-        f, gnorm = objective.monitor(state[0])
+        with run.paused():
+            f, gnorm = objective.monitor(state[0])
         done = stopper(f)
         if run.record(it, state[0], f, gnorm, epoch=t / steps_per_epoch, steps=t,
                       batch_loss=float(np.mean(batch_losses)), learning_rate=rate) or done:
@@ -184,7 +221,8 @@ def _chunk_sizes(objective: Objective) -> list[int]:
 
 def _local_round(X: Any, y: Any, avg: tuple, seed: int, chunk: int, start_step: int, steps: int, batch: int,
                  schedule: Schedule, eta0: float, opts: dict, momentum: float, spec: Spec,
-                 steps_per_epoch: int) -> tuple:
+                 steps_per_epoch: int, factor: float = 1.0) -> tuple:
+    t0 = time.perf_counter()
     theta, velocity = avg[0].copy(), avg[1].copy()
     n = X.shape[0]
     losses = 0.0
@@ -194,6 +232,7 @@ def _local_round(X: Any, y: Any, avg: tuple, seed: int, chunk: int, start_step: 
         rate = learning_rate(schedule, eta0, k, k / steps_per_epoch, **opts)
         theta, velocity, loss = _step((theta, velocity), total, rate, momentum, batch, spec)
         losses += loss
+    straggle(factor, t0)
     return theta, velocity, losses / max(steps, 1)
 
 
@@ -228,8 +267,8 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
               learning_rate_schedule: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
               gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0, max_iter: int = 10,
               tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
-              random_state: Any = None, callback: Callable | None = None,
-              progress: bool | None = None) -> OptimizeResult:
+              delay: Mapping[int, float] | None = None, random_state: Any = None,
+              callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
     """Local SGD (periodic model averaging).
 
     Each round every chunk starts from the averaged model, runs ``local_steps`` SGD
@@ -237,7 +276,9 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
     momentum buffers) are averaged, weighted by chunk size. ``max_iter`` counts epochs
     of the largest chunk; one history row per ``eval_every`` rounds (default: an epoch),
     with per-worker columns: the mean local mini-batch loss, the distance of the local
-    model from the average, and the bytes each chunk sent.
+    model from the average, and the bytes each chunk sent. ``delay``: the straggler
+    hook of :func:`slowdown`. The ``time`` column leaves out the history's
+    full-objective evaluations.
 
     Communication: one all-reduce of ``|W|`` (twice with momentum) per ``H`` local
     steps: ``rounds = steps / H``.
@@ -253,6 +294,7 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
         raise ValueError(f"local_steps must be a positive integer, got {local_steps}.")
     seed = resolve_seed(random_state)
     sizes = _chunk_sizes(objective)
+    factors = [slowdown(delay, i) for i in range(len(sizes))]
     weights = [s / objective.n_samples for s in sizes]
     steps_per_epoch = max(1, math.ceil(max(sizes) / batch_size))
     rounds_per_epoch = max(1, math.ceil(steps_per_epoch / H))
@@ -274,7 +316,7 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
         for k in range(r, r + seg):
             local = [delayed(_local_round, pure=False, nout=3)(Xb, yb, node, seed, i, k * H, H, batch_size,
                                                                learning_rate_schedule, eta0, opts, momentum,
-                                                               objective.spec, steps_per_epoch)
+                                                               objective.spec, steps_per_epoch, factors[i])
                      for i, (Xb, yb) in enumerate(blocks)]
             node, edges = _average_tree(local, weights, objective.split_every)
             objective.comm.add(2 * len(local) * msg + edges * msg)
@@ -284,7 +326,8 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
         out, last, div = dask.compute(node, [loc[2] for loc in local], drift, optimize_graph=False,
                                       scheduler=scheduler)
         state = out
-        f, gnorm = objective.monitor(state[0])
+        with run.paused():
+            f, gnorm = objective.monitor(state[0])
         done = stopper(f)
         if run.record(it, state[0], f, gnorm, epoch=r / rounds_per_epoch, local_steps_done=r * H,
                       per_worker={"local_loss": np.asarray(last), "drift": div,

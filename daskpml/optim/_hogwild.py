@@ -1,0 +1,203 @@
+"""Hogwild!: lock-free multithreaded SGD inside each worker, averaged across workers.
+
+Inside a dask task, ``n_threads`` Python threads each run a compiled ``nogil``
+numba kernel over their share of the chunk's shuffled rows, all reading and
+writing one shared weight vector without locks. On sparse rows two threads rarely
+touch the same coordinate, which is why the races cost little (Niu et al. 2011).
+Every ``epochs_per_round`` epochs the workers' models are averaged (weighted by
+rows) by the driver and the next round starts from the average: one exchange of
+``|W|`` per worker per round.
+
+The L2 penalty is applied lock-free too, as a multiplicative decay
+``w <- (1 - eta lam)^k w`` every ``k`` rows with ``k ~ n_features / nnz per row``, so
+its cost stays O(nnz) per row on average and its effect equals the per-row decay.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import numpy as np
+
+from ..backend import get_namespace, is_sparse
+from ..datasets._generators import resolve_seed
+from ._objective import Objective
+from ._run import OptimizeResult
+from ._stochastic import _permutation, straggle
+
+#: Loss kinds of the kernel.
+_KINDS = {"squared": 0, "logistic": 1, "hinge": 2, "squared_hinge": 3}
+#: Learning-rate schedules of the kernel.
+_SCHEDULES = {"constant": 0, "invscaling": 1, "optimal": 2}
+
+def _compile() -> Any:
+    """The numba kernels (imported, hence compiled or loaded from numba's cache, on first use)."""
+    from . import _hogwild_kernels
+
+    return _hogwild_kernels
+
+
+def optimal_t0(kind: int, lam: float) -> float:
+    """scikit-learn's ``learning_rate="optimal"`` offset: ``eta_t = 1 / (lam (t0 + t))``
+    with ``eta_0`` set by the loss's slope at a typical weight (Bottou's heuristic)."""
+    typw = math.sqrt(1.0 / math.sqrt(lam))
+    slope = {0: 1.0 + typw, 1: 1.0 / (math.exp(-typw) + 1.0), 2: 1.0, 3: 2.0 * (1.0 + typw)}[kind]
+    eta_init = typw / max(1.0, slope)
+    return 1.0 / (eta_init * lam)
+
+
+def hogwild_epochs(X: Any, y: Any, theta: np.ndarray, *, seed: int, chunk: int, first_epoch: int, epochs: int,
+                   n_threads: int, kind: int, schedule: int, eta0: float, power_t: float, lam: float,
+                   fit_intercept: bool, factor: float = 1.0) -> tuple:
+    """``epochs`` epochs of Hogwild over one chunk, from ``theta``.
+
+    Each epoch shuffles the rows (permutation from ``[seed, epoch, chunk]``) and deals
+    them round-robin to ``n_threads`` threads that update one shared vector without
+    locks. Returns ``(theta, mean loss during the sweep, updates, compute seconds)``.
+    """
+    started = time.perf_counter()
+    kernels = _compile()
+    sparse = is_sparse(X)
+    if get_namespace(X)[0] is not np:
+        raise TypeError("hogwild runs compiled CPU kernels: it needs NumPy or SciPy blocks, not GPU arrays; "
+                        "use async_sgd or local_sgd on GPUs.")
+    n, d = X.shape
+    w = np.array(theta, dtype=np.float64)
+    yv = np.ascontiguousarray(y, dtype=np.float64)
+    if sparse:
+        X = X.tocsr()
+        data = np.ascontiguousarray(X.data, dtype=np.float64)
+        indices, indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
+        decay_every = max(1, math.ceil(d / max(1.0, X.nnz / max(n, 1))))
+    else:
+        Xd = np.ascontiguousarray(X, dtype=np.float64)
+    t0 = optimal_t0(kind, lam) if schedule == _SCHEDULES["optimal"] else 0.0
+    total = 0.0
+    threads = max(1, int(n_threads))
+    for e in range(first_epoch, first_epoch + epochs):
+        order = _permutation(seed, e, chunk, n)
+        outs = [np.zeros(1) for _ in range(threads)]
+        t_base = e * n + 1                              # samples seen before this epoch (1-based, as sklearn)
+
+        def work(k: int) -> None:
+            rows = order[k::threads]
+            if sparse:
+                kernels.sweep_csr(data, indices, indptr, yv, rows, w, d, fit_intercept, kind, schedule, eta0,
+                                     power_t, lam, t0, t_base + k, threads, decay_every, outs[k])
+            else:
+                kernels.sweep_dense(Xd, yv, rows, w, d, fit_intercept, kind, schedule, eta0, power_t, lam, t0,
+                                       t_base + k, threads, outs[k])
+
+        if threads == 1:
+            work(0)
+        else:
+            pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+            for th in pool:
+                th.start()
+            for th in pool:
+                th.join()
+        total += sum(o[0] for o in outs)
+    elapsed = straggle(factor, started)
+    return w, total / max(n * epochs, 1), n * epochs, elapsed
+
+
+def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
+            learning_rate_schedule: str = "optimal", eta0: float = 0.01, power_t: float = 0.5,
+            epochs_per_round: int = 1, max_iter: int = 5, max_time: float | None = None, tol: float | None = None,
+            n_iter_no_change: int = 3, delay: Mapping[int, float] | None = None, random_state: Any = None,
+            callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+    """Hogwild! SGD: lock-free threads inside each worker, model averaging across workers.
+
+    Parameters
+    ----------
+    n_threads : threads per worker sharing one weight vector (lock-free).
+    learning_rate_schedule : ``"optimal"`` (scikit-learn's ``1 / (lam (t0 + t))``, needs an
+        L2 penalty), ``"invscaling"`` (``eta0 / t^power_t``) or ``"constant"``.
+    epochs_per_round : epochs each worker runs between averages.
+    max_iter : epochs in all.
+
+    Single-output losses (squared, logistic, hinge, squared hinge) with an L2 penalty or
+    none. The history has one row per worker per round (``updates_per_second`` per row);
+    per worker, ``updates`` counts rounds, ``sgd_updates`` the row updates and
+    ``updates_per_second`` their rate over the compute time.
+
+    Communication: ``2 |W|`` per worker per round (model in, model out).
+
+    References
+    ----------
+    Niu, Recht, Re, Wright (2011), *Hogwild!: A lock-free approach to parallelizing
+    stochastic gradient descent*.
+    """
+    from ._async import Engine
+
+    family = objective.family.name
+    if family not in _KINDS:
+        raise ValueError(f"hogwild supports the {', '.join(_KINDS)} losses, not {family!r}; use async_sgd.")
+    if objective.penalty.l1 and objective.lam:
+        raise ValueError("hogwild supports L2 penalties only; use async_sgd or proximal_gradient for L1.")
+    if learning_rate_schedule not in _SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {learning_rate_schedule!r}; choose "
+                         f"{', '.join(map(repr, _SCHEDULES))}.")
+    lam = objective.lam * objective.penalty.l2
+    if learning_rate_schedule == "optimal" and lam <= 0:
+        raise ValueError("learning_rate_schedule='optimal' needs an L2 penalty (lam > 0); "
+                         "use 'invscaling' or 'constant' without one.")
+    if int(n_threads) < 1 or int(epochs_per_round) < 1:
+        raise ValueError(f"n_threads and epochs_per_round must be positive integers, got {n_threads} and "
+                         f"{epochs_per_round}.")
+    if not eta0 > 0:
+        raise ValueError(f"eta0 must be positive, got {eta0}.")
+    seed = resolve_seed(random_state)
+    E = int(epochs_per_round)
+    P = objective.n_chunks
+    eng = Engine("hogwild", objective, rows_per_update=math.ceil(objective.n_samples / P) * E, max_iter=max_iter,
+                 max_time=max_time, tol=tol, n_iter_no_change=n_iter_no_change, eval_every=P, delay=delay,
+                 callback=callback, progress=progress, n_threads=int(n_threads), epochs_per_round=E,
+                 learning_rate=learning_rate_schedule, eta0=eta0, seed=seed)
+    weights = np.asarray(eng.sizes, dtype=float) / eng.n
+    msg = 8 * len(theta0)
+    options = dict(seed=seed, n_threads=int(n_threads), kind=_KINDS[family], schedule=_SCHEDULES[learning_rate_schedule],
+                   eta0=float(eta0), power_t=float(power_t), lam=float(lam), fit_intercept=objective.layout.fit_intercept)
+    theta = np.array(theta0, dtype=np.float64)
+    epoch = 0
+    arrived: dict[int, tuple] = {}
+    n_updates = np.zeros(P)
+
+    def dispatch(i: int) -> None:
+        eng.submit(hogwild_epochs, i, *eng.blocks[i], theta, chunk=i, first_epoch=epoch, epochs=E,
+                   factor=eng.factors[i], **options)
+
+    def on_result(i: int, meta: dict, value: tuple) -> bool:
+        nonlocal theta, epoch
+        arrived[i] = value
+        if len(arrived) < P:
+            return False
+        theta = sum(w * arrived[j][0] for j, w in enumerate(weights))
+        epoch += E
+        eng.version += 1
+        stop = False
+        for j in range(P):
+            _, loss, updates, elapsed = arrived[j]
+            eng.busy[j] += elapsed
+            n_updates[j] += updates
+            objective.comm.add(2 * msg)
+            stop = eng.record(j, theta, staleness=0, rows=updates, batch_loss=loss,
+                              updates_per_second=updates / max(elapsed, 1e-12)) or stop
+        arrived.clear()
+        if stop or eng.done:
+            return True
+        for j in range(P):
+            dispatch(j)
+        return False
+
+    def on_lost(i: int, meta: dict) -> None:
+        dispatch(i)
+
+    for i in range(P):
+        dispatch(i)
+    eng.loop(on_result, on_lost)
+    return eng.finish(theta, sgd_updates=n_updates, updates_per_second=n_updates / np.maximum(eng.busy, 1e-12))

@@ -1,0 +1,238 @@
+"""Asynchronous solvers on futures: they reach the synchronous optimum, keep their
+staleness bound, stop on time / interrupt, and survive a killed worker."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from distributed import Client, LocalCluster
+
+import daskpml.linear_model as dl
+from daskpml.optim import Layout, Objective, async_sgd, fit_linear, get_family, get_penalty
+
+LAM = 1e-2
+
+
+def _problem(n=8000, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = (X @ rng.standard_normal(d) + 0.5 * rng.logistic(size=n) > 0).astype(float)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def cluster4():
+    with LocalCluster(n_workers=4, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=True) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = _problem()
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver="lbfgs", tol=1e-10)
+    return X, y, float(res.history.objective.values[-1])
+
+
+def _gap(res, fstar):
+    f = float(res.history.objective.values[-1])
+    return (f - fstar) / fstar
+
+
+# variant -> (options, stated tolerance on the relative objective gap to the sync optimum)
+VARIANTS = {
+    "async_sgd": (dict(solver="async_sgd", staleness="none", eta0=0.5, batch_size=64, max_iter=4), 5e-3),
+    "async_sgd_divide": (dict(solver="async_sgd", staleness="divide", eta0=2.0, batch_size=64, max_iter=4), 5e-3),
+    "async_sgd_downpour": (dict(solver="async_sgd", push_every=4, pull_every=8, eta0=0.5, batch_size=32,
+                                max_iter=4), 5e-3),
+    "easgd_async": (dict(solver="easgd", tau=8, eta0=1.0, max_iter=4), 5e-3),
+    "easgd_sync": (dict(solver="easgd", tau=8, synchronous=True, eta0=1.0, max_iter=4), 5e-3),
+    "gossip_sgd": (dict(solver="gossip_sgd", local_steps=8, eta0=1.0, max_iter=4), 5e-3),
+    "hogwild": (dict(solver="hogwild", learning_rate_schedule="invscaling", eta0=0.5, max_iter=4), 5e-3),
+    "hogwild_optimal": (dict(solver="hogwild", max_iter=4), 5e-3),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_reaches_the_synchronous_optimum(cluster4, data, variant):
+    X, y, fstar = data
+    options, tolerance = VARIANTS[variant]
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, random_state=0, **options)
+    gap = _gap(res, fstar)
+    assert 0 <= gap < tolerance
+    h = res.history
+    assert h.sizes["worker"] == 4 and int(h.updates.sum()) == res.n_iter
+    assert h.attrs["lost_tasks"] == 0
+
+
+@pytest.mark.timeout(120)
+def test_bounded_staleness_is_never_violated(cluster4, data):
+    X, y, _ = data
+    slow = {0: 4.0}
+    common = dict(family="logistic", lam=LAM, solver="async_sgd", eta0=0.5, batch_size=64, max_iter=1,
+                  delay=slow, random_state=0)
+    _, _, free = fit_linear(X, y, **common)
+    assert int(free.history.staleness.max()) > 2          # without a bound the straggler's pushes go stale
+    _, _, bounded = fit_linear(X, y, max_staleness=2, **common)
+    assert int(bounded.history.staleness.max()) <= 2
+    assert bounded.history.attrs["max_staleness"] == 2
+    _, _, serial = fit_linear(X, y, max_staleness=0, **dict(common, max_iter=0.2))
+    assert int(serial.history.staleness.max()) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_slow_worker_makes_fewer_updates_and_history_is_complete(cluster4, data):
+    X, y, _ = data
+    # tasks this small are mostly scheduling overhead, so the straggler's compute is slowed 300x
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver="async_sgd", staleness="divide", eta0=1.0,
+                           batch_size=64, max_iter=1, delay={0: 300.0}, eval_every=10, random_state=0)
+    h = res.history
+    updates = h.updates.values
+    assert updates[0] < 0.5 * updates[1:].min()             # the straggler pushes less often
+    assert set(np.unique(h.update_worker.values)) == {0, 1, 2, 3}
+    assert np.all(np.diff(h.version.values) == 1) and np.all(np.diff(h.time.values) >= 0)
+    assert np.all(np.diff(h.rows.values) == 64) and h.rows.values[-1] >= len(X)
+    sampled = np.isfinite(h.objective.values)
+    assert sampled[9::10].all() and sampled[-1] and sampled.sum() <= len(h.objective) // 10 + 1
+    assert {"staleness", "step_size", "batch_loss", "lost", "busy_time", "address"} <= set(h.variables)
+    steps = h.step_size.values
+    stale = np.maximum(h.staleness.values, 1)
+    assert np.all(steps * stale <= steps.max() * stale.max())  # divided by the staleness
+    assert np.all(h.busy_time.values > 0) and all(a.startswith(("tcp://", "inproc://")) for a in h.address.values)
+
+
+@pytest.mark.timeout(60)
+def test_max_time_returns_the_current_model(cluster4, data):
+    X, y, _ = data
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coef, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver="easgd", eta0=1.0, max_iter=1000,
+                                  max_time=1.0, random_state=0)
+    assert time.perf_counter() - t0 < 8
+    assert "max_time" in res.message and not res.converged
+    assert res.history.rows.values[-1] < 1000 * len(X) and np.isfinite(res.history.objective.values[-1])
+    assert np.all(np.isfinite(coef))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("solver", ["async_sgd", "gossip_sgd"])
+def test_keyboard_interrupt_returns_the_current_model(cluster4, data, solver):
+    X, y, _ = data
+
+    def interrupt(update, theta, row):
+        if update == 25:
+            raise KeyboardInterrupt
+
+    coef, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=0.5, max_iter=100,
+                              callback=interrupt, random_state=0)
+    assert "KeyboardInterrupt" in res.message and res.n_iter == 25
+    assert np.isfinite(res.history.objective.values[-1]) and np.all(np.isfinite(coef))
+
+
+@pytest.mark.timeout(60)
+def test_tol_stops_on_the_sampled_objective(cluster4, data):
+    X, y, _ = data
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver="async_sgd", eta0=0.5, max_iter=50,
+                           tol=1e-2, n_iter_no_change=2, random_state=0)
+    assert res.converged and "did not improve" in res.message
+    assert res.history.rows.values[-1] < 50 * len(X)
+    assert res.history.attrs["monitor"] == "online"
+
+
+@pytest.mark.timeout(120)
+def test_hogwild_sparse_and_reproducible_with_one_thread(cluster4):
+    rng = np.random.default_rng(1)
+    X = sp.random(6000, 50, density=0.1, format="csr", random_state=1)
+    y = (X @ rng.standard_normal(50) > 0).astype(float)
+    _, _, ref = fit_linear(X, y, family="hinge" if False else "logistic", lam=1e-3, solver="lbfgs", tol=1e-10)
+    fstar = float(ref.history.objective.values[-1])
+    runs = [fit_linear(X, y, family="logistic", lam=1e-3, solver="hogwild", n_threads=1, max_iter=6,
+                       random_state=3)[2] for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].theta, runs[1].theta)
+    assert (runs[0].history.objective.values[-1] - fstar) / fstar < 1e-2
+    _, _, two = fit_linear(X, y, family="logistic", lam=1e-3, solver="hogwild", n_threads=2, max_iter=6,
+                           random_state=3)
+    assert (two.history.objective.values[-1] - fstar) / fstar < 1e-2
+    h = two.history
+    assert np.all(h.updates_per_second.values > 0) and int(h.sgd_updates.sum()) == 6 * 6000
+
+
+def test_estimators_take_the_async_solvers(cluster4, data):
+    X, y, fstar = data
+    reference = dl.LogisticRegression(C=1 / (LAM * len(X)), tol=1e-10).fit(X, y)
+    model = dl.LogisticRegression(C=1 / (LAM * len(X)), solver="async_sgd", max_iter=4, tol=None, random_state=0,
+                                  solver_kwargs={"eta0": 1.0, "batch_size": 64, "staleness": "divide"}).fit(X, y)
+    assert model.solver_ == "async_sgd" and "staleness" in model.history_
+    assert np.mean(model.predict(X) == reference.predict(X)) > 0.98
+    target = X @ np.arange(8.0) + np.random.default_rng(2).standard_normal(len(X))
+    exact = dl.Ridge(alpha=1.0).fit(X, target)
+    ridge = dl.Ridge(alpha=1.0, solver="easgd", max_iter=6, tol=None, random_state=0,
+                     solver_kwargs={"eta0": 0.2, "power_t": 0.5}).fit(X, target)
+    np.testing.assert_allclose(ridge.coef_, exact.coef_, atol=0.03)
+
+
+def test_bad_options_fail_clearly(cluster4, data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="staleness must be"):
+        fit_linear(X, y, family="logistic", solver="async_sgd", staleness="half")
+    with pytest.raises(ValueError, match="multiple of push_every"):
+        fit_linear(X, y, family="logistic", solver="async_sgd", push_every=3, pull_every=4)
+    with pytest.raises(ValueError, match="max_staleness"):
+        fit_linear(X, y, family="logistic", solver="async_sgd", max_staleness=-1)
+    with pytest.raises(ValueError, match="delay factors must be >= 1"):
+        fit_linear(X, y, family="logistic", solver="async_sgd", delay={0: 0.5})
+    with pytest.raises(ValueError, match="hogwild supports"):
+        fit_linear(X, (y > 0).astype(int), family="multinomial", n_classes=2, solver="hogwild")
+    with pytest.raises(ValueError, match="L2 penalties only"):
+        fit_linear(X, y, family="logistic", penalty="l1", lam=0.1, solver="hogwild")
+    with pytest.raises(ValueError, match="needs an L2 penalty"):
+        fit_linear(X, y, family="logistic", lam=0.0, solver="hogwild")
+    with pytest.raises(ValueError, match="at least 2 chunks"):
+        fit_linear(X, y, family="logistic", solver="gossip_sgd", chunks=len(X))
+    with pytest.raises(ValueError, match="alpha"):
+        fit_linear(X, y, family="logistic", solver="easgd", alpha=0.5, synchronous=True)
+    fam, pen = get_family("logistic"), get_penalty("l2")
+    local = Objective(X, y, fam, pen, LAM, Layout(8, 1, True))
+    with pytest.raises(RuntimeError, match="dask.distributed futures"):
+        async_sgd(local, np.zeros(9))
+
+
+def _exit_worker():
+    os._exit(1)
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("solver", ["async_sgd", "gossip_sgd", "easgd"])
+def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver):
+    X, y = _problem(n=6000)
+    _, _, ref = fit_linear(X, y, family="logistic", lam=LAM, solver="lbfgs", tol=1e-10)
+    fstar = float(ref.history.objective.values[-1])
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        killed = []
+
+        def kill_one(update, theta, row):
+            if update == 20 and not killed:
+                victim = sorted(client.scheduler_info()["workers"])[0]
+                killed.append(victim)
+                try:
+                    client.run(_exit_worker, workers=[victim])
+                except Exception:                      # the worker dies before answering
+                    pass
+
+        t0 = time.perf_counter()
+        _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
+                               delay={1: 3.0}, callback=kill_one, random_state=0)
+        assert killed and time.perf_counter() - t0 < 100
+        h = res.history
+        assert h.attrs["lost_tasks"] >= 1 and int(h.lost.sum()) == h.attrs["lost_tasks"]
+        assert h.rows.values[-1] >= 4 * len(X)
+        assert (h.objective.values[-1] - fstar) / fstar < 2e-2
