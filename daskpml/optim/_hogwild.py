@@ -8,9 +8,10 @@ Every ``epochs_per_round`` epochs the workers' models are averaged (weighted by
 rows) by the driver and the next round starts from the average: one exchange of
 ``|W|`` per worker per round.
 
-The L2 penalty is applied lock-free too, as a multiplicative decay
-``w <- (1 - eta lam)^k w`` every ``k`` rows with ``k ~ n_features / nnz per row``, so
-its cost stays O(nnz) per row on average and its effect equals the per-row decay.
+On sparse rows the L2 penalty touches only the row's non-zeros, scaled by the
+inverse frequency of each feature (Niu et al.'s rule), so a row costs O(its
+non-zeros) and no thread sweeps the whole vector; the decay per row equals
+``eta lam w`` on average.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ._objective import Objective
 from ._run import OptimizeResult
 from ._stochastic import _permutation, straggle
 
+#: Intercept steps on sparse data are scaled by this (as scikit-learn's SGD does).
+SPARSE_INTERCEPT_DECAY = 0.01
 #: Loss kinds of the kernel.
 _KINDS = {"squared": 0, "logistic": 1, "hinge": 2, "squared_hinge": 3}
 #: Learning-rate schedules of the kernel.
@@ -71,8 +74,9 @@ def hogwild_epochs(X: Any, y: Any, theta: np.ndarray, *, seed: int, chunk: int, 
     if sparse:
         X = X.tocsr()
         data = np.ascontiguousarray(X.data, dtype=np.float64)
-        indices, indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
-        decay_every = max(1, math.ceil(d / max(1.0, X.nnz / max(n, 1))))
+        indices, indptr = X.indices, X.indptr          # int32 or int64: numba specializes
+        counts = np.bincount(indices, minlength=d).astype(np.float64)
+        inv_freq = np.where(counts > 0, n / np.maximum(counts, 1.0), 0.0)
     else:
         Xd = np.ascontiguousarray(X, dtype=np.float64)
     t0 = optimal_t0(kind, lam) if schedule == _SCHEDULES["optimal"] else 0.0
@@ -86,8 +90,8 @@ def hogwild_epochs(X: Any, y: Any, theta: np.ndarray, *, seed: int, chunk: int, 
         def work(k: int) -> None:
             rows = order[k::threads]
             if sparse:
-                kernels.sweep_csr(data, indices, indptr, yv, rows, w, d, fit_intercept, kind, schedule, eta0,
-                                     power_t, lam, t0, t_base + k, threads, decay_every, outs[k])
+                kernels.sweep_csr(data, indices, indptr, yv, rows, w, inv_freq, d, fit_intercept, kind, schedule, eta0,
+                                  power_t, lam, t0, t_base + k, threads, SPARSE_INTERCEPT_DECAY, outs[k])
             else:
                 kernels.sweep_dense(Xd, yv, rows, w, d, fit_intercept, kind, schedule, eta0, power_t, lam, t0,
                                        t_base + k, threads, outs[k])

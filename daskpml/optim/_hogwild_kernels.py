@@ -44,36 +44,32 @@ def rate(schedule, eta0, power_t, lam, t0, t):
 
 
 @njit(nogil=True, cache=True)
-def sweep_csr(data, indices, indptr, y, rows, w, n_features, intercept, kind, schedule, eta0, power_t, lam, t0,
-              t_start, t_stride, decay_every, out):
-    """SGD over ``rows`` of a CSR matrix; the L2 decay is applied every ``decay_every`` rows."""
+def sweep_csr(data, indices, indptr, y, rows, w, inv_freq, n_features, intercept, kind, schedule, eta0, power_t,
+              lam, t0, t_start, t_stride, intercept_decay, out):
+    """SGD over ``rows`` of a CSR matrix, touching only the row's non-zeros.
+
+    The L2 term is applied to the touched coordinates only, scaled by the inverse of
+    their frequency: ``w_j <- (1 - eta lam / d_j) w_j`` with ``d_j`` the fraction of rows
+    where feature ``j`` is non-zero (``inv_freq = 1 / d_j``), which decays every
+    coordinate by ``eta lam`` per row on average (Niu et al. 2011, section 5). Intercept
+    steps are scaled by ``intercept_decay`` (scikit-learn uses 0.01 on sparse data)."""
     t = t_start
     total = 0.0
-    pending = 0
-    eta = eta0
     for r in rows:
+        eta = rate(schedule, eta0, power_t, lam, t0, t)
         z = w[n_features] if intercept else 0.0
         for p in range(indptr[r], indptr[r + 1]):
             z += data[p] * w[indices[p]]
         g, loss = dloss(kind, z, y[r])
         total += loss
-        eta = rate(schedule, eta0, power_t, lam, t0, t)
-        if g != 0.0:
-            for p in range(indptr[r], indptr[r + 1]):
-                w[indices[p]] -= eta * g * data[p]
-            if intercept:
-                w[n_features] -= eta * g
-        pending += 1
-        if lam > 0.0 and pending >= decay_every:
-            scale = max(0.0, 1.0 - eta * lam) ** pending
-            for j in range(n_features):
-                w[j] *= scale
-            pending = 0
+        step = eta * g
+        decay = eta * lam
+        for p in range(indptr[r], indptr[r + 1]):
+            j = indices[p]
+            w[j] = max(0.0, 1.0 - decay * inv_freq[j]) * w[j] - step * data[p]
+        if intercept:
+            w[n_features] -= intercept_decay * step
         t += t_stride
-    if lam > 0.0 and pending:
-        scale = max(0.0, 1.0 - eta * lam) ** pending
-        for j in range(n_features):
-            w[j] *= scale
     out[0] = total
 
 
