@@ -17,7 +17,7 @@ Rounds per iteration: gradient descent 1 + rejected trial steps, L-BFGS about 1
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Callable, Literal
 
 import numpy as np
 

@@ -151,7 +151,7 @@ def test_hogwild_sparse_and_reproducible_with_one_thread(cluster4):
     rng = np.random.default_rng(1)
     X = sp.random(6000, 50, density=0.1, format="csr", random_state=1)
     y = (X @ rng.standard_normal(50) > 0).astype(float)
-    _, _, ref = fit_linear(X, y, family="hinge" if False else "logistic", lam=1e-3, solver="lbfgs", tol=1e-10)
+    _, _, ref = fit_linear(X, y, family="logistic", lam=1e-3, solver="lbfgs", tol=1e-10)
     fstar = float(ref.history.objective.values[-1])
     runs = [fit_linear(X, y, family="logistic", lam=1e-3, solver="hogwild", n_threads=1, max_iter=6,
                        random_state=3)[2] for _ in range(2)]
