@@ -236,3 +236,14 @@ def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver):
         assert h.attrs["lost_tasks"] >= 1 and int(h.lost.sum()) == h.attrs["lost_tasks"]
         assert h.rows.values[-1] >= 4 * len(X)
         assert (h.objective.values[-1] - fstar) / fstar < 2e-2
+
+
+@pytest.mark.parametrize("solver", ["sgd", "local_sgd"])
+def test_the_delay_hook_slows_but_does_not_change_synchronous_solvers(cluster4, data, solver):
+    X, y, _ = data
+    opts = dict(family="logistic", lam=LAM, solver=solver, max_iter=1, random_state=0, chunks=2000)
+    _, _, plain = fit_linear(X, y, **opts)
+    _, _, slowed = fit_linear(X, y, delay={1: 3.0}, **opts)
+    np.testing.assert_array_equal(plain.theta, slowed.theta)
+    with pytest.raises(TypeError, match="delay must map"):
+        fit_linear(X, y, delay=3.0, **opts)
