@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -39,3 +41,24 @@ def host(x):
 
 def random_csr(m: int, n: int, density: float, seed: int, dtype=np.float64) -> sp.csr_matrix:
     return sp.random(m, n, density=density, format="csr", random_state=seed, dtype=dtype)
+
+
+def _exit_worker():
+    os._exit(1)
+
+
+def worker_killer(client, at: int):
+    """A solver callback that kills one worker process (``os._exit``) at iteration / update
+    ``at``; the returned list names the victim once it is done."""
+    killed: list[str] = []
+
+    def kill_one(iteration, theta, row):
+        if iteration == at and not killed:
+            victim = sorted(client.scheduler_info()["workers"])[0]
+            killed.append(victim)
+            try:
+                client.run(_exit_worker, workers=[victim])
+            except Exception:                      # the worker dies before answering
+                pass
+
+    return kill_one, killed

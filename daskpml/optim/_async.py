@@ -186,6 +186,10 @@ class Engine:
         self.reason = ""
         self.converged = False
 
+    def schedule(self, schedule: Schedule, eta0: float, **options: Any) -> Callable[[], float]:
+        """The current learning rate: steps counted in server versions, epochs in rows processed."""
+        return lambda: learning_rate(schedule, eta0, self.version, self.rows_done / self.n, **options)
+
     # -- tasks ----------------------------------------------------------------------------
     def submit(self, fn: Callable, slot: int, *args: Any, meta: dict | None = None, **kwargs: Any) -> Any:
         key = f"{self.prefix}-{self.count}"
@@ -434,9 +438,7 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
     local: list[np.ndarray | None] = [None] * P
     waiting: list[int] = []
 
-    def rate() -> float:
-        return learning_rate(learning_rate_schedule, eta0, eng.version, eng.rows_done / eng.n,
-                             power_t=power_t, gamma=gamma, step_size=step_size)
+    rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
 
     def allowed(version: int) -> bool:
         if bound is None:
@@ -550,9 +552,7 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
     position = [0] * P
     arrived: dict[int, tuple] = {}
 
-    def rate() -> float:
-        return learning_rate(learning_rate_schedule, eta0, eng.version, eng.rows_done / eng.n,
-                             power_t=power_t, gamma=gamma, step_size=step_size)
+    rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
 
     def dispatch(i: int) -> None:
         eng.submit(local_steps, i, *eng.blocks[i], models[i], seed, i, position[i] * batch, tau, batch, rate(),
@@ -650,9 +650,7 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     made_at = [0] * P                           # update count when it was made
     position = [0] * P
 
-    def rate() -> float:
-        return learning_rate(learning_rate_schedule, eta0, eng.version, eng.rows_done / eng.n,
-                             power_t=power_t, gamma=gamma, step_size=step_size)
+    rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
 
     def dispatch(i: int) -> None:
         j = int(rng.integers(P - 1))

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from daskpml.datasets import make_blobs, make_classification, make_low_rank, make_regression, make_sbm
+from daskpml.datasets import make_blobs, make_classification, make_low_rank, make_regression
 from daskpml.sparse import CSRMatrix
 
 

@@ -1,6 +1,5 @@
 """A worker killed in the middle of fit: same result, no hang."""
 
-import os
 
 import dask.array as da
 import numpy as np
@@ -8,10 +7,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import daskpml.linear_model as dl
-
-
-def _exit_worker():
-    os._exit(1)
+from conftest import worker_killer
 
 
 @pytest.mark.distributed
@@ -25,16 +21,7 @@ def test_worker_killed_mid_fit_gives_the_same_model():
             Client(cluster) as client:
         Xd = da.from_array(X, chunks=(500, 6))       # chunks can be recomputed from the graph
         yd = da.from_array(y, chunks=500)
-        killed = []
-
-        def kill_one(iteration, theta, row):
-            if iteration == 2 and not killed:
-                victim = sorted(client.scheduler_info()["workers"])[0]
-                killed.append(victim)
-                try:
-                    client.run(_exit_worker, workers=[victim])
-                except Exception:                      # the worker dies before answering
-                    pass
+        kill_one, killed = worker_killer(client, at=2)
 
         model = dl.LogisticRegression(tol=1e-10, solver="lbfgs",
                                       solver_kwargs={"callback": kill_one}).fit(Xd, yd)

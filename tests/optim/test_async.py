@@ -3,7 +3,6 @@ staleness bound, stop on time / interrupt, and survive a killed worker."""
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 
@@ -13,6 +12,7 @@ import scipy.sparse as sp
 from distributed import Client, LocalCluster
 
 import daskpml.linear_model as dl
+from conftest import worker_killer
 from daskpml.optim import Layout, Objective, async_sgd, fit_linear, get_family, get_penalty
 
 LAM = 1e-2
@@ -204,10 +204,6 @@ def test_bad_options_fail_clearly(cluster4, data):
         async_sgd(local, np.zeros(9))
 
 
-def _exit_worker():
-    os._exit(1)
-
-
 @pytest.mark.distributed
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("solver", ["async_sgd", "gossip_sgd", "easgd"])
@@ -217,16 +213,7 @@ def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver):
     fstar = float(ref.history.objective.values[-1])
     with LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        killed = []
-
-        def kill_one(update, theta, row):
-            if update == 20 and not killed:
-                victim = sorted(client.scheduler_info()["workers"])[0]
-                killed.append(victim)
-                try:
-                    client.run(_exit_worker, workers=[victim])
-                except Exception:                      # the worker dies before answering
-                    pass
+        kill_one, killed = worker_killer(client, at=20)
 
         t0 = time.perf_counter()
         _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
