@@ -1,0 +1,323 @@
+"""Distributed k-means: k-means|| or k-means++ initialization, then Lloyd iterations.
+
+Each pass over the data is one task per row block and a tree sum of small
+per-block results (k x d sums, counts, costs); only those reach the client.
+One Lloyd iteration is one pass and one round trip.
+
+References
+----------
+D. Arthur and S. Vassilvitskii, "k-means++: the advantages of careful seeding", SODA 2007.
+B. Bahmani, B. Moseley, A. Vattani, R. Kumar, S. Vassilvitskii, "Scalable k-means++",
+VLDB 2012 (k-means||).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+
+from .. import results
+from ..backend import get_namespace, to_numpy
+from ..datasets._generators import resolve_seed
+from ..graph._neighbors import as_points
+from ..validation import check_is_fitted
+
+Init = Literal["k-means||", "k-means++", "random"]
+
+
+def _min_dist2(x: Any, centers: Any) -> tuple[Any, Any]:
+    """Squared distance of each row to its nearest center, and that center's index."""
+    xp, _ = get_namespace(x)
+    c = xp.asarray(centers, dtype=x.dtype)
+    d = (x * x).sum(axis=1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(axis=1)[None, :]
+    xp.maximum(d, 0, out=d)
+    labels = d.argmin(axis=1)
+    return xp.take_along_axis(d, labels[:, None], axis=1)[:, 0], labels
+
+
+def _labels(x: Any, centers: np.ndarray) -> Any:
+    return _min_dist2(x, centers)[1]
+
+
+def _lloyd_stats(x: Any, centers: np.ndarray) -> Any:
+    """``[sums (k x d), counts (k), inertia]`` of this block, flattened into one row."""
+    xp, _ = get_namespace(x)
+    k, d = centers.shape
+    dist, labels = _min_dist2(x, centers)
+    onehot = xp.zeros((x.shape[0], k), dtype=x.dtype)
+    onehot[xp.arange(x.shape[0]), labels] = 1
+    sums = onehot.T @ x
+    out = xp.concatenate([sums.ravel(), onehot.sum(axis=0), xp.asarray([dist.sum()])])
+    return out[None, :]
+
+
+def _pass(X: da.Array, func: Any, width: int, *args: Any) -> np.ndarray:
+    """Sum over blocks of ``func(block, *args)`` (a row of ``width`` numbers), on the client."""
+    xp, _ = get_namespace(X)
+    parts = X.map_blocks(func, *args, chunks=((1,) * X.numblocks[0], (width,)), dtype=np.float64,
+                         meta=xp.empty((0, 0)))
+    return np.asarray(to_numpy(parts.sum(axis=0).compute()), dtype=np.float64)
+
+
+def _cost(x: Any, centers: np.ndarray) -> Any:
+    xp, _ = get_namespace(x)
+    return xp.asarray([_min_dist2(x, centers)[0].sum()])[None, :]
+
+
+def _sample(x: Any, centers: np.ndarray, factor: float, phi: float, seed: int, rnd: int,
+            block_info: dict | None = None) -> Any:
+    """Rows kept independently with probability ``min(1, factor d^2 / phi)`` (k-means||)."""
+    xp, _ = get_namespace(x)
+    i = block_info[0]["chunk-location"][0] if block_info else 0
+    dist, _ = _min_dist2(x, centers)
+    u = xp.asarray(np.random.default_rng([seed, rnd, i]).random(x.shape[0]))
+    return x[u < factor * dist / phi]
+
+
+def _counts(x: Any, centers: np.ndarray) -> Any:
+    xp, _ = get_namespace(x)
+    _, labels = _min_dist2(x, centers)
+    return xp.bincount(labels, minlength=len(centers)).astype(np.float64)[None, :]
+
+
+def _pick(X: da.Array, rng: np.random.Generator) -> np.ndarray:
+    return np.asarray(to_numpy(X[int(rng.integers(X.shape[0]))].compute()), dtype=np.float64)[None, :]
+
+
+def _weighted_kmeanspp(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator,
+                       iterations: int = 30) -> np.ndarray:
+    """k-means++ seeding and weighted Lloyd on the (few) candidates, on the client."""
+    first = rng.choice(len(points), p=weights / weights.sum())
+    centers = [points[first]]
+    dist = ((points - centers[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        p = weights * dist
+        idx = rng.choice(len(points), p=p / p.sum()) if p.sum() > 0 else rng.integers(len(points))
+        centers.append(points[idx])
+        dist = np.minimum(dist, ((points - points[idx]) ** 2).sum(axis=1))
+    centers = np.array(centers)
+    for _ in range(iterations):
+        _, labels = _min_dist2(points, centers)
+        new = centers.copy()
+        for c in range(k):
+            w = weights[labels == c]
+            if w.sum() > 0:
+                new[c] = (points[labels == c] * w[:, None]).sum(axis=0) / w.sum()
+        if np.allclose(new, centers):
+            break
+        centers = new
+    return centers
+
+
+def _init_parallel(X: da.Array, k: int, rng: np.random.Generator, seed: int, factor: float,
+                   rounds: int) -> np.ndarray:
+    """k-means|| (Bahmani et al.): ``rounds`` passes that each keep about ``factor k`` points."""
+    centers = _pick(X, rng)
+    for r in range(rounds):
+        phi = float(_pass(X, _cost, 1, centers)[0])
+        if phi == 0:
+            break
+        xp, _ = get_namespace(X)
+        new = X.map_blocks(_sample, centers, factor * k, phi, seed, r, chunks=((np.nan,) * X.numblocks[0],
+                                                                          (X.shape[1],)), dtype=X.dtype)
+        new = np.asarray(to_numpy(new.compute()), dtype=np.float64)
+        centers = np.vstack([centers, new])
+    centers = np.unique(centers, axis=0)
+    if len(centers) <= k:
+        return np.vstack([centers, _init_random(X, k - len(centers), rng)]) if len(centers) < k else centers
+    weights = _pass(X, _counts, len(centers), centers)
+    return _weighted_kmeanspp(centers, np.maximum(weights, 1e-12), k, rng)
+
+
+def _pp_candidate(x: Any, centers: np.ndarray, seed: int, step: int, block_info: dict | None = None) -> Any:
+    """This block's d^2-weighted candidate (its index in the block) and the block's d^2 total."""
+    i = block_info[0]["chunk-location"][0] if block_info else 0
+    dist = to_numpy(_min_dist2(x, centers)[0])
+    total = float(dist.sum())
+    rng = np.random.default_rng([seed, step, i])
+    pick = int(rng.choice(len(dist), p=dist / total)) if total > 0 else int(rng.integers(len(dist)))
+    return np.asarray([[total, pick]])
+
+
+def _init_plusplus(X: da.Array, k: int, rng: np.random.Generator, seed: int) -> np.ndarray:
+    """k-means++: k passes, each drawing one point with probability proportional to d^2."""
+    centers = _pick(X, rng)
+    offsets = np.concatenate([[0], np.cumsum(X.chunks[0])])
+    for step in range(1, k):
+        parts = X.map_blocks(_pp_candidate, centers, seed, step, chunks=((1,) * X.numblocks[0], (2,)),
+                             dtype=np.float64, meta=np.empty((0, 0))).compute()
+        totals = parts[:, 0]
+        block = int(rng.choice(len(totals), p=totals / totals.sum())) if totals.sum() > 0 else 0
+        row = int(offsets[block] + parts[block, 1])
+        centers = np.vstack([centers, np.asarray(to_numpy(X[row].compute()), dtype=np.float64)])
+    return centers
+
+
+def _init_random(X: da.Array, k: int, rng: np.random.Generator) -> np.ndarray:
+    rows = np.sort(rng.choice(X.shape[0], size=k, replace=False))
+    return np.asarray(to_numpy(X[rows].compute()), dtype=np.float64)
+
+
+def _variance_scale(X: da.Array) -> float:
+    return float(da.var(X, axis=0).mean().compute())
+
+
+def kmeans(X: Any, n_clusters: int, *, init: Init | np.ndarray = "k-means||", n_init: int = 1,
+           max_iter: int = 300, tol: float = 1e-4, random_state: Any = None,
+           oversampling_factor: float = 2.0, init_rounds: int = 5) -> dict:
+    """Distributed k-means (Lloyd) with k-means|| / k-means++ / random / given initial centers.
+
+    Converged when the squared shift of the centers is at most ``tol`` times
+    the mean variance of the features (scikit-learn's rule). Empty clusters
+    keep their center. The best of ``n_init`` runs (lowest inertia) is kept.
+
+    Returns a dict with ``centers`` (k x d NumPy), ``labels`` (dask array),
+    ``inertia``, ``n_iter`` and ``history`` (xarray: inertia and shift per iteration).
+    """
+    X = as_points(X)
+    n, d = X.shape
+    if int(n_clusters) != n_clusters or not 1 <= n_clusters <= n:
+        raise ValueError(f"n_clusters must be an integer in [1, n_samples={n}], got {n_clusters!r}.")
+    k = int(n_clusters)
+    if isinstance(init, str) and init not in ("k-means||", "k-means++", "random"):
+        raise ValueError(f"init must be 'k-means||', 'k-means++', 'random' or an array, got {init!r}.")
+    if not isinstance(init, str):
+        init = np.asarray(init, dtype=np.float64)
+        if init.shape != (k, d):
+            raise ValueError(f"init centers must have shape ({k}, {d}), got {init.shape}.")
+        n_init = 1
+    X = X.astype(np.float64) if X.dtype.kind != "f" else X
+    (X,) = dask.persist(X)
+    seed = resolve_seed(random_state)
+    tol_abs = tol * _variance_scale(X)
+    best = None
+    for run in range(int(n_init)):
+        rng = np.random.default_rng([seed, run])
+        if isinstance(init, np.ndarray):
+            centers = init.copy()
+        elif init == "k-means||":
+            centers = _init_parallel(X, k, rng, seed + run, oversampling_factor, init_rounds)
+        elif init == "k-means++":
+            centers = _init_plusplus(X, k, rng, seed + run)
+        else:
+            centers = _init_random(X, k, rng)
+        result = _lloyd(X, centers, max_iter, tol_abs)
+        if best is None or result["inertia"] < best["inertia"]:
+            best = result
+    best["labels"] = X.map_blocks(_labels, best["centers"], drop_axis=1, dtype=np.int64)
+    return best
+
+
+def _lloyd(X: da.Array, centers: np.ndarray, max_iter: int, tol_abs: float) -> dict:
+    k, d = centers.shape
+    records: dict[str, list] = {"inertia": [], "shift": [], "time": []}
+    start = time.perf_counter()
+    inertia, n_iter = np.inf, 0
+    for n_iter in range(1, max_iter + 1):
+        stats = _pass(X, _lloyd_stats, k * d + k + 1, centers)
+        sums, counts, inertia = stats[:k * d].reshape(k, d), stats[k * d:k * d + k], stats[-1]
+        new = centers.copy()
+        nonempty = counts > 0
+        new[nonempty] = sums[nonempty] / counts[nonempty, None]
+        shift = float(((new - centers) ** 2).sum())
+        centers = new
+        records["inertia"].append(float(inertia))
+        records["shift"].append(shift)
+        records["time"].append(time.perf_counter() - start)
+        if shift <= tol_abs:
+            break
+    # inertia of the final centers (the loop's value belongs to the centers before the update)
+    inertia = float(_pass(X, _cost, 1, centers)[0])
+    return {"centers": centers, "inertia": inertia, "n_iter": n_iter,
+            "history": results.history(records, attrs={"n_clusters": k})}
+
+
+class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Distributed k-means with k-means|| initialization (scikit-learn API).
+
+    Parameters
+    ----------
+    n_clusters : int
+    init : {"k-means||", "k-means++", "random"} or array (n_clusters, n_features)
+    n_init : int
+        Runs with different seeds; the lowest inertia wins.
+    max_iter, tol : Lloyd iterations and the relative center-shift tolerance.
+    oversampling_factor, init_rounds : k-means|| keeps about
+        ``oversampling_factor * n_clusters`` points per round, for ``init_rounds`` rounds.
+    random_state : int, Generator or None
+
+    Attributes
+    ----------
+    cluster_centers_, labels_ (NumPy for in-memory input, dask for dask input),
+    inertia_, n_iter_, history_
+
+    Examples
+    --------
+    >>> from daskpml.datasets import make_blobs
+    >>> from daskpml.cluster import KMeans
+    >>> X, y = make_blobs(10_000, 4, centers=5, random_state=0)
+    >>> km = KMeans(5, random_state=0).fit(X)
+    >>> km.cluster_centers_.shape
+    (5, 4)
+    """
+
+    def __init__(self, n_clusters: int = 8, *, init: Init | np.ndarray = "k-means||", n_init: int = 1,
+                 max_iter: int = 300, tol: float = 1e-4, oversampling_factor: float = 2.0,
+                 init_rounds: int = 5, random_state: Any = None) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.oversampling_factor = oversampling_factor
+        self.init_rounds = init_rounds
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> KMeans:
+        out = kmeans(X, self.n_clusters, init=self.init, n_init=self.n_init, max_iter=self.max_iter,
+                     tol=self.tol, random_state=self.random_state,
+                     oversampling_factor=self.oversampling_factor, init_rounds=self.init_rounds)
+        self.cluster_centers_ = out["centers"]
+        labels = out["labels"]
+        self.labels_ = labels if isinstance(X, da.Array) else np.asarray(to_numpy(labels.compute()))
+        self.inertia_ = out["inertia"]
+        self.n_iter_ = out["n_iter"]
+        self.history_ = out["history"]
+        self.n_features_in_ = self.cluster_centers_.shape[1]
+        return self
+
+    def _points(self, X: Any) -> da.Array:
+        check_is_fitted(self, "cluster_centers_")
+        Xd = as_points(X)
+        if Xd.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {Xd.shape[1]} features, but KMeans was fitted with {self.n_features_in_}.")
+        return Xd
+
+    def predict(self, X: Any) -> Any:
+        Xd = self._points(X)
+        labels = Xd.map_blocks(_labels, self.cluster_centers_, drop_axis=1, dtype=np.int64)
+        return labels if isinstance(X, da.Array) else np.asarray(to_numpy(labels.compute()))
+
+    def transform(self, X: Any) -> Any:
+        """Distances to the centers (n x k)."""
+        Xd = self._points(X)
+        k = len(self.cluster_centers_)
+        out = Xd.map_blocks(_center_distances, self.cluster_centers_, chunks=(Xd.chunks[0], (k,)),
+                            dtype=np.float64)
+        return out if isinstance(X, da.Array) else np.asarray(to_numpy(out.compute()))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the inertia of ``X`` (as scikit-learn)."""
+        return -float(_pass(self._points(X), _cost, 1, self.cluster_centers_)[0])
+
+
+def _center_distances(x: Any, centers: np.ndarray) -> Any:
+    xp, _ = get_namespace(x)
+    c = xp.asarray(centers, dtype=x.dtype)
+    d = (x * x).sum(axis=1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(axis=1)[None, :]
+    return xp.sqrt(xp.maximum(d, 0))
