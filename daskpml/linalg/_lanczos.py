@@ -15,6 +15,12 @@ Algorithm (Wu & Simon 2000, in the Krylov-Schur form of Stewart 2001):
   it, the workers run all its steps, and the client receives the coefficients
   once per cycle. This is the materialization point: one round trip per
   restart, not per step.
+* Converged pairs are verified: the basis is restarted once more with the
+  Ritz vectors and a fresh random vector orthogonal to them instead of the
+  residual. A single Krylov sequence only ever sees one vector of a repeated
+  eigenvalue (a graph with c components has c zero Laplacian eigenvalues); the
+  fresh vector uncovers the missing copies. The run ends when a verification
+  cycle leaves the wanted values unchanged. This costs one extra cycle.
 * After a cycle the client diagonalizes ``H`` (``H Y = Y diag(theta)``). The
   residual of Ritz pair ``i`` is ``|beta_m Y[m-1, i]|`` exactly (``A V = V H +
   beta_m v_m e_m^T``). Pairs with residual ``<= tol * max(|theta|, eps^(2/3) ||A||)``
@@ -423,7 +429,7 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
     tol_eff = max(tol, EPS)
     records: dict[str, list] = {"matvecs": [], "converged": [], "max_residual": [], "time": []}
     start_time = time.perf_counter()
-    j, restarts, fresh_used = 0, 0, False
+    j, restarts, verified = 0, 0, None
     while True:
         last, beta = solver.extend(j, ncv)
         m = last
@@ -438,6 +444,10 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
         wanted = order[:k]
         done = residual[wanted] <= bound[wanted]
         invariant = beta == 0.0 and m < n
+        values = np.sort(theta[wanted])
+        # after a verification restart: stop once converged again to the same values
+        settled = done.all() and verified is not None and bool(
+            np.abs(values - verified).max() <= max(10 * bound[wanted].max(), 100 * EPS * anorm))
         records["matvecs"].append(solver.matvecs)
         records["converged"].append(int(done.sum()))
         records["max_residual"].append(float(residual[wanted].max()))
@@ -445,7 +455,7 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
         info = {"restart": restarts, "matvecs": solver.matvecs, "converged": int(done.sum()),
                 "residuals": residual[wanted], "ritz_values": theta[wanted]}
         stop = bool(callback(info)) if callback is not None else False
-        if (done.all() and not (invariant and not fresh_used)) or m == n or stop:
+        if (done.all() and settled) or m == n or stop:
             break
         if restarts >= maxiter:
             good = wanted[done]
@@ -454,10 +464,14 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
                 f"eigsh: {int(done.sum())} of {k} eigenpairs converged in {maxiter} restarts "
                 f"({solver.matvecs} products); raise maxiter or tol, or enlarge ncv.",
                 np.sort(theta[good]), vecs)
-        keep = _keep(k, m, int(done.sum()))
-        kept = order[:keep]
-        fresh_used = fresh_used or invariant
-        solver.restart(m, Y[:, kept], theta[kept], fresh=invariant)
+        # a verification restart keeps only the converged wanted pairs, whose dropped
+        # couplings to the residual vector are below the tolerance
+        kept = wanted if done.all() else order[:_keep(k, m, int(done.sum()))]
+        keep = len(kept)
+        fresh = invariant or done.all()
+        if done.all():
+            verified = values
+        solver.restart(m, Y[:, kept], theta[kept], fresh=fresh)
         j = keep
         restarts += 1
     sel = wanted[np.argsort(theta[wanted], kind="stable")]
