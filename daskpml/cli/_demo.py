@@ -111,6 +111,41 @@ def linear_section(settings: dict) -> list[Row]:
     return rows
 
 
+@section("spectral")
+def spectral_section(settings: dict) -> list[Row]:
+    """Spectral methods: Laplacian eigenpairs (Lanczos) beside ARPACK, and spectral clustering."""
+    from scipy.sparse import csgraph
+    from scipy.sparse.linalg import eigsh as arpack
+    from sklearn.metrics import adjusted_rand_score
+
+    from ..backend import to_numpy
+    from ..cluster import SpectralClustering
+    from ..datasets import make_blobs, make_sbm
+    from ..linalg import laplacian_eigsh
+
+    n, k, seed = settings["nodes"], settings["clusters"], settings["seed"]
+    A, truth = make_sbm(n, k, in_degree=12, out_degree=2, random_state=seed, chunks=max(1, n // 4),
+                        backend=settings["backend"])
+    (A,), _ = _timed(lambda: persist_with_progress(A, show=False))
+    click.echo(f"{k} smallest eigenpairs of the normalized Laplacian of a {n}-node graph ...")
+    (w, V), t = _timed(lambda: laplacian_eigsh(A, k, kind="sym", tol=1e-8, random_state=seed))
+    L = csgraph.laplacian(A.to_scipy(), normed=True)
+    ref, t_ref = _timed(lambda: arpack(L, k=k, which="SA", tol=1e-8, return_eigenvectors=False))
+    Vh = to_numpy(V.compute())
+    residual = float(np.linalg.norm(L @ Vh - Vh * w, axis=0).max())
+    rows: list[Row] = [("spectral", f"laplacian_eigsh k={k} (vs ARPACK)", t, t_ref,
+                        f"max |lambda err| {float(np.abs(np.sort(ref) - w).max()):.1e}, residual {residual:.1e}")]
+    labels, t = _timed(lambda: SpectralClustering(k, affinity="precomputed", random_state=seed).fit(A).labels_)
+    rows.append(("spectral", "SpectralClustering of the graph", t, None,
+                 f"ARI vs planted {adjusted_rand_score(to_numpy(truth.compute()), labels):.3f}"))
+    X, y = make_blobs(n, 10, centers=k, cluster_std=2.0, random_state=seed)
+    click.echo(f"spectral clustering of {n} points (10-NN graph) ...")
+    labels, t = _timed(lambda: SpectralClustering(k, random_state=seed).fit(X).labels_)
+    rows.append(("spectral", f"SpectralClustering of {n} blobs", t, None,
+                 f"ARI {adjusted_rand_score(to_numpy(y.compute()), to_numpy(labels.compute())):.3f}"))
+    return rows
+
+
 def _print_table(rows: list[Row]) -> None:
     header = ("section", "operation", "daskpml s", "scipy s", "check")
     cells = [header] + [(s, op, f"{t:.3f}" if t is not None else "-", f"{r:.3f}" if r is not None else "-", c)

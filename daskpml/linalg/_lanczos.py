@@ -49,6 +49,7 @@ Math. Comp. 30 (1976).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-from .. import results
+from .. import _config, results
 from ..backend import get_namespace, is_sparse
 from ..datasets._generators import resolve_seed
 from ..sparse import CSRMatrix, auto_row_chunks, from_array
@@ -417,73 +418,100 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
     xp, _ = get_namespace(blocks)
     dtype = np.result_type(blocks.dtype, np.float64)
     like = xp.empty(0, dtype=dtype)
-    op = op.persist()
-    blocks = op.blocks
-    if v0 is not None:
-        v0 = da.asarray(v0) if not isinstance(v0, da.Array) else v0
-        if v0.shape != (n,):
-            raise ValueError(f"v0 must have shape ({n},), got {tuple(v0.shape)}.")
-        v0 = check_array(v0, ensure_2d=False, allow_1d=True, name="v0").astype(dtype).rechunk((blocks.chunks[0],))
-    solver = _Lanczos(op, ncv, resolve_seed(random_state))
-    solver.start(v0, like)
-    tol_eff = max(tol, EPS)
-    records: dict[str, list] = {"matvecs": [], "converged": [], "max_residual": [], "time": []}
-    start_time = time.perf_counter()
-    j, restarts, verified = 0, 0, None
-    while True:
-        last, beta = solver.extend(j, ncv)
-        m = last
-        T = np.triu(solver.H[:m, :m])
-        T = T + np.triu(T, 1).T
-        theta, Y = np.linalg.eigh(T)
-        order = _order(theta, which)
-        residual = np.abs(beta * Y[m - 1, :])
-        anorm = max(np.abs(theta).max(), EPS)
-        scale = np.maximum(np.abs(theta - tol_shift), EPS ** (2 / 3) * anorm)
-        bound = np.maximum(tol_eff * scale, 4 * EPS * anorm)
-        wanted = order[:k]
-        done = residual[wanted] <= bound[wanted]
-        invariant = beta == 0.0 and m < n
-        values = np.sort(theta[wanted])
-        # after a verification restart: stop once converged again to the same values
-        settled = done.all() and verified is not None and bool(
-            np.abs(values - verified).max() <= max(10 * bound[wanted].max(), 100 * EPS * anorm))
-        records["matvecs"].append(solver.matvecs)
-        records["converged"].append(int(done.sum()))
-        records["max_residual"].append(float(residual[wanted].max()))
-        records["time"].append(time.perf_counter() - start_time)
-        info = {"restart": restarts, "matvecs": solver.matvecs, "converged": int(done.sum()),
-                "residuals": residual[wanted], "ritz_values": theta[wanted]}
-        stop = bool(callback(info)) if callback is not None else False
-        if (done.all() and settled) or m == n or stop:
-            break
-        if restarts >= maxiter:
-            good = wanted[done]
-            vecs = solver.vectors(m, Y[:, good], xp.empty((0, 0), dtype))
-            raise NoConvergence(
-                f"eigsh: {int(done.sum())} of {k} eigenpairs converged in {maxiter} restarts "
-                f"({solver.matvecs} products); raise maxiter or tol, or enlarge ncv.",
-                np.sort(theta[good]), vecs)
-        # a verification restart keeps only the converged wanted pairs, whose dropped
-        # couplings to the residual vector are below the tolerance
-        kept = wanted if done.all() else order[:_keep(k, m, int(done.sum()))]
-        keep = len(kept)
-        fresh = invariant or done.all()
-        if done.all():
-            verified = values
-        solver.restart(m, Y[:, kept], theta[kept], fresh=fresh)
-        j = keep
-        restarts += 1
-    sel = wanted[np.argsort(theta[wanted], kind="stable")]
-    w = theta[sel]
-    out: list = [w]
-    if return_eigenvectors:
-        out.append(solver.vectors(m, Y[:, sel], xp.empty((0, 0), dtype)))
-    if return_history:
-        out.append(results.history(records, attrs={
-            "k": k, "which": which, "ncv": ncv, "tol": tol, "restarts": restarts,
-            "matvecs": solver.matvecs, "rounds": solver.rounds}))
-    return out[0] if len(out) == 1 else tuple(out)
+    row_chunks = blocks.chunks[0]
+    with _placement(op.persist(), ncv) as op:
+        blocks = op.blocks
+        if v0 is not None:
+            v0 = da.asarray(v0) if not isinstance(v0, da.Array) else v0
+            if v0.shape != (n,):
+                raise ValueError(f"v0 must have shape ({n},), got {tuple(v0.shape)}.")
+            v0 = check_array(v0, ensure_2d=False, allow_1d=True, name="v0").astype(dtype).rechunk((blocks.chunks[0],))
+        solver = _Lanczos(op, ncv, resolve_seed(random_state))
+        solver.start(v0, like)
+        tol_eff = max(tol, EPS)
+        records: dict[str, list] = {"matvecs": [], "converged": [], "max_residual": [], "time": []}
+        start_time = time.perf_counter()
+        j, restarts, verified = 0, 0, None
+        while True:
+            last, beta = solver.extend(j, ncv)
+            m = last
+            T = np.triu(solver.H[:m, :m])
+            T = T + np.triu(T, 1).T
+            theta, Y = np.linalg.eigh(T)
+            order = _order(theta, which)
+            residual = np.abs(beta * Y[m - 1, :])
+            anorm = max(np.abs(theta).max(), EPS)
+            scale = np.maximum(np.abs(theta - tol_shift), EPS ** (2 / 3) * anorm)
+            bound = np.maximum(tol_eff * scale, 4 * EPS * anorm)
+            wanted = order[:k]
+            done = residual[wanted] <= bound[wanted]
+            invariant = beta == 0.0 and m < n
+            values = np.sort(theta[wanted])
+            # after a verification restart: stop once converged again to the same values
+            settled = done.all() and verified is not None and bool(
+                np.abs(values - verified).max() <= max(10 * bound[wanted].max(), 100 * EPS * anorm))
+            records["matvecs"].append(solver.matvecs)
+            records["converged"].append(int(done.sum()))
+            records["max_residual"].append(float(residual[wanted].max()))
+            records["time"].append(time.perf_counter() - start_time)
+            info = {"restart": restarts, "matvecs": solver.matvecs, "converged": int(done.sum()),
+                    "residuals": residual[wanted], "ritz_values": theta[wanted]}
+            stop = bool(callback(info)) if callback is not None else False
+            if (done.all() and settled) or m == n or stop:
+                break
+            if restarts >= maxiter:
+                good = wanted[done]
+                vecs = solver.vectors(m, Y[:, good], xp.empty((0, 0), dtype))
+                raise NoConvergence(
+                    f"eigsh: {int(done.sum())} of {k} eigenpairs converged in {maxiter} restarts "
+                    f"({solver.matvecs} products); raise maxiter or tol, or enlarge ncv.",
+                    np.sort(theta[good]), vecs)
+            # a verification restart keeps only the converged wanted pairs, whose dropped
+            # couplings to the residual vector are below the tolerance
+            kept = wanted if done.all() else order[:_keep(k, m, int(done.sum()))]
+            keep = len(kept)
+            fresh = invariant or done.all()
+            if done.all():
+                verified = values
+            solver.restart(m, Y[:, kept], theta[kept], fresh=fresh)
+            j = keep
+            restarts += 1
+        sel = wanted[np.argsort(theta[wanted], kind="stable")]
+        w = theta[sel]
+        out: list = [w]
+        if return_eigenvectors:
+            out.append(solver.vectors(m, Y[:, sel], xp.empty((0, 0), dtype)).rechunk({0: row_chunks}))
+        if return_history:
+            out.append(results.history(records, attrs={
+                "k": k, "which": which, "ncv": ncv, "tol": tol, "restarts": restarts,
+                "matvecs": solver.matvecs, "rounds": solver.rounds}))
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+@contextlib.contextmanager
+def _placement(op: RowOperator, ncv: int):
+    """Run small problems in this process: one in-memory block and the synchronous scheduler.
+
+    A Lanczos step is a few tasks per block with two reductions; on a
+    distributed cluster each costs a scheduler round trip, which dominates
+    when the matrix and the basis are below ``daskpml.linalg.local-bytes``.
+    """
+    nnz = op.blocks.map_blocks(_stored, chunks=((1,) * op.blocks.numblocks[0],), drop_axis=1,
+                               dtype=np.int64, meta=np.empty(0, np.int64)).sum().compute()
+    n = op.blocks.shape[0]
+    if 12 * int(nnz) + 8 * n * (ncv + 1) > _config.get("linalg.local-bytes", 16 * 2**20):
+        yield op
+        return
+    blocks, scale, diag = dask.compute(op.blocks, op.scale, op.diag)
+    local = RowOperator(da.from_array(blocks, chunks=-1, asarray=False),
+                        None if scale is None else da.from_array(scale, chunks=-1),
+                        None if diag is None else da.from_array(diag, chunks=-1))
+    with dask.config.set(scheduler="sync"):
+        yield local.persist()
+
+
+def _stored(block: Any) -> Any:
+    return np.asarray([block.nnz if is_sparse(block) else block.size], dtype=np.int64)
 
 
 def _keep(k: int, m: int, converged: int) -> int:

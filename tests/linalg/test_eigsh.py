@@ -1,5 +1,6 @@
 """eigsh and laplacian_eigsh against SciPy / dense references."""
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -11,6 +12,21 @@ from scipy.sparse.linalg import eigsh as scipy_eigsh
 from daskpml.datasets import make_sbm
 from daskpml.linalg import NoConvergence, eigsh, laplacian_eigsh
 from daskpml.sparse import from_array
+
+
+@pytest.fixture(autouse=True)
+def distributed_path():
+    """Run the multi-block task graphs even for these small matrices (not the in-process shortcut)."""
+    with dask.config.set({"daskpml.linalg.local-bytes": 0}):
+        yield
+
+
+def test_small_problems_run_in_process():
+    A = _sym(300, 0.03, 11)
+    with dask.config.set({"daskpml.linalg.local-bytes": 16 * 2**20}):
+        w, V = eigsh(from_array(A, chunks=100), k=3, which="LA")
+    np.testing.assert_allclose(w, np.sort(scipy_eigsh(A, k=3, which="LA", return_eigenvectors=False)), atol=1e-8)
+    assert V.chunks[0] == (100, 100, 100)
 
 
 def _sym(n, density, seed):
