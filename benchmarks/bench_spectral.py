@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Small sizes (a smoke test).")
     parser.add_argument("--only", choices=["eigsh", "clustering", "big"], action="append")
     parser.add_argument("--skip-daskml", action="store_true")
+    parser.add_argument("--big-n", type=int, default=1_000_000, help="Points for --only big.")
     args = parser.parse_args()
     only = args.only or ["eigsh", "clustering"]
     if "eigsh" in only:
@@ -155,7 +156,7 @@ def main() -> None:
     if "clustering" in only:
         bench_clustering(4_000 if args.quick else 20_000, args.skip_daskml or args.quick)
     if "big" in only:
-        bench_big(50_000 if args.quick else 1_000_000)
+        bench_big(50_000 if args.quick else args.big_n)
 
 
 if __name__ == "__main__":
