@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from .. import results
 from ..backend import get_namespace, to_numpy
 from ..datasets._generators import resolve_seed
-from ..graph._neighbors import as_points
+from ..graph._neighbors import as_points, sq_distances
 from ..validation import check_is_fitted
 
 Init = Literal["k-means||", "k-means++", "random"]
@@ -33,9 +33,7 @@ Init = Literal["k-means||", "k-means++", "random"]
 def _min_dist2(x: Any, centers: Any) -> tuple[Any, Any]:
     """Squared distance of each row to its nearest center, and that center's index."""
     xp, _ = get_namespace(x)
-    c = xp.asarray(centers, dtype=x.dtype)
-    d = (x * x).sum(axis=1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(axis=1)[None, :]
-    xp.maximum(d, 0, out=d)
+    d = sq_distances(x, xp.asarray(centers, dtype=x.dtype))
     labels = d.argmin(axis=1)
     return xp.take_along_axis(d, labels[:, None], axis=1)[:, 0], labels
 
@@ -122,7 +120,6 @@ def _init_parallel(X: da.Array, k: int, rng: np.random.Generator, seed: int, fac
         phi = float(_pass(X, _cost, 1, centers)[0])
         if phi == 0:
             break
-        xp, _ = get_namespace(X)
         new = X.map_blocks(_sample, centers, factor * k, phi, seed, r, chunks=((np.nan,) * X.numblocks[0],
                                                                           (X.shape[1],)), dtype=X.dtype)
         new = np.asarray(to_numpy(new.compute()), dtype=np.float64)
@@ -318,6 +315,4 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
 def _center_distances(x: Any, centers: np.ndarray) -> Any:
     xp, _ = get_namespace(x)
-    c = xp.asarray(centers, dtype=x.dtype)
-    d = (x * x).sum(axis=1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(axis=1)[None, :]
-    return xp.sqrt(xp.maximum(d, 0))
+    return xp.sqrt(sq_distances(x, xp.asarray(centers, dtype=x.dtype)))

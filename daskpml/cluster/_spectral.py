@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
@@ -34,7 +35,7 @@ from ..datasets._generators import resolve_seed
 from ..graph import gaussian_graph, knn_graph
 from ..linalg import laplacian_eigsh
 from ..sparse import CSRMatrix, from_array
-from ..sparse._csr import auto_row_chunks
+from ..sparse._csr import _finalize, auto_row_chunks
 from ..validation import check_graph
 from ._kmeans import kmeans
 
@@ -111,11 +112,7 @@ def _subgraph(W: CSRMatrix, nodes: np.ndarray) -> CSRMatrix:
     for i in range(W.numblocks):
         lo, hi = np.searchsorted(nodes, [rows[i], rows[i + 1]])
         parts.append((i, nodes[lo:hi] - rows[i]))
-    from ..sparse._csr import _finalize
-
     blocks = W.to_delayed()
-    import dask
-
     pieces = [dask.delayed(_take)(blocks[i], local, nodes) for i, local in parts if len(local)]
     sub = dask.delayed(_finalize)(pieces)
     n = len(nodes)

@@ -57,6 +57,19 @@ def _sq_norms(x: Any) -> Any:
     return (x * x).sum(axis=1)
 
 
+def sq_distances(x: Any, y: Any, x_sq: Any = None, y_sq: Any = None) -> Any:
+    """Squared Euclidean distances ``|x|^2 - 2 x.y + |y|^2`` (rows of x by rows of y), clipped at 0.
+
+    One matrix product; ``x_sq`` / ``y_sq`` are the row norms when already known.
+    """
+    xp, _ = get_namespace(x)
+    x_sq = _sq_norms(x) if x_sq is None else x_sq
+    y_sq = _sq_norms(y) if y_sq is None else y_sq
+    d = x_sq[:, None] - 2.0 * (x @ y.T) + y_sq[None, :]
+    xp.maximum(d, 0, out=d)
+    return d
+
+
 def _merge(dist: Any, idx: Any, new_dist: Any, new_idx: Any, k: int) -> tuple[Any, Any]:
     """The k smallest of the two candidate sets per row (ties: smaller index first)."""
     xp, _ = get_namespace(dist)
@@ -76,8 +89,7 @@ def _brute_pair(xq: Any, xr: Any, offset: int, k: int, self_offset: int | None) 
     dists, idxs = [], []
     for s in range(0, xq.shape[0], step):
         q = xq[s:s + step]
-        d = _sq_norms(q)[:, None] - 2.0 * (q @ xr.T) + rn[None, :]
-        xp.maximum(d, 0, out=d)
+        d = sq_distances(q, xr, y_sq=rn)
         if self_offset is not None:
             rows = xp.arange(q.shape[0])
             cols = rows + s + self_offset
@@ -282,9 +294,7 @@ def _radius_block(xq: Any, *refs_and_offsets: Any, radius: float, mode: str, gam
         rn = _sq_norms(xr)
         step = max(1, SLICE_ENTRIES // max(xr.shape[0], 1))
         for s in range(0, xq.shape[0], step):
-            q = xq[s:s + step]
-            d = qn[s:s + step, None] - 2.0 * (q @ xr.T) + rn[None, :]
-            xp.maximum(d, 0, out=d)
+            d = sq_distances(xq[s:s + step], xr, qn[s:s + step], rn)
             r, c = xp.nonzero(d <= r2)
             if not include_self:
                 keep = (r + s + self_offset) != (c + off)

@@ -104,7 +104,7 @@ def _row_blocks(A: Any) -> da.Array:
     return da.from_array(A, chunks=(rows, -1), asarray=False)
 
 
-def _check(A: Any, k: int, which: str, ncv: int | None) -> tuple[int, int]:
+def check_k_ncv(A: Any, k: int, which: str, ncv: int | None) -> tuple[int, int]:
     if which not in ("LA", "SA", "LM"):
         raise ValueError(f"which must be 'LA', 'SA' or 'LM', got {which!r}.")
     if not hasattr(A, "shape") or len(A.shape) != 2 or A.shape[0] != A.shape[1]:
@@ -164,10 +164,10 @@ class _Lanczos:
         self.counter += 1
         return f"lanczos-{what}-{self.token}-{self.counter}"
 
-    def _submit(self, dsk: dict, basis: list, pieces: list, small: list) -> list:
+    def _submit(self, dsk: dict, basis: list, pieces: list, small: list, extra: tuple = ()) -> list:
         """Run ``dsk``: keep the new basis / vector blocks on the workers, return ``small`` values."""
         name = self._name("graph")
-        deps = [self.blocks, *self.basis, *self.pieces, *self._operator_parts()]
+        deps = [self.blocks, *self.basis, *self.pieces, *self._operator_parts(), *extra]
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
         outputs = [Delayed(key, graph, layer=name) for key in [*basis, *pieces, *small]]
         persisted = dask.persist(*outputs, optimize_graph=False)
@@ -238,13 +238,7 @@ class _Lanczos:
             dsk[(name, "s1", i)] = (K.item, (name, "s", i), 1)
             basis.append((name, "s0", i))
             pieces.append((name, "s1", i))
-        deps = [v0] if v0 is not None else []
-        self.basis, self.pieces = [], []
-        graph_deps = [self.blocks, *deps]
-        graph = HighLevelGraph.from_collections(name, dsk, dependencies=graph_deps)
-        outputs = [Delayed(key, graph, layer=name) for key in [*basis, *pieces]]
-        persisted = dask.persist(*outputs, optimize_graph=False)
-        self.basis, self.pieces = list(persisted[:self.n_blocks]), list(persisted[self.n_blocks:])
+        self._submit(dsk, basis, pieces, [], extra=(v0,) if v0 is not None else ())
 
     def extend(self, start: int, stop: int) -> tuple[int, float]:
         """Steps ``start .. stop - 1``; returns the last completed step and its coupling beta.
@@ -386,7 +380,7 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
     >>> bool(abs(w[-1] - (2 + 2 * np.cos(np.pi / 201))) < 1e-10)
     True
     """
-    _check(A, k, which, ncv)
+    check_k_ncv(A, k, which, ncv)
     if isinstance(A, CSRMatrix):
         check_array(A, name="A")
     elif not isinstance(A, da.Array):
@@ -410,7 +404,7 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
     lambda`` this makes ``tol`` relative to the original eigenvalue ``lambda``.
     """
     blocks = op.blocks
-    n, ncv = _check(blocks, k, which, ncv)
+    n, ncv = check_k_ncv(blocks, k, which, ncv)
     tol = float(tol)
     if tol < 0 or not np.isfinite(tol):
         raise ValueError(f"tol must be >= 0, got {tol}.")

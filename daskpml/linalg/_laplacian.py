@@ -29,7 +29,7 @@ from ..backend import get_namespace
 from ..sparse import CSRMatrix, from_array
 from ..sparse._csr import row_indices
 from ..validation import check_graph
-from ._lanczos import RowOperator, solve
+from ._lanczos import RowOperator, check_k_ncv, solve
 
 Kind = Literal["unnormalized", "sym", "rw"]
 KINDS = ("unnormalized", "sym", "rw")
@@ -103,19 +103,20 @@ def _drop_loops(W: CSRMatrix) -> CSRMatrix:
     return W.map_blocks(_offdiagonal)
 
 
-def _inverse_sqrt(d: Any) -> Any:
-    xp, _ = get_namespace(d)
-    out = xp.zeros_like(d)
-    mask = d > 0
-    out[mask] = 1.0 / xp.sqrt(d[mask])
-    return out
+def _prepare(W: Any) -> tuple[CSRMatrix, da.Array]:
+    """Validated symmetric ``W`` without self loops, and its degrees, both persisted."""
+    W = _as_graph(W)
+    _check_symmetric(W, "W")
+    W = _drop_loops(W)
+    return dask.persist(W, W.sum(axis=1))
 
 
-def _inverse(d: Any) -> Any:
+def _degree_power(d: Any, power: float, isolated: float = 0.0) -> Any:
+    """``d ** power`` where ``d > 0`` and ``isolated`` where ``d == 0`` (no division by zero)."""
     xp, _ = get_namespace(d)
-    out = xp.zeros_like(d)
+    out = xp.full_like(d, isolated)
     mask = d > 0
-    out[mask] = 1.0 / d[mask]
+    out[mask] = d[mask] ** power
     return out
 
 
@@ -154,19 +155,16 @@ def laplacian(W: Any, kind: Kind = "sym", *, return_diag: bool = False) -> Any:
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
-    W = _as_graph(W)
-    _check_symmetric(W, "W")
-    W = _drop_loops(W)
-    d = W.sum(axis=1).persist()
+    W, d = _prepare(W)
     if kind == "unnormalized":
         L = _add_diagonal(W, d, -1.0)
         diag = d
     elif kind == "sym":
-        s = d.map_blocks(_inverse_sqrt)
+        s = d.map_blocks(_degree_power, -0.5)
         L = _add_diagonal(W.scale_rows(s).scale_columns(s), d.map_blocks(_nonzero), -1.0)
         diag = d.map_blocks(_sqrt_or_one)
     else:
-        L = _add_diagonal(W.scale_rows(d.map_blocks(_inverse)), d.map_blocks(_nonzero), -1.0)
+        L = _add_diagonal(W.scale_rows(d.map_blocks(_degree_power, -1.0)), d.map_blocks(_nonzero), -1.0)
         diag = d
     return (L, diag) if return_diag else L
 
@@ -209,21 +207,15 @@ def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0,
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
-    W = _as_graph(W)
-    n = W.shape[0]
-    if int(k) != k or not 0 < k < n:
-        raise ValueError(f"k must be an integer with 0 < k < n = {n} (actual: {k}).")
-    _check_symmetric(W, "W")
-    W = _drop_loops(W)
-    d = W.sum(axis=1)
-    W, d = dask.persist(W, d)
+    check_k_ncv(W, k, "LA", ncv)
+    W, d = _prepare(W)
     d_max, n_isolated = dask.compute(d.max(), (d == 0).sum())
     if kind == "unnormalized":
         shift = 2.0 * float(d_max) if d_max > 0 else 1.0
         op = RowOperator(W.blocks, diag=shift - d)
     else:
         shift = 1.0
-        op = RowOperator(W.blocks, scale=d.map_blocks(_inverse_sqrt),
+        op = RowOperator(W.blocks, scale=d.map_blocks(_degree_power, -0.5),
                          diag=d.map_blocks(_isolated) if n_isolated else None)
     out = solve(op, k, which="LA", tol=tol, ncv=ncv, maxiter=maxiter, v0=v0, random_state=random_state,
                 return_eigenvectors=return_eigenvectors, return_history=return_history, tol_shift=shift)
@@ -245,14 +237,6 @@ def _isolated(d: Any) -> Any:
 
 def _rw_vectors(vecs: da.Array, d: da.Array) -> da.Array:
     """``D^-1/2 v`` column-normalized (isolated nodes keep their entry)."""
-    s = d.map_blocks(_inverse_sqrt_or_one).rechunk((vecs.chunks[0],))
+    s = d.map_blocks(_degree_power, -0.5, 1.0).rechunk((vecs.chunks[0],))
     u = vecs * s[:, None]
     return u / da.sqrt((u ** 2).sum(axis=0))[None, :]
-
-
-def _inverse_sqrt_or_one(d: Any) -> Any:
-    xp, _ = get_namespace(d)
-    out = xp.ones_like(d)
-    mask = d > 0
-    out[mask] = 1.0 / xp.sqrt(d[mask])
-    return out
