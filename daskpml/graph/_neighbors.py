@@ -6,13 +6,22 @@ global indices of the k nearest so far) is carried from one to the next, so a
 task holds one query block, one reference block and ``n_i x k`` candidates:
 never an ``n x n`` matrix. Within a pair, distances come from a matrix product
 (``|x|^2 - 2 x.y + |y|^2``, ``algorithm="brute"``), computed over query slices
-of bounded size, or from a k-d tree of the reference block
-(``algorithm="kd_tree"``, :class:`scipy.spatial.cKDTree`; exact, far fewer
-operations for low dimensions). Ties between equal distances go to the smaller
-index, so the result does not depend on the blocks.
+of bounded size, or from a k-d tree (``algorithm="kd_tree"``,
+:class:`scipy.spatial.cKDTree`; exact, far fewer operations for low
+dimensions). Ties between equal distances go to the smaller index, so the
+result does not depend on the blocks.
 
-Communication: every reference block is read by every query block (P^2 pairs,
-O(n d P) bytes moved in all); the candidates stay with their query block.
+Trees are built over *groups* of consecutive row blocks of up to
+``daskpml.graph.tree-bytes`` of points (one group, one tree for most data
+that fits a worker), because a k-d tree query costs far less than P queries
+on P trees of 1/P the points. A query block searches its own group first;
+every later group is searched only within the k-th distance found so far
+(scalar bounds on groups of query rows sorted by that distance), so far
+groups cost little.
+
+Communication: every reference block (or tree) is read by every query block
+(P^2 pairs, O(n d P) bytes moved in all); the candidates stay with their
+query block.
 """
 
 from __future__ import annotations
@@ -102,29 +111,67 @@ def _brute_pair(xq: Any, xr: Any, offset: int, k: int, self_offset: int | None) 
     return xp.concatenate(dists), xp.concatenate(idxs)
 
 
-def _tree(xr: Any) -> Any:
+#: Query rows are searched in this many groups of similar bound (k-th distance so far).
+BOUND_GROUPS = 32
+
+
+def _tree(*blocks: Any) -> Any:
     from scipy.spatial import cKDTree
 
-    return cKDTree(to_numpy(xr))
+    return cKDTree(np.concatenate([to_numpy(b) for b in blocks]) if len(blocks) > 1 else to_numpy(blocks[0]))
 
 
-def _tree_pair(tree: Any, xq: Any, offset: int, k: int, self_offset: int | None) -> tuple[Any, Any]:
-    """Top-k squared distances of each query row within one reference block (k-d tree)."""
+def _tree_pair(tree: Any, xq: Any, offset: int, k: int, self_offset: int | None,
+               bound: Any = None) -> tuple[Any, Any]:
+    """Top-k squared distances of each query row within one tree.
+
+    ``bound`` (squared distances, one per query row) limits the search: rows
+    are sorted by it and searched in :data:`BOUND_GROUPS` groups, each within
+    its largest bound (cKDTree takes one scalar bound per call). Pairs beyond
+    the bound come back as ``inf``.
+    """
     xp, _ = get_namespace(xq)
+    q = to_numpy(xq)
     extra = 1 if self_offset is not None else 0
     kk = min(k + extra, tree.n)
-    d, i = tree.query(to_numpy(xq), k=kk)
-    d, i = d.reshape(len(xq), kk), i.reshape(len(xq), kk)
+    # One more than needed: an equal (kk+1)-th distance reveals a tie at the boundary.
+    kq = min(kk + 1, tree.n)
+    if bound is None:
+        d, i = tree.query(q, k=kq)
+        d, i = d.reshape(len(q), kq), i.reshape(len(q), kq)
+    else:
+        # Slightly above the bound, so that a tie at the k-th distance is seen
+        # (the smaller index wins it).
+        bound = np.sqrt(to_numpy(bound)) * (1 + 1e-9) + 1e-150  # (squared inside the tree)
+        d = np.empty((len(q), kq))
+        i = np.empty((len(q), kq), dtype=np.intp)
+        for rows in np.array_split(np.argsort(bound), min(BOUND_GROUPS, len(q))):
+            if len(rows):
+                dd, ii = tree.query(q[rows], k=kq, distance_upper_bound=float(bound[rows].max()))
+                d[rows], i[rows] = dd.reshape(len(rows), kq), ii.reshape(len(rows), kq)
+        i[~np.isfinite(d)] = -1
+    if kq > kk:
+        tied = np.flatnonzero(np.isfinite(d[:, kk]) & (d[:, kk] == d[:, kk - 1]))
+        d, i = d[:, :kk].copy(), i[:, :kk].copy()
+        for r in tied:  # the tree breaks ties arbitrarily: take every point as close, smallest indices
+            near = np.asarray(tree.query_ball_point(q[r], d[r, -1] * (1 + 1e-12)), dtype=np.intp)
+            dist = np.sqrt(((tree.data[near] - q[r]) ** 2).sum(axis=1))
+            best = np.lexsort((near, dist))[:kk]
+            d[r], i[r] = dist[best], near[best]
     d = d * d
     if self_offset is not None:
-        own = np.arange(len(xq))[:, None] + self_offset
+        own = np.arange(len(q))[:, None] + self_offset
         d = np.where(i == own, np.inf, d)
-    return xp.asarray(d), xp.asarray(i + offset)
+    return xp.asarray(d), xp.asarray(np.where(i >= 0, i + offset, -1))
 
 
 def _fold(state: Any, xq: Any, ref: Any, offset: int, k: int, self_offset: int | None,
           brute: bool) -> tuple[Any, Any]:
-    new = _brute_pair(xq, ref, offset, k, self_offset) if brute else _tree_pair(ref, xq, offset, k, self_offset)
+    if brute:
+        new = _brute_pair(xq, ref, offset, k, self_offset)
+    else:
+        full = state is not None and state[0].shape[1] == k
+        new = _tree_pair(ref, xq, offset, k, self_offset, bound=state[0][:, -1] if full else None)
     if state is None:
         return _merge(new[0][:, :0], new[1][:, :0], new[0], new[1], k)
     return _merge(state[0], state[1], new[0], new[1], k)
@@ -157,20 +204,26 @@ def kneighbors(X: Any, n_neighbors: int = 10, *, include_self: bool = False,
     X = X.astype(np.result_type(X.dtype, np.float64)) if X.dtype.kind != "f" else X
     rows = X.chunks[0]
     offsets = np.concatenate([[0], np.cumsum(rows)]).astype(int)
-    token = tokenize(X, k, include_self, brute)
+    P = len(rows)
+    # Reference groups: one per block (brute), or consecutive blocks up to tree-bytes (trees).
+    groups = [[j] for j in range(P)] if brute else _tree_groups(rows, X.shape[1] * X.dtype.itemsize)
+    token = tokenize(X, k, include_self, brute, groups)
     tree, fold, out = f"knn-tree-{token}", f"knn-fold-{token}", f"knn-{token}"
     dsk: dict = {}
-    P = len(rows)
     if not brute:
-        for j in range(P):
-            dsk[(tree, j)] = (_tree, (X.name, j, 0))
+        for g, members in enumerate(groups):
+            dsk[(tree, g)] = (_tree, *[(X.name, j, 0) for j in members])
+    group_of = {j: g for g, members in enumerate(groups) for j in members}
     for i in range(P):
         state = None
-        for j in range(P):
-            ref = (X.name, j, 0) if brute else (tree, j)
-            self_off = None if include_self or i != j else 0
-            dsk[(fold, i, j)] = (_fold, state, (X.name, i, 0), ref, int(offsets[j]), k, self_off, brute)
-            state = (fold, i, j)
+        own = group_of[i]
+        # The own group first: its candidates bound the search of the others.
+        for g in [own, *(g for g in range(len(groups)) if g != own)]:
+            start = int(offsets[groups[g][0]])
+            ref = (X.name, g, 0) if brute else (tree, g)
+            self_off = None if include_self or g != own else int(offsets[i]) - start
+            dsk[(fold, i, g)] = (_fold, state, (X.name, i, 0), ref, start, k, self_off, brute)
+            state = (fold, i, g)
         dsk[(out + "-d", i, 0)] = (_finish, state, 0)
         dsk[(out + "-i", i, 0)] = (_finish, state, 1)
     xp, _ = get_namespace(X)
@@ -180,6 +233,20 @@ def kneighbors(X: Any, n_neighbors: int = 10, *, include_self: bool = False,
     dist = da.Array(graph_d, out + "-d", chunks=(rows, (k,)), meta=xp.empty((0, 0), X.dtype))
     idx = da.Array(graph_i, out + "-i", chunks=(rows, (k,)), meta=xp.empty((0, 0), np.int64))
     return dist, idx
+
+
+def _tree_groups(rows: tuple[int, ...], row_bytes: int) -> list[list[int]]:
+    """Consecutive row blocks, grouped up to ``daskpml.graph.tree-bytes`` of points per tree."""
+    limit = int(_config.get("graph.tree-bytes", 256 * 2**20))
+    groups: list[list[int]] = [[]]
+    size = 0
+    for j, r in enumerate(rows):
+        if groups[-1] and size + r * row_bytes > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(j)
+        size += r * row_bytes
+    return groups
 
 
 def _check_k(n_neighbors: Any, n: int, include_self: bool) -> int:

@@ -1,5 +1,6 @@
 """kNN / epsilon / Gaussian graphs against scikit-learn."""
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -21,6 +22,33 @@ def test_kneighbors_exactly_sklearn(backend, algorithm, chunks):
     np.testing.assert_allclose(host(dist), ref_d, rtol=1e-10, atol=1e-12)
     dist, idx = kneighbors(Xd, 5, include_self=True, algorithm=algorithm)
     np.testing.assert_array_equal(host(idx), NearestNeighbors(n_neighbors=5).fit(X).kneighbors(X)[1])
+
+
+@pytest.mark.parametrize("blocks_per_tree", [1, 3])
+def test_kd_trees_over_groups_of_blocks(blocks_per_tree):
+    """Several trees (groups of blocks), later ones searched within the k-th distance so far."""
+    Xd = da.from_array(X, chunks=(100, -1))
+    with dask.config.set({"daskpml.graph.tree-bytes": blocks_per_tree * 100 * 6 * 8}):
+        dist, idx = kneighbors(Xd, 9, algorithm="kd_tree")
+        assert len([k for k in dict(idx.dask) if "knn-tree" in str(k)]) == -(-9 // blocks_per_tree)
+        dist, idx = dask.compute(dist, idx)
+    ref_d, ref_i = NearestNeighbors(n_neighbors=9).fit(X).kneighbors()
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_allclose(dist, ref_d, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("tree_bytes", [1, 2 * 50 * 2 * 8, 2**30])
+def test_ties_go_to_the_smaller_index(tree_bytes):
+    """Grid points: many equal distances and duplicates; the result must not depend on blocks or trees."""
+    grid = np.random.default_rng(1).integers(0, 4, size=(400, 2)).astype(float)
+    d2 = ((grid[:, None] - grid[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    order = np.lexsort((np.broadcast_to(np.arange(400), d2.shape), d2), axis=-1)[:, :6]
+    for algorithm in ("brute", "kd_tree"):
+        with dask.config.set({"daskpml.graph.tree-bytes": tree_bytes}):
+            dist, idx = dask.compute(*kneighbors(da.from_array(grid, chunks=(50, -1)), 6, algorithm=algorithm))
+        np.testing.assert_array_equal(idx, order)
+        np.testing.assert_allclose(dist ** 2, np.take_along_axis(d2, order, 1), atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["connectivity", "distance"])
