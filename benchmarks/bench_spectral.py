@@ -6,7 +6,7 @@
 2. Spectral clustering of make_blobs(20_000, 10 features, 8 centres, cluster_std=2) against
    scikit-learn SpectralClustering(affinity="nearest_neighbors", eigen_solver="arpack") and
    dask-ml SpectralClustering; ARI against the true labels. Digits: ARI.
-3. ``--big``: 1,000,000 points end to end (k-NN graph included): time and peak memory.
+3. ``--only big``: 1,000,000 points end to end (k-NN graph included): time and peak memory.
 
 daskpml runs in this process on dask's threaded scheduler (2 cores here), BLAS at 1 thread
 while it runs; the anchors run as they are. Usage::
