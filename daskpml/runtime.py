@@ -154,6 +154,17 @@ def current_client() -> Client | None:
         return None
 
 
+def total_threads() -> int:
+    """Worker threads of the default client, or this machine's cores without one."""
+    client = current_client()
+    if client is not None:
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # pragma: no cover - a client that lost its scheduler
+            return 1
+    return os.cpu_count() or 1
+
+
 def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
     """Persist dask collections, showing a progress bar while they compute.
 

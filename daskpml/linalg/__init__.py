@@ -1,4 +1,4 @@
-"""Distributed linear algebra for graphs: Laplacians and a restarted Lanczos eigensolver.
+"""Distributed linear algebra: Laplacians, a restarted Lanczos eigensolver, randomized SVD.
 
 >>> from daskpml.datasets import make_sbm
 >>> from daskpml.linalg import laplacian, laplacian_eigsh
@@ -9,6 +9,7 @@
 
 from ._laplacian import KINDS, degrees, laplacian, laplacian_eigsh, probably_symmetric
 from ._lanczos import NoConvergence, default_ncv, eigsh
+from ._svd import randomized_svd, truncated_svd
 
 __all__ = ["KINDS", "NoConvergence", "default_ncv", "degrees", "eigsh", "laplacian", "laplacian_eigsh",
-           "probably_symmetric"]
+           "probably_symmetric", "randomized_svd", "truncated_svd"]

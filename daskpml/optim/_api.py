@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from typing import Any, Callable
 
 import dask
@@ -13,7 +12,7 @@ import numpy as np
 
 from .. import _config
 from ..backend import get_namespace, is_sparse
-from ..runtime import current_client
+from ..runtime import current_client, total_threads
 from ._families import Family, Penalty, get_family, get_penalty
 from ._objective import Layout, Objective, as_row_chunks, pack, row_chunked
 from ._registry import get_solver, needs_cluster
@@ -21,16 +20,6 @@ from ._run import OptimizeResult
 
 #: In-memory inputs smaller than this run without dask (one local chunk).
 SMALL_BYTES = 16 * 2**20
-
-
-def _threads() -> int:
-    client = current_client()
-    if client is not None:
-        try:
-            return max(1, sum(client.nthreads().values()))
-        except Exception:  # pragma: no cover - a client that lost its scheduler
-            return 1
-    return os.cpu_count() or 1
 
 
 def _nbytes(X: Any) -> int:
@@ -67,7 +56,7 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True,
         elif chunks == "auto":
             if _nbytes(X) < SMALL_BYTES:
                 return X, (y.compute() if hasattr(y, "compute") else y)
-            chunks = math.ceil(n / _threads())
+            chunks = math.ceil(n / total_threads())
         if isinstance(y, da.Array):
             y = y.compute()
         if is_sparse(X):

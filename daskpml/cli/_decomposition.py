@@ -1,0 +1,68 @@
+"""``daskpml nmf``: blockwise non-negative matrix factorization from the command line."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import numpy as np
+import xarray as xr
+
+from .._files import check_readable
+from ..results import write_netcdf
+from ._main import Session, cli
+
+
+@cli.command()
+@click.argument("matrix", type=click.Path(dir_okay=False))
+@click.option("--rank", "-k", type=click.IntRange(min=1), required=True, help="Number of components.")
+@click.option("--solver", type=click.Choice(["hals", "mu", "anls"]), default="hals", show_default=True)
+@click.option("--init", type=click.Choice(["nndsvda", "nndsvd", "nndsvdar", "random"]), default="nndsvda",
+              show_default=True)
+@click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--tol", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@click.option("--alpha-w", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--alpha-h", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--l1-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
+              help="Working precision (default: the matrix's floating type).")
+@click.option("--layout", type=click.Choice(["auto", "rows", "grid"]), default="auto", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+              help="Directory for snapshots (every --checkpoint-every iterations).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the newest snapshot in --checkpoint.")
+@click.option("--no-w", "no_w", is_flag=True, help="Leave W (n_samples x rank) out of the output.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="netCDF with H ('components'), W and the iteration history.")
+@click.pass_obj
+def nmf(session: Session, matrix: str, rank: int, solver: str, init: str, max_iter: int, tol: float,
+        alpha_w: float, alpha_h: float, l1_ratio: float, dtype: str | None, layout: str, seed: int,
+        checkpoint: str | None, checkpoint_every: int, resume: bool, no_w: bool, out: str) -> None:
+    """Factor MATRIX (.npy, .npz dense or sparse, .mtx, .csv) as W H with W, H >= 0."""
+    from ..backend import to_numpy
+    from ..datasets import load_matrix
+    from ..decomposition import nmf as factor
+
+    session.client()
+    A = load_matrix(check_readable(matrix), backend=session.backend)
+    start = time.perf_counter()
+    result = factor(A, rank, solver=solver, init=init, max_iter=max_iter, tol=tol, alpha_W=alpha_w,
+                    alpha_H=alpha_h, l1_ratio=l1_ratio, dtype=dtype, layout=layout, random_state=seed,
+                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    H = np.asarray(to_numpy(result.H.compute()))
+    elapsed = time.perf_counter() - start
+    hist = result.history
+    data = {"components": (("component", "feature"), H)}
+    if not no_w:
+        data["W"] = (("sample", "component"), np.asarray(to_numpy(result.W.compute())))
+    for name in ("relative_error", "error", "violation", "time", "bytes"):
+        data[name] = (("iteration",), hist[name].values)
+    ds = xr.Dataset(data, coords={"iteration": hist.iteration.values},
+                    attrs=dict(hist.attrs, source=matrix, n_iter=result.n_iter,
+                               reconstruction_err=result.reconstruction_err))
+    write_netcdf(ds, out)
+    click.echo(f"{A.shape[0]} x {A.shape[1]}, rank {rank} ({solver}): {result.n_iter} iterations in "
+               f"{elapsed:.2f} s, relative error {float(hist.relative_error[-1]):.6g}"
+               f"{'' if result.converged else ' (not converged)'}")
+    click.echo(f"wrote {out}")

@@ -1,0 +1,427 @@
+"""Blockwise non-negative matrix factorization: ``min ||A - W H||_F^2`` with ``W, H >= 0``.
+
+``A`` (m x n, dense or sparse) is split into row blocks (or a grid of blocks)
+and never moves; ``W`` (m x k) lives next to the row blocks; ``H`` (k x n) is
+small and replicated (or column-blocked in the grid layout). See
+:mod:`._nmf_engine` for the task graphs and :mod:`._nmf_kernels` for the
+update rules, which are scikit-learn's.
+
+Regularization is scikit-learn's: ``alpha_W * l1_ratio * n`` (L1) and
+``alpha_W * (1 - l1_ratio) * n`` (L2) on ``W``, and the same with ``m`` on ``H``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from sklearn.exceptions import ConvergenceWarning
+
+from .. import _checkpoint, _config
+from ..backend import get_namespace, is_sparse, sparse_meta
+from ..results import history as make_history
+from ..runtime import total_threads
+from ..sparse import CSRMatrix, from_array
+from ..validation import check_array
+from ._nmf_engine import Engine
+from ._nmf_init import INITS, initialize
+
+Solver = Literal["hals", "mu", "anls"]
+SOLVERS = ("hals", "mu", "anls")
+LAYOUTS = ("auto", "rows", "grid")
+
+
+@dataclass
+class NMFResult:
+    """What :func:`nmf` returns.
+
+    Attributes
+    ----------
+    W : dask array (m x k), row chunks as ``A``
+    H : dask array (k x n), one chunk (row layout) or the column blocks of the grid
+    n_iter : int
+    reconstruction_err : float
+        ``||A - W H||_F`` (not divided by ``||A||_F``; the history has that).
+    converged : bool
+    history : xarray.Dataset
+        One row per iteration (row 0 is the initialization): ``relative_error``,
+        ``error``, ``violation`` (HALS's stopping quantity), ``time`` and
+        ``bytes`` (between tasks in that iteration, see
+        :meth:`Engine.bytes_per_iteration`).
+    """
+
+    W: da.Array
+    H: da.Array
+    n_iter: int
+    reconstruction_err: float
+    converged: bool
+    history: xr.Dataset
+
+
+# ------------------------------------------------------------------- inputs
+def _block_bytes() -> int:
+    return int(_config.get("decomposition.block-bytes", 128 * 2**20))
+
+
+def _rows_for(m: int, nbytes: int) -> tuple[int, ...]:
+    """Row chunks: blocks of about ``decomposition.block-bytes``, a multiple of the thread count."""
+    threads = total_threads()
+    parts = max(1, math.ceil(nbytes / _block_bytes()))
+    parts = min(m, threads * math.ceil(parts / threads))
+    base, extra = divmod(m, parts)
+    return tuple(base + (1 if i < extra else 0) for i in range(parts))
+
+
+def _split_columns(block: Any, lo: int, hi: int) -> Any:
+    return block[:, lo:hi].tocsr() if is_sparse(block) else block[:, lo:hi]
+
+
+def _column_chunks(n: int, size: int) -> tuple[int, ...]:
+    size = max(1, min(n, int(size)))
+    return tuple(min(size, n - s) for s in range(0, n, size))
+
+
+def as_grid(A: Any, dtype: Any, layout: str, col_chunks: int | None, k: int) -> tuple[da.Array, Any]:
+    """``A`` as a persisted dask array of dense or CSR blocks (p x q), and as a row-blocked operator
+    for the initialization (the same array when dense, the CSRMatrix when sparse)."""
+    if isinstance(A, CSRMatrix):
+        op = A.astype(dtype) if A.dtype != dtype else A
+    elif isinstance(A, da.Array):
+        op = A.astype(dtype)
+        if is_sparse(op._meta):
+            op = CSRMatrix(op.rechunk({1: -1}).map_blocks(lambda b: b.tocsr(), dtype=dtype))
+    elif is_sparse(A):
+        A = A.tocsr().astype(dtype)
+        op = from_array(A, chunks=_rows_for(A.shape[0], A.data.nbytes + A.indices.nbytes + A.indptr.nbytes))
+    else:
+        A = A.astype(dtype, copy=False)
+        op = da.from_array(A, chunks=(_rows_for(A.shape[0], A.nbytes), -1), name=False)  # (no hashing of A)
+    n = op.shape[1]
+    limit = max(1, int(_config.get("decomposition.replicate-bytes", 256 * 2**20)) // (k * np.dtype(dtype).itemsize))
+    own_cols = None if isinstance(op, CSRMatrix) else op.chunks[1]
+    if layout == "rows":
+        cols: tuple[int, ...] = (n,)
+    elif col_chunks is not None:
+        cols = _column_chunks(n, col_chunks)
+    elif own_cols is not None and len(own_cols) > 1:
+        cols = own_cols
+    elif layout == "grid":
+        cols = _column_chunks(n, min(limit, math.ceil(n / 2)))
+    else:
+        cols = _column_chunks(n, limit)
+    if isinstance(op, CSRMatrix):
+        op = op.persist()
+        return _sparse_grid(op, cols), op
+    grid = op.rechunk({1: cols}).persist()
+    return grid, grid
+
+
+def _sparse_grid(op: CSRMatrix, cols: tuple[int, ...]) -> da.Array:
+    if len(cols) == 1:
+        return op.blocks
+    bounds = np.concatenate([[0], np.cumsum(cols)])
+    blocks = op.blocks
+    pieces = [[blocks.blocks[i, 0].map_blocks(_split_columns, int(bounds[j]), int(bounds[j + 1]),
+                                               chunks=((op.row_chunks[i],), (cols[j],)), dtype=op.dtype,
+                                               meta=sparse_meta(op._meta, op.dtype))
+               for j in range(len(cols))] for i in range(blocks.numblocks[0])]
+    return da.block(pieces).persist()
+
+
+def _check_input(A: Any, n_components: Any) -> tuple[Any, int]:
+    A = check_array(A, ensure_non_negative=True, name="A")
+    m, n = A.shape
+    if isinstance(n_components, bool) or int(n_components) != n_components or not 1 <= n_components <= min(m, n):
+        raise ValueError(
+            f"n_components must be an integer in [1, min(n_samples, n_features)] = [1, {min(m, n)}] "
+            f"for A of shape {(m, n)}, got {n_components!r}."
+        )
+    return A, int(n_components)
+
+
+def _check_custom(A: Any, k: int, W: Any, H: Any) -> None:
+    m, n = A.shape
+    for name, M, shape in (("W", W, (m, k)), ("H", H, (k, n))):
+        if M is None:
+            raise ValueError(f"init='custom' needs both W ({m} x {k}) and H ({k} x {n}); {name} is missing.")
+        if tuple(M.shape) != shape:
+            raise ValueError(f"init='custom': {name} must have shape {shape}, got {tuple(M.shape)}.")
+        check_array(M, accept_sparse=False, ensure_non_negative=True, name=name)
+
+
+def regularization(alpha_W: float, alpha_H: float | str, l1_ratio: float, m: int, n: int) -> tuple:
+    """scikit-learn's (l1_W, l2_W, l1_H, l2_H) for the Frobenius loss."""
+    alpha_H = alpha_W if alpha_H == "same" else alpha_H
+    for name, value in (("alpha_W", alpha_W), ("alpha_H", alpha_H)):
+        if not (isinstance(value, (int, float)) and value >= 0):
+            raise ValueError(f"{name} must be a number >= 0 (or alpha_H='same'), got {value!r}.")
+    if not 0 <= l1_ratio <= 1:
+        raise ValueError(f"l1_ratio must be in [0, 1], got {l1_ratio}.")
+    return (n * alpha_W * l1_ratio, n * alpha_W * (1 - l1_ratio),
+            m * alpha_H * l1_ratio, m * alpha_H * (1 - l1_ratio))
+
+
+# ------------------------------------------------------------ the iteration
+class _Progress:
+    def __init__(self, solver: str, max_iter: int, show: bool | None) -> None:
+        show = _config.get("progress", True) if show is None else show
+        self.show = bool(show) and (show is True or sys.stderr.isatty())
+        self.solver, self.max_iter = solver, max_iter
+
+    def __call__(self, iteration: int, relative_error: float) -> None:
+        if not self.show:
+            return
+        line = f"nmf ({self.solver}): iteration {iteration}/{self.max_iter}  relative error {relative_error:.6g}"
+        if sys.stderr.isatty():
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif iteration % max(1, self.max_iter // 20) == 0:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.show and sys.stderr.isatty():
+            print(file=sys.stderr, flush=True)
+
+
+class _Stopping:
+    """The stopping rules of scikit-learn: HALS stops when the violation falls to ``tol`` times the
+    first one; MU compares the error every 10 iterations; ANLS does the same every iteration."""
+
+    def __init__(self, solver: str, tol: float, state: dict | None = None) -> None:
+        self.solver, self.tol = solver, tol
+        self.violation_init = state.get("violation_init") if state else None
+        self.error_init = state.get("error_init") if state else None
+        self.previous = state.get("previous_error") if state else None
+
+    def start(self, error: float) -> None:
+        self.error_init = self.previous = error
+
+    def done(self, iteration: int, violation: float, error: float) -> bool:
+        if self.solver == "hals":
+            if self.violation_init is None:
+                self.violation_init = violation
+            if self.violation_init == 0:
+                return True
+            return violation / self.violation_init <= self.tol
+        every = 10 if self.solver == "mu" else 1
+        if self.tol > 0 and iteration % every == 0:
+            stop = (self.previous - error) / self.error_init < self.tol
+            self.previous = error
+            return stop
+        return False
+
+    def state(self) -> dict:
+        return {"violation_init": self.violation_init, "error_init": self.error_init,
+                "previous_error": self.previous}
+
+
+def _fingerprint(grid: da.Array, k: int, solver: str, reg: tuple) -> dict:
+    return {"shape": list(grid.shape), "chunks": [list(c) for c in grid.chunks], "n_components": k,
+            "solver": solver, "dtype": str(np.dtype(grid.dtype)), "regularization": list(reg)}
+
+
+def _resume(checkpoint: str | os.PathLike, like: Any, expect: dict) -> tuple[dict, dict] | None:
+    snapshot = _checkpoint.load(checkpoint, like)
+    if snapshot is None:
+        return None
+    state, blocks = snapshot
+    for key, value in expect.items():
+        if state.get(key) != value:
+            raise ValueError(
+                f"the checkpoint in {os.fspath(checkpoint)} was written for {key}={state.get(key)!r}, "
+                f"but this run has {key}={value!r}. Resume with the same matrix, chunks and settings, "
+                "or use another checkpoint path (or resume=False to start over)."
+            )
+    return state, blocks
+
+
+def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nndsvda", W: Any = None,
+        H: Any = None, max_iter: int = 200, tol: float = 1e-4, alpha_W: float = 0.0,
+        alpha_H: float | str = 0.0, l1_ratio: float = 0.0, dtype: Any = None, random_state: Any = None,
+        layout: Literal["auto", "rows", "grid"] = "auto", col_chunks: int | None = None,
+        checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False,
+        callback: Callable | None = None, progress: bool | None = None) -> NMFResult:
+    """Factor a non-negative ``A`` (m x n) as ``W H`` with ``W`` (m x k) and ``H`` (k x n) >= 0.
+
+    Parameters
+    ----------
+    A : array (m, n)
+        NumPy/CuPy, SciPy/cupyx sparse, a dask array (dense or sparse blocks,
+        chunked along rows; chunked along columns too for the grid layout) or a
+        :class:`~daskpml.sparse.CSRMatrix`. Non-negative and finite.
+    n_components : int
+        The rank k, ``1 <= k <= min(m, n)``.
+    solver : {"hals", "mu", "anls"}
+        ``"hals"``: cyclic coordinate descent on the columns of W and rows of
+        H (scikit-learn's ``"cd"``); ``"mu"``: multiplicative updates
+        (scikit-learn's ``"mu"``, Frobenius loss); ``"anls"``: alternating
+        exact non-negative least squares (block principal pivoting).
+    init : {"nndsvda", "nndsvd", "nndsvdar", "random", "custom"}
+        See :mod:`._nmf_init`; ``"custom"`` uses ``W`` and ``H``.
+    max_iter, tol : stopping (scikit-learn's rules, see :class:`_Stopping`).
+    alpha_W, alpha_H, l1_ratio : regularization as scikit-learn (``alpha_H="same"`` copies alpha_W).
+    dtype : float32 or float64; default A's floating type (float64 for integers).
+    random_state : int, Generator or None (initialization only; the iterations are deterministic).
+    layout : {"auto", "rows", "grid"}
+        ``"rows"``: H replicated, one fused pass over A per iteration.
+        ``"grid"``: A in p x q blocks, H column-blocked (``col_chunks`` columns
+        each). ``"auto"``: the grid when A already has column chunks or when
+        ``k n`` entries exceed ``daskpml.decomposition.replicate-bytes``.
+    checkpoint : path, optional
+        A directory: every ``checkpoint_every`` iterations W, H, the iteration,
+        the history and the stopping state are saved there.
+    resume : bool
+        Continue from the newest snapshot in ``checkpoint`` (from the start if
+        there is none); the result equals an uninterrupted run's.
+    callback : callable(iteration, record) -> bool, optional
+        Called after each iteration with its history row; True stops.
+    progress : bool, optional
+        A progress line on the console (default: the ``daskpml.progress`` setting).
+
+    Returns
+    -------
+    NMFResult
+
+    References
+    ----------
+    A. Cichocki and A.-H. Phan, "Fast local algorithms for large scale nonnegative matrix and
+    tensor factorizations", IEICE Trans. 2009 (HALS). D. Lee and H. S. Seung, "Algorithms for
+    non-negative matrix factorization", NIPS 2001 (MU). J. Kim and H. Park, SIAM J. Sci.
+    Comput. 2011 (ANLS with block principal pivoting).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.decomposition import nmf
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.random((300, 6)) @ rng.random((6, 40))
+    >>> r = nmf(A, 6, max_iter=300, tol=1e-8, progress=False)
+    >>> float(r.history.relative_error[-1]) < 1e-2
+    True
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}.")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}.")
+    if int(max_iter) < 1 or not float(tol) >= 0:
+        raise ValueError(f"max_iter must be >= 1 and tol >= 0, got max_iter={max_iter}, tol={tol}.")
+    if (W is not None or H is not None) and init != "custom":
+        raise ValueError("W and H are used only with init='custom'; pass init='custom' with both.")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint='path' (the directory of the snapshots).")
+    A, k = _check_input(A, n_components)
+    if init == "custom":
+        _check_custom(A, k, W, H)
+    dtype = np.dtype(dtype or (A.dtype if np.dtype(A.dtype).kind == "f" else np.float64))
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}.")
+    reg = regularization(alpha_W, alpha_H, l1_ratio, *A.shape)
+    grid, op = as_grid(A, dtype, layout, col_chunks, k)
+    xp, _ = get_namespace(grid)
+    like = xp.empty((0, 0), dtype=dtype)
+    sub_rows = max(1, int(_config.get("decomposition.sub-block-bytes", 64 * 2**20))
+                   // (dtype.itemsize * max(grid.chunks[1])))
+    engine = Engine(grid, k, solver, reg, sub_rows=sub_rows)
+    expect = _fingerprint(grid, k, solver, reg)
+    snapshot = _resume(checkpoint, like, expect) if resume else None
+    stop = _Stopping(solver, float(tol), snapshot[0] if snapshot else None)
+    if snapshot is None:
+        Wt, H0 = initialize(op, k, init, grid.chunks[0], like, W=W, H=H, random_state=random_state)
+        H0 = da.from_array(H0, chunks=(k, grid.chunks[1]), name=False)
+        rows: list[dict] = []
+        first = 0
+        converged = False
+    else:
+        state, blocks = snapshot
+        Wt = _stack(blocks["W"], k, grid.chunks[0], like)
+        H0 = _stack(blocks["H"], k, grid.chunks[1], like)
+        rows = [dict(zip(state["history"], values)) for values in zip(*state["history"].values())]
+        first = int(state["iteration"])
+        converged = bool(state.get("converged", False))
+    t0 = time.perf_counter() - (rows[-1]["time"] if rows else 0.0)
+    norm2, cross, quad = engine.start(Wt, H0)
+    error = math.sqrt(max(norm2 - 2 * cross + quad, 0.0))
+    norm = math.sqrt(norm2) if norm2 > 0 else 1.0
+    if snapshot is None:
+        stop.start(error)
+        rows.append(dict(relative_error=error / norm, error=error, violation=np.nan,
+                         time=time.perf_counter() - t0, bytes=0))
+    per_iteration = engine.bytes_per_iteration()
+    per_round = _iterations_per_round(grid, k)
+    show = _Progress(solver, int(max_iter), progress)
+    stopped = False
+    iteration = first
+    try:
+        while not (converged or stopped) and iteration < int(max_iter):
+            count = min(per_round, int(max_iter) - iteration)
+            t_round = time.perf_counter()
+            numbers = engine.advance(count)
+            spent = time.perf_counter() - t_round
+            for b, (violation, cross, quad) in enumerate(numbers):
+                iteration += 1
+                error = math.sqrt(max(norm2 - 2 * cross + quad, 0.0))
+                record = dict(relative_error=error / norm, error=error, violation=violation,
+                              time=t_round - t0 + spent * (b + 1) / count, bytes=per_iteration)
+                rows.append(record)
+                show(iteration, error / norm)
+                converged = stop.done(iteration, violation, error)
+                if checkpoint is not None and (iteration % int(checkpoint_every) == 0 or converged):
+                    _save(checkpoint, iteration, engine.states[b], rows, stop, dict(expect, converged=converged))
+                stopped = not converged and callback is not None and bool(callback(iteration, record))
+                if converged or stopped:
+                    engine.rewind(b)
+                    break
+    finally:
+        show.close()
+    if not converged and not stopped and float(tol) > 0:
+        warnings.warn(f"nmf ({solver}) reached max_iter={max_iter} before tol={tol:g}; increase max_iter "
+                      "or tol.", ConvergenceWarning, stacklevel=2)
+    return _result(engine, grid, rows, iteration, converged, dict(
+        solver=solver, init=init, n_components=k, tol=float(tol), max_iter=int(max_iter), layout=(
+            "rows" if engine.q == 1 else "grid"), row_blocks=engine.p, col_blocks=engine.q,
+        alpha_W=float(alpha_W), l1_ratio=float(l1_ratio), dtype=str(dtype)))
+
+
+def _iterations_per_round(grid: da.Array, k: int) -> int:
+    """Iterations per task graph: ``daskpml.decomposition.iterations-per-round``, fewer when the
+    states kept for a stop inside the round (W, H and H H^T of each) would exceed
+    ``daskpml.decomposition.state-bytes``."""
+    m, n = grid.shape
+    state = (m * k + k * n + k * k) * np.dtype(grid.dtype).itemsize
+    budget = int(_config.get("decomposition.state-bytes", 256 * 2**20))
+    return max(1, min(int(_config.get("decomposition.iterations-per-round", 10)), budget // max(state, 1)))
+
+
+def _save(path: Any, iteration: int, state: tuple, rows: list, stop: _Stopping, expect: dict) -> None:
+    keys = list(rows[0])
+    hist = {key: [float(r[key]) for r in rows] for key in keys}
+    Wt, H, _ = state
+    _checkpoint.save(path, iteration, {"W": Wt, "H": H}, {"history": hist, **stop.state(), **expect})
+
+
+def _stack(blocks: list, k: int, sizes: tuple, like: Any) -> da.Array:
+    """Delayed k x size_i blocks side by side as one dask array."""
+    return da.concatenate([da.from_delayed(b, shape=(k, s), dtype=like.dtype, meta=like)
+                           for b, s in zip(blocks, sizes)], axis=1)
+
+
+def _result(engine: Engine, grid: da.Array, rows: list, n_iter: int, converged: bool, attrs: dict) -> NMFResult:
+    k = engine.k
+    xp, _ = get_namespace(grid)
+    like = xp.empty((0, 0), dtype=grid.dtype)
+    Wt = _stack(engine.Wt, k, grid.chunks[0], like)
+    H = _stack(engine.H, k, grid.chunks[1], like)
+    keys = list(rows[0])
+    hist = make_history({key: [r[key] for r in rows] for key in keys},
+                        attrs=dict(attrs, converged=int(converged)))
+    return NMFResult(W=Wt.T, H=H, n_iter=int(n_iter), reconstruction_err=float(rows[-1]["error"]),
+                     converged=bool(converged), history=hist)
