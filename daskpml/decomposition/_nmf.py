@@ -12,14 +12,16 @@ Regularization is scikit-learn's: ``alpha_W * l1_ratio * n`` (L1) and
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -28,7 +30,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .. import _checkpoint, _config
 from ..backend import get_namespace, is_sparse, sparse_meta
 from ..results import history as make_history
-from ..runtime import total_threads
+from ..runtime import current_client, total_threads
 from ..sparse import CSRMatrix, from_array
 from ..validation import check_array
 from ._nmf_engine import Engine
@@ -325,6 +327,42 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}.")
     reg = regularization(alpha_W, alpha_H, l1_ratio, *A.shape)
+    with _placement(A) as A:
+        return _fit(A, k, dtype, reg, solver=solver, init=init, W=W, H=H, max_iter=int(max_iter), tol=float(tol),
+                    random_state=random_state, layout=layout, col_chunks=col_chunks, checkpoint=checkpoint,
+                    checkpoint_every=int(checkpoint_every), resume=resume, callback=callback, progress=progress,
+                    attrs=dict(alpha_W=float(alpha_W), l1_ratio=float(l1_ratio)))
+
+
+@contextlib.contextmanager
+def _placement(A: Any) -> Iterator[Any]:
+    """Small problems run in this process, on the threaded scheduler: with tiny blocks the
+    scheduler round trips of a distributed cluster would dominate. ``A`` (dask or CSRMatrix)
+    under ``daskpml.decomposition.local-bytes`` is gathered first."""
+    if current_client() is None or _nbytes(A) > int(_config.get("decomposition.local-bytes", 16 * 2**20)):
+        yield A
+        return
+    A = A.to_scipy() if isinstance(A, CSRMatrix) else A.compute() if isinstance(A, da.Array) else A
+    with dask.config.set(scheduler="threads"):
+        yield A
+
+
+def _nbytes(A: Any) -> int:
+    """Bytes of ``A`` (12 per stored entry when sparse); unknown (huge) for dask arrays of sparse
+    blocks and for CSRMatrix off the CPU, which stay where they are."""
+    if isinstance(A, CSRMatrix):
+        return 12 * int(A.nnz) if A.backend == "numpy" else 2**62
+    if isinstance(A, da.Array) and is_sparse(A._meta):
+        return 2**62
+    if is_sparse(A):
+        return 12 * int(A.nnz)
+    return int(np.prod(A.shape)) * np.dtype(A.dtype).itemsize
+
+
+def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: Any, H: Any, max_iter: int,
+         tol: float, random_state: Any, layout: str, col_chunks: int | None, checkpoint: Any,
+         checkpoint_every: int, resume: bool, callback: Callable | None, progress: bool | None,
+         attrs: dict) -> NMFResult:
     grid, op = as_grid(A, dtype, layout, col_chunks, k)
     xp, _ = get_namespace(grid)
     like = xp.empty((0, 0), dtype=dtype)
@@ -387,8 +425,8 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
                       "or tol.", ConvergenceWarning, stacklevel=2)
     return _result(engine, grid, rows, iteration, converged, dict(
         solver=solver, init=init, n_components=k, tol=float(tol), max_iter=int(max_iter), layout=(
-            "rows" if engine.q == 1 else "grid"), row_blocks=engine.p, col_blocks=engine.q,
-        alpha_W=float(alpha_W), l1_ratio=float(l1_ratio), dtype=str(dtype)))
+            "rows" if engine.q == 1 else "grid"), row_blocks=engine.p, col_blocks=engine.q, dtype=str(dtype),
+        **attrs))
 
 
 def _iterations_per_round(grid: da.Array, k: int) -> int:

@@ -228,6 +228,13 @@ def test_distributed_equals_threaded(client):
         with dask.config.set(scheduler="threads"):
             ref = nmf(A, 5, max_iter=6, tol=0, progress=False, random_state=1, **kw)
             ref_H, ref_W = ref.H.compute(), ref.W.compute()
-        res = nmf(A, 5, max_iter=6, tol=0, progress=False, random_state=1, **kw)
+        with dask.config.set({"daskpml.decomposition.local-bytes": 0}):      # no in-process shortcut
+            res = nmf(A, 5, max_iter=6, tol=0, progress=False, random_state=1, **kw)
         np.testing.assert_allclose(res.H.compute(), ref_H, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(res.W.compute(), ref_W, rtol=1e-12, atol=1e-14)
+    # A small matrix persisted on the cluster is gathered and factored in this process.
+    with dask.config.set(scheduler="threads"):
+        local = nmf(A, 5, max_iter=6, tol=0, progress=False, random_state=1).H.compute()
+    small = client.persist(da.from_array(A, chunks=(60, 36)))
+    res = nmf(small, 5, max_iter=6, tol=0, progress=False, random_state=1)
+    np.testing.assert_allclose(res.H.compute(), local, rtol=1e-12)
