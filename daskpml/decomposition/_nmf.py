@@ -30,7 +30,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .. import _checkpoint, _config
 from ..backend import get_namespace, is_sparse, sparse_meta
 from ..results import history as make_history
-from ..runtime import current_client, total_threads
+from ..runtime import total_threads
 from ..sparse import CSRMatrix, from_array
 from ..validation import check_array
 from ._nmf_engine import Engine
@@ -75,9 +75,10 @@ def _block_bytes() -> int:
 
 def _rows_for(m: int, nbytes: int) -> tuple[int, ...]:
     """Row chunks: blocks of about ``decomposition.block-bytes``, a multiple of the thread count."""
-    threads = total_threads()
     parts = max(1, math.ceil(nbytes / _block_bytes()))
-    parts = min(m, threads * math.ceil(parts / threads))
+    if parts > 1:
+        threads = total_threads()
+        parts = min(m, threads * math.ceil(parts / threads))
     base, extra = divmod(m, parts)
     return tuple(base + (1 if i < extra else 0) for i in range(parts))
 
@@ -336,14 +337,18 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
 
 @contextlib.contextmanager
 def _placement(A: Any) -> Iterator[Any]:
-    """Small problems run in this process, on the threaded scheduler: with tiny blocks the
-    scheduler round trips of a distributed cluster would dominate. ``A`` (dask or CSRMatrix)
-    under ``daskpml.decomposition.local-bytes`` is gathered first."""
-    if current_client() is None or _nbytes(A) > int(_config.get("decomposition.local-bytes", 16 * 2**20)):
+    """Small problems run in this process on dask's synchronous scheduler (in-memory input in one
+    block): with tiny blocks, task and round-trip overheads would dominate. ``A`` under
+    ``daskpml.decomposition.local-bytes`` that lives on a cluster is gathered first, keeping its
+    blocks."""
+    if _nbytes(A) > int(_config.get("decomposition.local-bytes", 16 * 2**20)):
         yield A
         return
-    A = A.to_scipy() if isinstance(A, CSRMatrix) else A.compute() if isinstance(A, da.Array) else A
-    with dask.config.set(scheduler="threads"):
+    if isinstance(A, CSRMatrix):               # gathered, with the same blocks
+        A = from_array(A.to_scipy(), chunks=A.row_chunks)
+    elif isinstance(A, da.Array):
+        A = da.from_array(A.compute(), chunks=A.chunks)
+    with dask.config.set({"scheduler": "sync", "daskpml.decomposition.block-bytes": 2**62}):
         yield A
 
 

@@ -7,7 +7,12 @@ from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.utils.validation import validate_data
 
 from ..backend import get_namespace, is_sparse
 from ..sparse import CSRMatrix
@@ -94,8 +99,28 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.col_chunks = col_chunks
         self.progress = progress
 
+    def _validate(self, X: Any, reset: bool) -> Any:
+        """scikit-learn's ``validate_data`` for in-memory NumPy/SciPy input (its messages, feature
+        names, ``n_features_in_``), :mod:`daskpml.validation` for dask, CSRMatrix and CuPy; then
+        the non-negativity check, which counts the negative entries and names the chunk."""
+        if _lazy(X) or get_namespace(X)[0] is not np:
+            X = check_array(X, name="X")
+            if not reset and X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but NMF is expecting {self.n_features_in_} "
+                                 "features as input.")
+            if reset:
+                self.n_features_in_ = int(X.shape[1])
+        else:
+            X = validate_data(self, X, reset=reset, accept_sparse=["csr", "csc", "coo"],
+                              dtype=[np.float64, np.float32])
+        try:
+            check_array(X, ensure_non_negative=True, ensure_finite=False, name="X")
+        except ValueError as err:
+            raise ValueError(f"Negative values in data passed to NMF: {err}") from None
+        return X.tocsr() if is_sparse(X) else X
+
     def _fit(self, X: Any, W: Any, H: Any, resume: bool) -> Any:
-        X = check_array(X, ensure_non_negative=True, name="X")
+        X = self._validate(X, reset=True)
         k = self.n_components if self.n_components is not None else min(X.shape)
         result = nmf(X, k, solver=self.solver, init=self.init, W=W, H=H, max_iter=self.max_iter, tol=self.tol,
                      alpha_W=self.alpha_W, alpha_H=self.alpha_H, l1_ratio=self.l1_ratio, dtype=self.dtype,
@@ -107,7 +132,6 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.reconstruction_err_ = result.reconstruction_err
         self.n_iter_ = result.n_iter
         self.history_ = result.history
-        self.n_features_in_ = X.shape[1]
         self._fit_shape = X.shape
         return result.W if _lazy(X) else result.W.compute()
 
@@ -128,9 +152,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """``W`` for the rows of ``X`` with ``H`` fixed: the exact non-negative least-squares
         solution of each row (with the fit's regularization on ``W``), block by block."""
         check_is_fitted(self, "components_")
-        X = check_array(X, ensure_non_negative=True, name="X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but NMF was fitted with {self.n_features_in_}.")
+        X = self._validate(X, reset=False)
         H = self.components_
         if isinstance(H, da.Array):
             H = H.compute()

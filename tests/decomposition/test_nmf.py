@@ -11,6 +11,7 @@ from conftest import host, on
 from scipy.optimize import nnls as scipy_nnls
 from sklearn.decomposition import NMF as SKNMF
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils.estimator_checks import check_estimator
 
 from daskpml.decomposition import NMF, nmf, nnls
 from daskpml.linalg import truncated_svd
@@ -185,6 +186,16 @@ def test_estimator():
     assert isinstance(lazy, da.Array)
     np.testing.assert_allclose(lazy.compute()[:20], Wt, atol=1e-10)
     assert isinstance(model.fit_transform(da.from_array(A, chunks=(60, 36))), da.Array)
+
+
+def test_check_estimator():
+    # No check is excluded. Tiny check data can stop at max_iter: that warning is expected there.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = check_estimator(NMF(2, max_iter=500, tol=1e-4, progress=False, random_state=0), on_fail=None)
+    assert not [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    with pytest.raises(ValueError, match=r"Negative values in data passed to NMF: X has 1 negative"):
+        NMF(2, progress=False).fit(np.array([[1.0, -1.0], [2.0, 3.0], [1.0, 1.0]]))
 
 
 def test_zero_rows_and_columns_are_handled():
