@@ -75,10 +75,9 @@ def _block_bytes() -> int:
 
 def _rows_for(m: int, nbytes: int) -> tuple[int, ...]:
     """Row chunks: blocks of about ``decomposition.block-bytes``, a multiple of the thread count."""
+    threads = total_threads()
     parts = max(1, math.ceil(nbytes / _block_bytes()))
-    if parts > 1:
-        threads = total_threads()
-        parts = min(m, threads * math.ceil(parts / threads))
+    parts = min(m, threads * math.ceil(parts / threads))
     base, extra = divmod(m, parts)
     return tuple(base + (1 if i < extra else 0) for i in range(parts))
 
@@ -348,7 +347,11 @@ def _placement(A: Any) -> Iterator[Any]:
         A = from_array(A.to_scipy(), chunks=A.row_chunks)
     elif isinstance(A, da.Array):
         A = da.from_array(A.compute(), chunks=A.chunks)
-    with dask.config.set({"scheduler": "sync", "daskpml.decomposition.block-bytes": 2**62}):
+    elif is_sparse(A):                         # in memory: one block
+        A = from_array(A.tocsr(), chunks=(A.shape[0],))
+    else:
+        A = da.from_array(A, chunks=A.shape, name=False)
+    with dask.config.set(scheduler="sync"):
         yield A
 
 

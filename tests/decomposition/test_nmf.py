@@ -235,12 +235,13 @@ def test_bad_input():
 
 def test_distributed_equals_threaded(client):
     """The same graphs on a distributed cluster: identical factors, both layouts, both inits."""
+    Ad = da.from_array(A, chunks=(80, 36))    # the same blocks (the random init is drawn per block)
     for kw in (dict(init="nndsvda"), dict(init="random", layout="grid", col_chunks=12)):
         with dask.config.set(scheduler="threads"):
-            ref = nmf(A, 5, max_iter=6, tol=0, progress=False, random_state=1, **kw)
+            ref = nmf(Ad, 5, max_iter=6, tol=0, progress=False, random_state=1, **kw)
             ref_H, ref_W = ref.H.compute(), ref.W.compute()
         with dask.config.set({"daskpml.decomposition.local-bytes": 0}):      # no in-process shortcut
-            res = nmf(A, 5, max_iter=6, tol=0, progress=False, random_state=1, **kw)
+            res = nmf(Ad, 5, max_iter=6, tol=0, progress=False, random_state=1, **kw)
         np.testing.assert_allclose(res.H.compute(), ref_H, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(res.W.compute(), ref_W, rtol=1e-12, atol=1e-14)
     # A small matrix persisted on the cluster is gathered and factored in this process.
