@@ -21,6 +21,8 @@ from ._main import Session, cli
               show_default=True)
 @click.option("--max-iter", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--tol", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@click.option("--inner-iter", default="1", show_default=True,
+              help="Updates of each factor per iteration: 1 (scikit-learn's), an integer, or 'auto' (accelerated).")
 @click.option("--alpha-w", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--alpha-h", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--l1-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True)
@@ -36,7 +38,7 @@ from ._main import Session, cli
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="netCDF with H ('components'), W and the iteration history.")
 @click.pass_obj
-def nmf(session: Session, matrix: str, rank: int, solver: str, init: str, max_iter: int, tol: float,
+def nmf(session: Session, matrix: str, rank: int, solver: str, init: str, max_iter: int, tol: float, inner_iter: str,
         alpha_w: float, alpha_h: float, l1_ratio: float, dtype: str | None, layout: str, seed: int,
         checkpoint: str | None, checkpoint_every: int, resume: bool, no_w: bool, out: str) -> None:
     """Factor MATRIX (.npy, .npz dense or sparse, .mtx, .csv) as W H with W, H >= 0."""
@@ -47,7 +49,10 @@ def nmf(session: Session, matrix: str, rank: int, solver: str, init: str, max_it
     session.client()
     A = load_matrix(check_readable(matrix), backend=session.backend)
     start = time.perf_counter()
-    result = factor(A, rank, solver=solver, init=init, max_iter=max_iter, tol=tol, alpha_W=alpha_w,
+    inner = inner_iter if inner_iter == "auto" else int(inner_iter) if inner_iter.isdigit() else None
+    if inner is None or inner == 0:
+        raise click.BadParameter(f"must be a positive integer or 'auto', got {inner_iter!r}", param_hint="--inner-iter")
+    result = factor(A, rank, solver=solver, init=init, max_iter=max_iter, tol=tol, inner_iter=inner, alpha_W=alpha_w,
                     alpha_H=alpha_h, l1_ratio=l1_ratio, dtype=dtype, layout=layout, random_state=seed,
                     checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     H = np.asarray(to_numpy(result.H.compute()))

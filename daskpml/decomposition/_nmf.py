@@ -245,7 +245,7 @@ def _resume(checkpoint: str | os.PathLike, like: Any, expect: dict) -> tuple[dic
 
 
 def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nndsvda", W: Any = None,
-        H: Any = None, max_iter: int = 200, tol: float = 1e-4, alpha_W: float = 0.0,
+        H: Any = None, max_iter: int = 200, tol: float = 1e-4, inner_iter: int | str = 1, alpha_W: float = 0.0,
         alpha_H: float | str = 0.0, l1_ratio: float = 0.0, dtype: Any = None, random_state: Any = None,
         layout: Literal["auto", "rows", "grid"] = "auto", col_chunks: int | None = None,
         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False,
@@ -268,6 +268,16 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
     init : {"nndsvda", "nndsvd", "nndsvdar", "random", "custom"}
         See :mod:`._nmf_init`; ``"custom"`` uses ``W`` and ``H``.
     max_iter, tol : stopping (scikit-learn's rules, see :class:`_Stopping`).
+    inner_iter : int or "auto"
+        Updates of each factor per iteration, reusing the data term (``H A^T``
+        or ``W^T A``, the expensive part): 1 is scikit-learn's algorithm.
+        More is Gillis & Glineur's acceleration (HALS and MU): an integer
+        repeats the update that many times; ``"auto"`` is their rule, at most
+        ``1 + rho / 2`` updates where rho is the cost of the data term over
+        that of one update (in flops), capped at ``daskpml.decomposition.max-inner``
+        (16: on CPUs an update costs more than its flops say), stopping once an
+        update moves the factor by at most 0.1 times the first. Ignored by
+        ANLS (its updates are exact).
     alpha_W, alpha_H, l1_ratio : regularization as scikit-learn (``alpha_H="same"`` copies alpha_W).
     dtype : float32 or float64; default A's floating type (float64 for integers).
     random_state : int, Generator or None (initialization only; the iterations are deterministic).
@@ -327,8 +337,11 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}.")
     reg = regularization(alpha_W, alpha_H, l1_ratio, *A.shape)
+    if not (inner_iter == "auto" or (isinstance(inner_iter, int) and inner_iter >= 1)):
+        raise ValueError(f"inner_iter must be a positive integer or 'auto', got {inner_iter!r}.")
     with _placement(A) as A:
         return _fit(A, k, dtype, reg, solver=solver, init=init, W=W, H=H, max_iter=int(max_iter), tol=float(tol),
+                    inner_iter=inner_iter,
                     random_state=random_state, layout=layout, col_chunks=col_chunks, checkpoint=checkpoint,
                     checkpoint_every=int(checkpoint_every), resume=resume, callback=callback, progress=progress,
                     attrs=dict(alpha_W=float(alpha_W), l1_ratio=float(l1_ratio)))
@@ -367,8 +380,22 @@ def _nbytes(A: Any) -> int:
     return int(np.prod(A.shape)) * np.dtype(A.dtype).itemsize
 
 
+def _inner(inner_iter: int | str, solver: str, A: Any, k: int) -> tuple[tuple[int, float], tuple[int, float]]:
+    """(max updates, relative move that stops them) for W and for H; see :func:`nmf`."""
+    if solver == "anls":
+        return (1, 0.0), (1, 0.0)
+    if inner_iter != "auto":
+        return (int(inner_iter), 0.0), (int(inner_iter), 0.0)
+    m, n = A.shape
+    work = int(A.nnz) if is_sparse(A) or isinstance(A, CSRMatrix) else m * n   # one pass over A
+    rho_w = 1 + (work + n * k) / (m * (k + 1))
+    rho_h = 1 + (work + m * k) / (n * (k + 1))
+    cap = int(_config.get("decomposition.max-inner", 16))
+    return (min(cap, 1 + int(0.5 * rho_w)), 0.1), (min(cap, 1 + int(0.5 * rho_h)), 0.1)
+
+
 def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: Any, H: Any, max_iter: int,
-         tol: float, random_state: Any, layout: str, col_chunks: int | None, checkpoint: Any,
+         tol: float, inner_iter: int | str, random_state: Any, layout: str, col_chunks: int | None, checkpoint: Any,
          checkpoint_every: int, resume: bool, callback: Callable | None, progress: bool | None,
          attrs: dict) -> NMFResult:
     grid, op = as_grid(A, dtype, layout, col_chunks, k)
@@ -376,8 +403,9 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
     like = xp.empty((0, 0), dtype=dtype)
     sub_rows = max(1, int(_config.get("decomposition.sub-block-bytes", 64 * 2**20))
                    // (dtype.itemsize * max(grid.chunks[1])))
-    engine = Engine(grid, k, solver, reg, sub_rows=sub_rows)
-    expect = _fingerprint(grid, k, solver, reg)
+    inner = _inner(inner_iter, solver, op, k)
+    engine = Engine(grid, k, solver, reg, sub_rows=sub_rows, inner=inner)
+    expect = dict(_fingerprint(grid, k, solver, reg), inner=[list(inner[0]), list(inner[1])])
     snapshot = _resume(checkpoint, like, expect) if resume else None
     stop = _Stopping(solver, float(tol), snapshot[0] if snapshot else None)
     if snapshot is None:
@@ -434,7 +462,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
     return _result(engine, grid, rows, iteration, converged, dict(
         solver=solver, init=init, n_components=k, tol=float(tol), max_iter=int(max_iter), layout=(
             "rows" if engine.q == 1 else "grid"), row_blocks=engine.p, col_blocks=engine.q, dtype=str(dtype),
-        **attrs))
+        inner_iter=str(inner_iter), max_inner_w=inner[0][0], max_inner_h=inner[1][0], **attrs))
 
 
 def _iterations_per_round(grid: da.Array, k: int) -> int:

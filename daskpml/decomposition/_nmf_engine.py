@@ -51,9 +51,10 @@ def _numbers(firsts: list, crosses: list, WtW: Any, G: Any) -> tuple[float, floa
     return float(sum(firsts)), float(sum(crosses)), float((WtW * G).sum())
 
 
-def _w_update(Wt: Any, R: Any, G: Any, solver: str, l1: float, l2: float) -> tuple[Any, Any, float]:
+def _w_update(Wt: Any, R: Any, G: Any, solver: str, l1: float, l2: float,
+              inner: tuple[int, float]) -> tuple[Any, Any, float]:
     """Grid layout: update ``Wt_i`` from its summed data term; also ``W_i^T W_i``."""
-    Wt, violation = K.update_cols(Wt, R, G, solver, l1, l2)
+    Wt, violation = K.update_cols(Wt, R, G, solver, l1, l2, inner)
     return Wt, Wt @ Wt.T, violation
 
 
@@ -61,9 +62,11 @@ class Engine:
     """Builds and runs the graph of each iteration; keeps the persisted state."""
 
     def __init__(self, grid: Any, k: int, solver: str, reg: tuple[float, float, float, float], *,
-                 sub_rows: int, split_every: int | None = None) -> None:
+                 sub_rows: int, inner: tuple[tuple[int, float], tuple[int, float]] = ((1, 0.0), (1, 0.0)),
+                 split_every: int | None = None) -> None:
         self.grid = grid
         self.k, self.solver, self.reg, self.sub_rows = k, solver, reg, sub_rows
+        self.inner_w, self.inner_h = inner
         self.p, self.q = grid.numblocks
         self.fan_in = max(2, int(split_every or _config.get("optim.split-every", 8)))
         self.token = uuid.uuid4().hex[:12]
@@ -181,7 +184,7 @@ class Engine:
             for i in range(self.p):
                 key = (name, "row", i)
                 dsk[key] = (K.update_rows, self._a(i, 0), Wt[i], H[0], G_old, self.solver, l1w, l2w,
-                            self.sub_rows)
+                            self.sub_rows, self.inner_w)
                 for part, what in enumerate(("wt", "wta", "wtw", "v")):
                     dsk[(name, what, i)] = (operator.getitem, key, part)
                 wt_new.append((name, "wt", i))
@@ -196,7 +199,7 @@ class Engine:
                     parts.append((name, "p", i, j))
                 R = self._tree(dsk, f"{name}-r{i}", parts)
                 key = (name, "w", i)
-                dsk[key] = (_w_update, Wt[i], R, G_old, self.solver, l1w, l2w)
+                dsk[key] = (_w_update, Wt[i], R, G_old, self.solver, l1w, l2w, self.inner_w)
                 for part, what in enumerate(("wt", "wtw", "v")):
                     dsk[(name, what, i)] = (operator.getitem, key, part)
                 wt_new.append((name, "wt", i))
@@ -210,7 +213,7 @@ class Engine:
         for j in range(self.q):
             sums.append(self._tree(dsk, f"{name}-wta{j}", wta[j]))
             key = (name, "h", j)
-            dsk[key] = (K.update_cols, H[j], sums[j], WtW, self.solver, l1h, l2h)
+            dsk[key] = (K.update_cols, H[j], sums[j], WtW, self.solver, l1h, l2h, self.inner_h)
             dsk[(name, "hn", j)] = (operator.getitem, key, 0)
             dsk[(name, "hv", j)] = (operator.getitem, key, 1)
             h_new.append((name, "hn", j))

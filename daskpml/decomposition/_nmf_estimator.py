@@ -44,6 +44,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     init : {"nndsvda", "nndsvd", "nndsvdar", "random", "custom"}
     max_iter, tol, alpha_W, alpha_H, l1_ratio, dtype, random_state
         As scikit-learn's ``NMF`` (``solver="hals"`` is its ``"cd"``).
+    inner_iter : int or "auto"
+        Updates of each factor per iteration (1: scikit-learn's algorithm; more or
+        "auto": Gillis & Glineur's acceleration). See :func:`daskpml.decomposition.nmf`.
     checkpoint : path, optional
         Directory for snapshots every ``checkpoint_every`` iterations;
         ``fit(X, resume=True)`` continues from the newest one.
@@ -78,7 +81,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_components: int | None = None, *, solver: Literal["hals", "mu", "anls"] = "hals",
-                 init: str = "nndsvda", max_iter: int = 200, tol: float = 1e-4, alpha_W: float = 0.0,
+                 init: str = "nndsvda", max_iter: int = 200, tol: float = 1e-4, inner_iter: int | str = 1,
+                 alpha_W: float = 0.0,
                  alpha_H: float | str = 0.0, l1_ratio: float = 0.0, dtype: Any = None, random_state: Any = None,
                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
                  layout: Literal["auto", "rows", "grid"] = "auto", col_chunks: int | None = None,
@@ -88,6 +92,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.init = init
         self.max_iter = max_iter
         self.tol = tol
+        self.inner_iter = inner_iter
         self.alpha_W = alpha_W
         self.alpha_H = alpha_H
         self.l1_ratio = l1_ratio
@@ -123,6 +128,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validate(X, reset=True)
         k = self.n_components if self.n_components is not None else min(X.shape)
         result = nmf(X, k, solver=self.solver, init=self.init, W=W, H=H, max_iter=self.max_iter, tol=self.tol,
+                     inner_iter=self.inner_iter,
                      alpha_W=self.alpha_W, alpha_H=self.alpha_H, l1_ratio=self.l1_ratio, dtype=self.dtype,
                      random_state=self.random_state, layout=self.layout, col_chunks=self.col_chunks,
                      checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume,

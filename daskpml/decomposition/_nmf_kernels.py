@@ -53,7 +53,7 @@ def sq_norm(A: Any) -> float:
 
 
 # ------------------------------------------------------------------ updates
-def hals(M: Any, R: Any, G: Any, l1: float, l2: float) -> float:
+def hals(M: Any, R: Any, G: Any, l1: float, l2: float, violation: bool = True) -> float:
     """One cyclic coordinate-descent (HALS) sweep over the rows of ``M``, in place.
 
     scikit-learn's ``solver="cd"``: for each component t, every entry moves
@@ -72,18 +72,21 @@ def hals(M: Any, R: Any, G: Any, l1: float, l2: float) -> float:
     if l1:
         R = R - l1
     hess = to_numpy(xp.diagonal(G))
-    violation = xp.zeros((), dtype=xp.float64)
+    total = xp.zeros((), dtype=xp.float64)
     k, r = M.shape
     width = max(256, SWEEP_BYTES // max(1, k * M.dtype.itemsize))
     for c in range(0, r, width):
         Mc, Rc = M[:, c:c + width], R[:, c:c + width]
         for t in range(k):
-            grad = G[t] @ Mc - Rc[t]
-            projected = xp.where(Mc[t] == 0, xp.minimum(grad, 0), grad)
-            violation += xp.abs(projected).sum()
-            if hess[t] != 0:
-                Mc[t] = xp.maximum(Mc[t] - grad / hess[t], 0)
-    return float(violation)
+            grad = G[t] @ Mc
+            grad -= Rc[t]
+            if violation:
+                total += xp.abs(xp.where(Mc[t] == 0, xp.minimum(grad, 0), grad)).sum()
+            if hess[t] != 0:           # m <- max(0, m - grad / G_tt), in place
+                grad *= -1.0 / hess[t]
+                grad += Mc[t]
+                xp.maximum(grad, 0, out=Mc[t])
+    return float(total)
 
 
 def multiplicative(M: Any, R: Any, G: Any, l1: float, l2: float) -> float:
@@ -112,6 +115,30 @@ def anls(M: Any, R: Any, G: Any, l1: float, l2: float) -> float:
 
 
 UPDATES = {"hals": hals, "mu": multiplicative, "anls": anls}
+
+
+def repeat(solver: str, M: Any, R: Any, G: Any, l1: float, l2: float, inner: tuple[int, float]) -> float:
+    """Up to ``inner[0]`` updates of ``M`` with the same ``R`` and ``G`` (Gillis & Glineur's
+    accelerated HALS / MU: the costly data term is reused), stopping once an update moves ``M``
+    by at most ``inner[1]`` times what the first one did. Returns the first update's violation
+    (the quantity of scikit-learn's stopping rule)."""
+    update = UPDATES[solver]
+    most, eps = inner
+    if most <= 1:
+        return update(M, R, G, l1, l2)
+    xp, _ = get_namespace(M)
+    first_move = None
+    violation = 0.0
+    for s in range(most):
+        before = M.copy()
+        v = update(M, R, G, l1, l2) if s == 0 or solver != "hals" else hals(M, R, G, l1, l2, violation=False)
+        before -= M
+        move = float(xp.sqrt(xp.vdot(before.ravel(), before.ravel()).real))
+        if s == 0:
+            violation, first_move = v, move
+        elif move <= eps * first_move:
+            break
+    return violation
 
 
 # ----------------------------------------------------------------- NNLS (BPP)
@@ -190,15 +217,15 @@ def nnls(G: Any, R: Any, *, passive: Any = None, max_iter: int | None = None) ->
 
 # --------------------------------------------------------------------- passes
 def update_rows(A: Any, Wt: Any, H: Any, G: Any, solver: str, l1: float, l2: float,
-                sub_rows: int) -> tuple[Any, Any, Any, float]:
+                sub_rows: int, inner: tuple[int, float] = (1, 0.0)) -> tuple[Any, Any, Any, float]:
     """The fused one-pass kernel of a row block: update ``W_i`` and form ``W_i^T A_i``.
 
     ``A_i`` is swept in sub-blocks of ``sub_rows`` rows; each sub-block gives
     ``R = H A_s^T``, its rows of ``W`` are updated from it, and ``W_s^T A_s``
     is added up while the sub-block is still in cache. Returns the new
     ``Wt_i``, ``W_i^T A_i`` (k x n), ``W_i^T W_i`` (k x k) and the violation.
+    ``inner``: see :func:`repeat`.
     """
-    update = UPDATES[solver]
     Wt = Wt.copy()
     m = Wt.shape[1]
     step = m if is_sparse(A) else max(1, min(m, sub_rows))
@@ -207,16 +234,18 @@ def update_rows(A: Any, Wt: Any, H: Any, G: Any, solver: str, l1: float, l2: flo
     for s in range(0, m, step):
         As = A[s:s + step]
         Ws = Wt[:, s:s + step]
-        violation += update(Ws, data_term(H, As), G, l1, l2)
+        violation += repeat(solver, Ws, data_term(H, As), G, l1, l2, inner)
         part = left_product(Ws, As)
         WtA = part if WtA is None else WtA + part
     return Wt, WtA, Wt @ Wt.T, violation
 
 
-def update_cols(M: Any, R: Any, G: Any, solver: str, l1: float, l2: float) -> tuple[Any, float]:
-    """Update a block of ``H`` (k x n_j) from ``W^T A_j`` and ``W^T W``; returns it and the violation."""
+def update_cols(M: Any, R: Any, G: Any, solver: str, l1: float, l2: float,
+                inner: tuple[int, float] = (1, 0.0)) -> tuple[Any, float]:
+    """Update a block of ``H`` (k x n_j) from ``W^T A_j`` and ``W^T W`` (or, transposed, a block
+    of ``W``); returns it and the violation."""
     M = M.copy()
-    violation = UPDATES[solver](M, R, G, l1, l2)
+    violation = repeat(solver, M, R, G, l1, l2, inner)
     return M, violation
 
 

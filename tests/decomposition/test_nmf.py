@@ -72,6 +72,27 @@ def test_regularization_and_stopping_as_sklearn(solver, sk_solver):
     assert rel(res.H, ref.components_) < 1e-6
 
 
+def test_inner_iterations_are_repeated_sklearn_updates():
+    """inner_iter=3: each factor gets three of scikit-learn's coordinate-descent updates per iteration."""
+    from sklearn.decomposition._nmf import _update_coordinate_descent as sk_update
+
+    W, Ht = W0.copy(), H0.T.copy()
+    for _ in range(4):
+        for _ in range(3):
+            sk_update(A, W, Ht, 0.0, 0.0, False, None)
+        for _ in range(3):
+            sk_update(A.T, Ht, W, 0.0, 0.0, False, None)
+    for layout in (dict(layout="rows"), dict(layout="grid", col_chunks=10)):
+        res = ours(A, "hals", W0, H0, 4, inner_iter=3, **layout)
+        assert rel(res.H, Ht.T) < 1e-6 and rel(res.W, W) < 1e-6
+    plain = ours(A, "hals", W0, H0, 10)
+    fast = ours(A, "hals", W0, H0, 10, inner_iter="auto")
+    assert fast.reconstruction_err < plain.reconstruction_err
+    assert fast.history.attrs["max_inner_w"] > 1
+    with pytest.raises(ValueError, match="inner_iter"):
+        nmf(A, 3, inner_iter=0)
+
+
 @pytest.mark.parametrize("layout", [dict(layout="rows"), dict(layout="grid", col_chunks=10)])
 def test_layouts_and_inputs_agree(layout):
     ref = ours(A, "hals", W0, H0, 12)
