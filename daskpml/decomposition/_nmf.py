@@ -48,7 +48,8 @@ class NMFResult:
     Attributes
     ----------
     W : dask array (m x k), row chunks as ``A``
-    H : dask array (k x n), one chunk (row layout) or the column blocks of the grid
+    H : dask array (k x n), in column blocks (those of the grid; in the row layout one per
+        thread, updated in parallel)
     n_iter : int
     reconstruction_err : float
         ``||A - W H||_F`` (not divided by ``||A||_F``; the history has that).
@@ -69,14 +70,10 @@ class NMFResult:
 
 
 # ------------------------------------------------------------------- inputs
-def _block_bytes() -> int:
-    return int(_config.get("decomposition.block-bytes", 128 * 2**20))
-
-
 def _rows_for(m: int, nbytes: int) -> tuple[int, ...]:
     """Row chunks: blocks of about ``decomposition.block-bytes``, a multiple of the thread count."""
     threads = total_threads()
-    parts = max(1, math.ceil(nbytes / _block_bytes()))
+    parts = max(1, math.ceil(nbytes / int(_config.get("decomposition.block-bytes", 128 * 2**20))))
     parts = min(m, threads * math.ceil(parts / threads))
     base, extra = divmod(m, parts)
     return tuple(base + (1 if i < extra else 0) for i in range(parts))
@@ -404,20 +401,20 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
     sub_rows = max(1, int(_config.get("decomposition.sub-block-bytes", 64 * 2**20))
                    // (dtype.itemsize * max(grid.chunks[1])))
     inner = _inner(inner_iter, solver, op, k)
-    engine = Engine(grid, k, solver, reg, sub_rows=sub_rows, inner=inner)
+    engine = Engine(grid, k, solver, reg, sub_rows=sub_rows, inner=inner, h_parts=total_threads())
     expect = dict(_fingerprint(grid, k, solver, reg), inner=[list(inner[0]), list(inner[1])])
     snapshot = _resume(checkpoint, like, expect) if resume else None
     stop = _Stopping(solver, float(tol), snapshot[0] if snapshot else None)
     if snapshot is None:
         Wt, H0 = initialize(op, k, init, grid.chunks[0], like, W=W, H=H, random_state=random_state)
-        H0 = da.from_array(H0, chunks=(k, grid.chunks[1]), name=False)
+        H0 = da.from_array(H0, chunks=(k, engine.h_cols), name=False)
         rows: list[dict] = []
         first = 0
         converged = False
     else:
         state, blocks = snapshot
         Wt = _stack(blocks["W"], k, grid.chunks[0], like)
-        H0 = _stack(blocks["H"], k, grid.chunks[1], like)
+        H0 = _stack(blocks["H"], k, tuple(state["h_cols"]), like).rechunk({1: engine.h_cols})
         rows = [dict(zip(state["history"], values)) for values in zip(*state["history"].values())]
         first = int(state["iteration"])
         converged = bool(state.get("converged", False))
@@ -449,7 +446,8 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
                 show(iteration, error / norm)
                 converged = stop.done(iteration, violation, error)
                 if checkpoint is not None and (iteration % int(checkpoint_every) == 0 or converged):
-                    _save(checkpoint, iteration, engine.states[b], rows, stop, dict(expect, converged=converged))
+                    _save(checkpoint, iteration, engine.states[b], rows, stop,
+                          dict(expect, converged=converged, h_cols=list(engine.h_cols)))
                 stopped = not converged and callback is not None and bool(callback(iteration, record))
                 if converged or stopped:
                     engine.rewind(b)
@@ -493,7 +491,7 @@ def _result(engine: Engine, grid: da.Array, rows: list, n_iter: int, converged: 
     xp, _ = get_namespace(grid)
     like = xp.empty((0, 0), dtype=grid.dtype)
     Wt = _stack(engine.Wt, k, grid.chunks[0], like)
-    H = _stack(engine.H, k, grid.chunks[1], like)
+    H = _stack(engine.H, k, engine.h_cols, like)
     keys = list(rows[0])
     hist = make_history({key: [r[key] for r in rows] for key in keys},
                         attrs=dict(attrs, converged=int(converged)))

@@ -51,6 +51,10 @@ def _numbers(firsts: list, crosses: list, WtW: Any, G: Any) -> tuple[float, floa
     return float(sum(firsts)), float(sum(crosses)), float((WtW * G).sum())
 
 
+def _columns(M: Any, lo: int, hi: int) -> Any:
+    return M[:, lo:hi] if lo > 0 or hi < M.shape[1] else M
+
+
 def _w_update(Wt: Any, R: Any, G: Any, solver: str, l1: float, l2: float,
               inner: tuple[int, float]) -> tuple[Any, Any, float]:
     """Grid layout: update ``Wt_i`` from its summed data term; also ``W_i^T W_i``."""
@@ -63,11 +67,19 @@ class Engine:
 
     def __init__(self, grid: Any, k: int, solver: str, reg: tuple[float, float, float, float], *,
                  sub_rows: int, inner: tuple[tuple[int, float], tuple[int, float]] = ((1, 0.0), (1, 0.0)),
-                 split_every: int | None = None) -> None:
+                 h_parts: int = 1, split_every: int | None = None) -> None:
         self.grid = grid
         self.k, self.solver, self.reg, self.sub_rows = k, solver, reg, sub_rows
         self.inner_w, self.inner_h = inner
         self.p, self.q = grid.numblocks
+        # Column blocks of H: the grid's; in the row layout H is whole for the row tasks but
+        # updated in ``h_parts`` column blocks in parallel (its columns are independent).
+        n = grid.shape[1]
+        parts = max(1, min(int(h_parts), n)) if self.q == 1 else self.q
+        self.h_cols = grid.chunks[1] if self.q > 1 else tuple(
+            n // parts + (1 if j < n % parts else 0) for j in range(parts))
+        self.h_bounds = np.concatenate([[0], np.cumsum(self.h_cols)]).astype(int)
+        self.nh = len(self.h_cols)
         self.fan_in = max(2, int(split_every or _config.get("optim.split-every", 8)))
         self.token = uuid.uuid4().hex[:12]
         self.counter = 0
@@ -120,39 +132,50 @@ class Engine:
         (k x n, chunked like A's columns); return ``||A||^2`` and the cross and quadratic terms
         of the initial error (one pass over ``A``)."""
         name = self._key("start")
-        if Wt.chunks[1] != self.grid.chunks[0] or H.chunks[1] != self.grid.chunks[1]:
-            raise ValueError(f"initial factors are chunked {Wt.chunks} / {H.chunks}, not like A {self.grid.chunks}.")
+        if Wt.chunks[1] != self.grid.chunks[0] or H.chunks[1] != self.h_cols:
+            raise ValueError(f"initial factors are chunked {Wt.chunks} / {H.chunks}, expected "
+                             f"{self.grid.chunks[0]} / {self.h_cols}.")
         self.Wt, self.H, self.G = [Wt, H], [], None      # dependencies of this graph only
         dsk: dict = {}
         # This layer's own keys alias the given blocks: the persisted state never depends on
         # collections that their owners may release.
-        wt_keys, h_keys = [(name, "wt", i) for i in range(self.p)], [(name, "h", j) for j in range(self.q)]
+        wt_keys, h_keys = [(name, "wt", i) for i in range(self.p)], [(name, "h", j) for j in range(self.nh)]
         for i, key in enumerate(wt_keys):
             dsk[key] = (Wt.name, 0, i)
         for j, key in enumerate(h_keys):
             dsk[key] = (H.name, 0, j)
-        norms, wtw, wta = [], [], {j: [] for j in range(self.q)}
+        norms, wtw = [], []
+        wta: dict = {j: [] for j in range(self.nh)}
         for i in range(self.p):
             for j in range(self.q):
                 key = (name, "e", i, j)
                 dsk[key] = (K.error_pieces, self._a(i, j), wt_keys[i])
                 dsk[(name, "wta", i, j)] = (operator.getitem, key, 0)
                 dsk[(name, "n", i, j)] = (operator.getitem, key, 2)
-                wta[j].append((name, "wta", i, j))
                 norms.append((name, "n", i, j))
+                if self.q > 1:
+                    wta[j].append((name, "wta", i, j))
                 if j == 0:
                     dsk[(name, "wtw", i)] = (operator.getitem, key, 1)
                     wtw.append((name, "wtw", i))
-        sums = [self._tree(dsk, f"{name}-wta{j}", wta[j]) for j in range(self.q)]
+            if self.q == 1:
+                self._split_h(dsk, name, i, (name, "wta", i, 0), wta)
+        sums = [self._tree(dsk, f"{name}-wta{j}", wta[j]) for j in range(self.nh)]
         G, crosses = self._h_terms(dsk, name, h_keys, sums)
         WtW = self._tree(dsk, f"{name}-wtw", wtw)
         dsk[(name, "numbers")] = (_numbers, norms, crosses, WtW, G)
         return self._run(name, dsk, [(wt_keys, h_keys, G)], [(name, "numbers")])[0]
 
+    def _split_h(self, dsk: dict, name: str, i: int, full: Any, wta: dict) -> None:
+        """Row layout: the column pieces of row block i's ``W_i^T A_i`` (one per block of H)."""
+        for j in range(self.nh):
+            dsk[(name, "wta-part", i, j)] = (_columns, full, int(self.h_bounds[j]), int(self.h_bounds[j + 1]))
+            wta[j].append((name, "wta-part", i, j))
+
     def _h_terms(self, dsk: dict, name: str, h_keys: list, sums: list) -> tuple[Any, list]:
         """``G = sum_j H_j H_j^T`` (tree) and the cross terms ``<W^T A_j, H_j>``."""
         grams, crosses = [], []
-        for j in range(self.q):
+        for j in range(self.nh):
             dsk[(name, "ht", j)] = (K.h_terms, h_keys[j], sums[j])
             dsk[(name, "hg", j)] = (operator.getitem, (name, "ht", j), 0)
             dsk[(name, "hc", j)] = (operator.getitem, (name, "ht", j), 1)
@@ -179,23 +202,23 @@ class Engine:
         l1w, l2w, l1h, l2h = self.reg
         violations: list = []
         wt_new, wtw = [], []
-        wta: dict = {j: [] for j in range(self.q)}
+        wta: dict = {j: [] for j in range(self.nh)}
         if self.q == 1:
             for i in range(self.p):
                 key = (name, "row", i)
-                dsk[key] = (K.update_rows, self._a(i, 0), Wt[i], H[0], G_old, self.solver, l1w, l2w,
+                dsk[key] = (K.update_rows, self._a(i, 0), Wt[i], list(H), G_old, self.solver, l1w, l2w,
                             self.sub_rows, self.inner_w)
                 for part, what in enumerate(("wt", "wta", "wtw", "v")):
                     dsk[(name, what, i)] = (operator.getitem, key, part)
                 wt_new.append((name, "wt", i))
-                wta[0].append((name, "wta", i))
+                self._split_h(dsk, name, i, (name, "wta", i), wta)
                 wtw.append((name, "wtw", i))
                 violations.append((name, "v", i))
         else:
             for i in range(self.p):
                 parts = []
                 for j in range(self.q):
-                    dsk[(name, "p", i, j)] = (K.row_term, self._a(i, j), H[j])
+                    dsk[(name, "p", i, j)] = (K.data_term, H[j], self._a(i, j))
                     parts.append((name, "p", i, j))
                 R = self._tree(dsk, f"{name}-r{i}", parts)
                 key = (name, "w", i)
@@ -210,7 +233,7 @@ class Engine:
                     wta[j].append((name, "q", i, j))
         WtW = self._tree(dsk, f"{name}-wtw", wtw)
         h_new, sums = [], []
-        for j in range(self.q):
+        for j in range(self.nh):
             sums.append(self._tree(dsk, f"{name}-wta{j}", wta[j]))
             key = (name, "h", j)
             dsk[key] = (K.update_cols, H[j], sums[j], WtW, self.solver, l1h, l2h, self.inner_h)

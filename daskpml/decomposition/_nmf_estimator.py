@@ -134,7 +134,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                      checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume,
                      progress=self.progress)
         self.n_components_ = k
-        self.components_ = result.H.compute() if result.H.numblocks[1] == 1 else result.H
+        self.components_ = result.H.compute() if result.history.attrs["layout"] == "rows" else result.H
         self.reconstruction_err_ = result.reconstruction_err
         self.n_iter_ = result.n_iter
         self.history_ = result.history

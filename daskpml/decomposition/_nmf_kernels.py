@@ -224,8 +224,11 @@ def update_rows(A: Any, Wt: Any, H: Any, G: Any, solver: str, l1: float, l2: flo
     ``R = H A_s^T``, its rows of ``W`` are updated from it, and ``W_s^T A_s``
     is added up while the sub-block is still in cache. Returns the new
     ``Wt_i``, ``W_i^T A_i`` (k x n), ``W_i^T W_i`` (k x k) and the violation.
-    ``inner``: see :func:`repeat`.
+    ``inner``: see :func:`repeat`. ``H`` may come as a list of column blocks.
     """
+    if isinstance(H, list):
+        xp, _ = get_namespace(H[0])
+        H = H[0] if len(H) == 1 else xp.concatenate(H, axis=1)
     Wt = Wt.copy()
     m = Wt.shape[1]
     step = m if is_sparse(A) else max(1, min(m, sub_rows))
@@ -258,8 +261,3 @@ def h_terms(H: Any, WtA: Any) -> tuple[Any, float]:
 def error_pieces(A: Any, Wt: Any) -> tuple[Any, Any, float]:
     """``W_i^T A_i``, ``W_i^T W_i`` and ``||A_i||^2`` of a row block (the error at the start)."""
     return left_product(Wt, A), Wt @ Wt.T, sq_norm(A)
-
-
-def row_term(A: Any, H: Any) -> Any:
-    """``H_j A_ij^T`` (k x m_i): one block's share of the W update's data term (2-D layout)."""
-    return data_term(H, A)
