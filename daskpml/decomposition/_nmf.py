@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import xarray as xr
 from sklearn.exceptions import ConvergenceWarning
 
 from .. import _checkpoint, _config
+from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse, sparse_meta
 from ..results import history as make_history
 from ..runtime import total_threads
@@ -169,26 +169,6 @@ def regularization(alpha_W: float, alpha_H: float | str, l1_ratio: float, m: int
 
 
 # ------------------------------------------------------------ the iteration
-class _Progress:
-    def __init__(self, solver: str, max_iter: int, show: bool | None) -> None:
-        show = _config.get("progress", True) if show is None else show
-        self.show = bool(show) and (show is True or sys.stderr.isatty())
-        self.solver, self.max_iter = solver, max_iter
-
-    def __call__(self, iteration: int, relative_error: float) -> None:
-        if not self.show:
-            return
-        line = f"nmf ({self.solver}): iteration {iteration}/{self.max_iter}  relative error {relative_error:.6g}"
-        if sys.stderr.isatty():
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif iteration % max(1, self.max_iter // 20) == 0:
-            print(line, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.show and sys.stderr.isatty():
-            print(file=sys.stderr, flush=True)
-
-
 class _Stopping:
     """The stopping rules of scikit-learn: HALS stops when the violation falls to ``tol`` times the
     first one; MU compares the error every 10 iterations; ANLS does the same every iteration."""
@@ -428,7 +408,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
                          time=time.perf_counter() - t0, bytes=0))
     per_iteration = engine.bytes_per_iteration()
     per_round = _iterations_per_round(grid, k)
-    show = _Progress(solver, int(max_iter), progress)
+    show = ProgressLine(progress)
     stopped = False
     iteration = first
     try:
@@ -443,7 +423,8 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
                 record = dict(relative_error=error / norm, error=error, violation=violation,
                               time=t_round - t0 + spent * (b + 1) / count, bytes=per_iteration)
                 rows.append(record)
-                show(iteration, error / norm)
+                show.update(iteration, max_iter, f"nmf ({solver}): iteration {iteration}/{max_iter}  "
+                            f"relative error {error / norm:.6g}")
                 converged = stop.done(iteration, violation, error)
                 if checkpoint is not None and (iteration % int(checkpoint_every) == 0 or converged):
                     _save(checkpoint, iteration, engine.states[b], rows, stop,

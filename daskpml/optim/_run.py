@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import numpy as np
 import xarray as xr
 from sklearn.exceptions import ConvergenceWarning
 
-from .. import _config
+from .._progress import ProgressLine
 from ..results import history
 
 
@@ -54,8 +53,7 @@ class Run:
         if not self.tol >= 0:
             raise ValueError(f"tol must be non-negative, got {tol}.")
         self.callback = callback
-        show = _config.get("progress", True) if progress is None else progress
-        self.show = bool(show) and (progress is True or sys.stderr.isatty())
+        self.progress = ProgressLine(progress)
         self._start = time.perf_counter()
         self._paused = 0.0
         self._rows: list[dict] = []
@@ -99,20 +97,15 @@ class Run:
         self._rows.append(row)
         if per_worker:
             self._per_worker.append({k: np.asarray(v) for k, v in per_worker.items()})
-        if self.show and not math.isnan(row["objective"]):
-            line = (f"{self.solver}: iteration {iteration}/{self.max_iter}  objective {objective:.6g}  "
-                    f"|grad| {grad_norm:.3g}")
-            if sys.stderr.isatty():
-                print("\r" + line, end="", file=sys.stderr, flush=True)
-            elif iteration == 1 or iteration % max(1, self.max_iter // 20) == 0:
-                print(line, file=sys.stderr, flush=True)      # logs: a line now and then
+        if not math.isnan(row["objective"]):
+            self.progress.update(iteration, self.max_iter, f"{self.solver}: iteration {iteration}/{self.max_iter}  "
+                                 f"objective {objective:.6g}  |grad| {grad_norm:.3g}")
         if self.callback is not None and self.callback(iteration, theta, row):
             self.stopped = True
         return self.stopped
 
     def finish(self, theta: np.ndarray, n_iter: int, converged: bool, message: str = "") -> OptimizeResult:
-        if self.show and sys.stderr.isatty():
-            print(file=sys.stderr, flush=True)
+        self.progress.close()
         if not converged and not self.stopped:
             message = message or f"reached max_iter={self.max_iter} before tol={self.tol:g}"
             warnings.warn(f"{self.solver} did not converge: {message}. Increase max_iter or tol, "
