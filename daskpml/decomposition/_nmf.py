@@ -135,8 +135,18 @@ def _sparse_grid(op: CSRMatrix, cols: tuple[int, ...]) -> da.Array:
     return da.block(pieces).persist()
 
 
-def _check_input(A: Any, n_components: Any) -> tuple[Any, int]:
-    A = check_array(A, ensure_non_negative=True, name="A")
+def check_matrix(A: Any, name: str = "A") -> Any:
+    """``A`` validated for NMF: 2-D, numeric, finite and non-negative (the message counts the
+    negative entries and names the chunk, after scikit-learn's opening words)."""
+    A = check_array(A, name=name)
+    try:
+        check_array(A, ensure_non_negative=True, ensure_finite=False, name=name)
+    except ValueError as err:
+        raise ValueError(f"Negative values in data passed to NMF: {err}") from None
+    return A
+
+
+def _check_rank(A: Any, n_components: Any) -> tuple[Any, int]:
     m, n = A.shape
     if isinstance(n_components, bool) or int(n_components) != n_components or not 1 <= n_components <= min(m, n):
         raise ValueError(
@@ -295,6 +305,19 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
     >>> float(r.history.relative_error[-1]) < 1e-2
     True
     """
+    return _factor(check_matrix(A), n_components, solver=solver, init=init, W=W, H=H, max_iter=max_iter, tol=tol,
+                   inner_iter=inner_iter, alpha_W=alpha_W, alpha_H=alpha_H, l1_ratio=l1_ratio, dtype=dtype,
+                   random_state=random_state, layout=layout, col_chunks=col_chunks, checkpoint=checkpoint,
+                   checkpoint_every=checkpoint_every, resume=resume, callback=callback, progress=progress)
+
+
+def _factor(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nndsvda", W: Any = None,
+        H: Any = None, max_iter: int = 200, tol: float = 1e-4, inner_iter: int | str = 1, alpha_W: float = 0.0,
+        alpha_H: float | str = 0.0, l1_ratio: float = 0.0, dtype: Any = None, random_state: Any = None,
+        layout: Literal["auto", "rows", "grid"] = "auto", col_chunks: int | None = None,
+        checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False,
+        callback: Callable | None = None, progress: bool | None = None) -> NMFResult:
+    """:func:`nmf` on a matrix already checked by :func:`check_matrix`."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     if init not in INITS:
@@ -307,7 +330,7 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
         raise ValueError("W and H are used only with init='custom'; pass init='custom' with both.")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint='path' (the directory of the snapshots).")
-    A, k = _check_input(A, n_components)
+    A, k = _check_rank(A, n_components)
     if init == "custom":
         _check_custom(A, k, W, H)
     dtype = np.dtype(dtype or (A.dtype if np.dtype(A.dtype).kind == "f" else np.float64))

@@ -149,7 +149,7 @@ class Engine:
         for i in range(self.p):
             for j in range(self.q):
                 key = (name, "e", i, j)
-                dsk[key] = (K.error_pieces, self._a(i, j), wt_keys[i])
+                dsk[key] = (K.error_pieces, self._a(i, j), wt_keys[i], j == 0)
                 dsk[(name, "wta", i, j)] = (operator.getitem, key, 0)
                 dsk[(name, "n", i, j)] = (operator.getitem, key, 2)
                 norms.append((name, "n", i, j))

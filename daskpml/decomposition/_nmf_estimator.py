@@ -18,7 +18,7 @@ from ..backend import get_namespace, is_sparse
 from ..sparse import CSRMatrix
 from ..validation import check_array, check_is_fitted
 from . import _nmf_kernels as K
-from ._nmf import nmf, regularization
+from ._nmf import _factor, check_matrix, regularization
 
 
 def _transform_block(A: Any, H: Any, G: Any, l1: float, l2: float) -> Any:
@@ -106,33 +106,29 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _validate(self, X: Any, reset: bool) -> Any:
         """scikit-learn's ``validate_data`` for in-memory NumPy/SciPy input (its messages, feature
-        names, ``n_features_in_``), :mod:`daskpml.validation` for dask, CSRMatrix and CuPy; then
-        the non-negativity check, which counts the negative entries and names the chunk."""
+        names, ``n_features_in_``); shape checks only for dask, CSRMatrix and CuPy, whose values
+        are checked (finite, non-negative) by :func:`nmf` or :meth:`transform` in one place."""
         if _lazy(X) or get_namespace(X)[0] is not np:
-            X = check_array(X, name="X")
+            X = check_array(X, ensure_finite=False, name="X")
             if not reset and X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[1]} features, but NMF is expecting {self.n_features_in_} "
                                  "features as input.")
             if reset:
                 self.n_features_in_ = int(X.shape[1])
-        else:
-            X = validate_data(self, X, reset=reset, accept_sparse=["csr", "csc", "coo"],
-                              dtype=[np.float64, np.float32])
-        try:
-            check_array(X, ensure_non_negative=True, ensure_finite=False, name="X")
-        except ValueError as err:
-            raise ValueError(f"Negative values in data passed to NMF: {err}") from None
+            return X
+        X = validate_data(self, X, reset=reset, accept_sparse=["csr", "csc", "coo"],
+                          dtype=[np.float64, np.float32])
         return X.tocsr() if is_sparse(X) else X
 
     def _fit(self, X: Any, W: Any, H: Any, resume: bool) -> Any:
         X = self._validate(X, reset=True)
         k = self.n_components if self.n_components is not None else min(X.shape)
-        result = nmf(X, k, solver=self.solver, init=self.init, W=W, H=H, max_iter=self.max_iter, tol=self.tol,
-                     inner_iter=self.inner_iter,
-                     alpha_W=self.alpha_W, alpha_H=self.alpha_H, l1_ratio=self.l1_ratio, dtype=self.dtype,
-                     random_state=self.random_state, layout=self.layout, col_chunks=self.col_chunks,
-                     checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume,
-                     progress=self.progress)
+        result = _factor(check_matrix(X, name="X"), k, solver=self.solver, init=self.init, W=W, H=H,
+                         max_iter=self.max_iter, tol=self.tol, inner_iter=self.inner_iter, alpha_W=self.alpha_W,
+                         alpha_H=self.alpha_H, l1_ratio=self.l1_ratio, dtype=self.dtype,
+                         random_state=self.random_state, layout=self.layout, col_chunks=self.col_chunks,
+                         checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume,
+                         progress=self.progress)
         self.n_components_ = k
         self.components_ = result.H.compute() if result.history.attrs["layout"] == "rows" else result.H
         self.reconstruction_err_ = result.reconstruction_err
@@ -158,7 +154,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """``W`` for the rows of ``X`` with ``H`` fixed: the exact non-negative least-squares
         solution of each row (with the fit's regularization on ``W``), block by block."""
         check_is_fitted(self, "components_")
-        X = self._validate(X, reset=False)
+        X = check_matrix(self._validate(X, reset=False), name="X")
         H = self.components_
         if isinstance(H, da.Array):
             H = H.compute()

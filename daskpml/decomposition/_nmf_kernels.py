@@ -258,6 +258,7 @@ def h_terms(H: Any, WtA: Any) -> tuple[Any, float]:
     return H @ H.T, float(xp.vdot(WtA.ravel(), H.ravel()))
 
 
-def error_pieces(A: Any, Wt: Any) -> tuple[Any, Any, float]:
-    """``W_i^T A_i``, ``W_i^T W_i`` and ``||A_i||^2`` of a row block (the error at the start)."""
-    return left_product(Wt, A), Wt @ Wt.T, sq_norm(A)
+def error_pieces(A: Any, Wt: Any, gram: bool) -> tuple[Any, Any, float]:
+    """``W_i^T A_ij``, ``W_i^T W_i`` (with ``gram``; once per row block) and ``||A_ij||^2``: the
+    pieces of the error at the start."""
+    return left_product(Wt, A), Wt @ Wt.T if gram else None, sq_norm(A)

@@ -176,9 +176,7 @@ class Lasso(ElasticNet):
         self.solver_kwargs = solver_kwargs
 
     def _penalty(self):
-        if not self.alpha >= 0:
-            raise ValueError(f"alpha must be non-negative, got {self.alpha}.")
-        return "l1", float(self.alpha)
+        return "l1", super()._penalty()[1]
 
     def _l1_ratio(self):
         return 1.0
