@@ -1,4 +1,5 @@
-"""Similarity graphs of points: k-nearest-neighbour, epsilon-radius and Gaussian affinities.
+"""Similarity graphs of points (k-nearest-neighbour, epsilon-radius, Gaussian affinities) and
+Markov clustering of graphs.
 
 >>> import numpy as np
 >>> from daskpml.graph import knn_graph
@@ -6,6 +7,7 @@
 >>> W = knn_graph(X, 10, mode="connectivity", symmetrize="mean")   # a symmetric CSRMatrix
 """
 
+from ._mcl import MCLResult, interpret, mcl
 from ._neighbors import epsilon_graph, gaussian_graph, kneighbors, knn_graph
 
-__all__ = ["epsilon_graph", "gaussian_graph", "kneighbors", "knn_graph"]
+__all__ = ["MCLResult", "epsilon_graph", "gaussian_graph", "interpret", "kneighbors", "knn_graph", "mcl"]
