@@ -144,6 +144,11 @@ def _kernels() -> Any:
     return _mcl_kernels
 
 
+#: A row whose products could reach more than ``n / DENSE_RATIO`` columns is accumulated
+#: densely by the compiled kernel (and read back by a scan of the scratch row).
+DENSE_RATIO = 4
+
+
 @dataclass(frozen=True)
 class _Rules:
     threshold: float
@@ -169,7 +174,7 @@ def _expand_cpu(L: Any, offset: int, R: Any, inflation: float, rules: _Rules, so
     ptr, ind, val, stats = k.expand_rows(lp, li, lx, rp, R.indices, R.data, R.shape[1],
                                           R.dtype.type(rules.threshold), rules.select, rules.recover,
                                           rules.pct, float(inflation), float(rules.product_tol), sort_rows,
-                                          int(L.nnz * 2 + L.shape[0]), offset)
+                                          int(L.nnz * 2 + L.shape[0]), offset, DENSE_RATIO)
     out = sp.csr_matrix((val, ind, ptr), shape=(L.shape[0], R.shape[1]))
     out.has_sorted_indices = False
     scratch = R.shape[1] * (3 * R.dtype.itemsize + 16)
@@ -450,7 +455,7 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
         What to do with nodes attracted by more than one cluster (:func:`interpret`).
     nodes : sequence of names, optional
         Names of the nodes (one per row), for the labels.
-    dtype : float dtype of the iterands (default: float64; mcl computes in float32).
+    dtype : float dtype of the iterands (default: float32, as mcl computes).
     n_blocks : row blocks of the iterand (default: 4 per worker thread).
     callback : ``callback(iteration, chaos)`` after each iteration; a true return value stops.
     progress : show a progress line (None: on a terminal, ``daskpml.progress``).
@@ -480,7 +485,7 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
         raise ValueError(f"product_tol must be 'auto' or in [0, 1), got {product_tol!r}.")
     if overlap not in OVERLAPS:
         raise ValueError(f"overlap must be one of {OVERLAPS}, got {overlap!r}.")
-    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating type (float32 or float64), got {dtype}.")
 

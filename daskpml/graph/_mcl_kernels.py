@@ -20,6 +20,20 @@ def kth_largest(values, k):
 
 
 @njit(nogil=True, cache=True)
+def cut_point(values, lo, hi, limit):
+    """First position in ``values[lo:hi]`` (sorted by decreasing value) below ``limit``."""
+    if limit <= 0.0 or hi == lo or values[hi - 1] >= limit:
+        return hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < limit:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(nogil=True, cache=True)
 def prune_bar(vals, cnt, threshold, select, recover, pct):
     """The value a kept entry must reach, following mcl's rules (ties at the bar are kept).
 
@@ -64,7 +78,7 @@ def prune_bar(vals, cnt, threshold, select, recover, pct):
 
 @njit(nogil=True, cache=True)
 def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct, inflation,
-                product_tol, sort_rows, capacity, row_offset):
+                product_tol, sort_rows, capacity, row_offset, dense_ratio):
     """Rows of ``L @ R`` pruned, normalized and inflated (``inflation == 1``: normalized only).
 
     ``product_tol > 0`` skips the products ``L[i, k] R[k, j] < product_tol / nnz(L[i])``, which
@@ -72,6 +86,10 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
     the first small one); every expanded entry is then low by at most ``product_tol``.
     ``sort_rows`` sorts the output rows that way for the next iteration. Row ``i`` of the
     block is node ``i + row_offset`` (a row left empty by pruning keeps that node's loop).
+
+    A row whose products could touch more than ``n_cols / dense_ratio`` columns is
+    accumulated without tracking which (no dependence between successive products) and read
+    back by scanning the scratch row.
 
     Returns ``(indptr, indices, data, stats)`` with ``stats = [chaos, expanded entries,
     products, smallest kept mass, summed kept mass]``.
@@ -94,33 +112,47 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
     for i in range(n_rows):
         start, stop = lp[i], lp[i + 1]
         tau = product_tol / max(stop - start, 1)
-        cnt = 0
+        bound = 0
         for p in range(start, stop):
-            k = li[p]
-            a = lx[p]
-            lim = tau / a
-            q0 = rp[k]
-            q = q0
-            q1 = rp[k + 1]
-            while q < q1:
-                b = rx[q]
-                if b < lim:
-                    break
-                j = ri[q]
-                v = spa[j]
-                prod = a * b
-                touched[cnt] = j
-                cnt += (v == 0.0) & (prod > 0.0)
-                spa[j] = v + prod
-                q += 1
-            products += q - q0
+            bound += rp[li[p] + 1] - rp[li[p]]
         m = 0
-        for c in range(cnt):
-            j = touched[c]
-            vals[m] = spa[j]
-            cols[m] = j
-            spa[j] = 0.0
-            m += 1
+        if bound * dense_ratio > n_cols:
+            # a dense-ish row: accumulate without tracking, then scan the scratch row
+            for p in range(start, stop):
+                k = li[p]
+                a = lx[p]
+                q0 = rp[k]
+                q1 = cut_point(rx, q0, rp[k + 1], tau / a)
+                for q in range(q0, q1):
+                    spa[ri[q]] += a * rx[q]
+                products += q1 - q0
+            for j in range(n_cols):
+                v = spa[j]
+                vals[m] = v
+                cols[m] = j
+                m += v != 0.0
+                spa[j] = 0.0
+        else:
+            cnt = 0
+            for p in range(start, stop):
+                k = li[p]
+                a = lx[p]
+                q0 = rp[k]
+                q1 = cut_point(rx, q0, rp[k + 1], tau / a)
+                for q in range(q0, q1):
+                    j = ri[q]
+                    v = spa[j]
+                    prod = a * rx[q]
+                    touched[cnt] = j
+                    cnt += (v == 0.0) & (prod > 0.0)
+                    spa[j] = v + prod
+                products += q1 - q0
+            for c in range(cnt):
+                j = touched[c]
+                vals[m] = spa[j]
+                cols[m] = j
+                spa[j] = 0.0
+                m += 1
         expanded += m
         bar = prune_bar(vals, m, threshold, select, recover, pct)
         need = pos + max(m, 1)
