@@ -171,6 +171,42 @@ def nmf_section(settings: dict) -> list[Row]:
              f"relative error {float(result.history.relative_error[-1]):.5f} vs {theirs:.5f}")]
 
 
+@section("mcl")
+def mcl_section(settings: dict) -> list[Row]:
+    """Markov clustering of a stochastic block model graph with planted communities of 100 nodes."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from sklearn.metrics import adjusted_rand_score
+
+    from ..datasets import make_sbm, save_graph
+    from ..graph import mcl
+
+    n, seed = max(1000, settings["nodes"] // 10), settings["seed"]
+    A, planted = make_sbm(n, max(2, n // 100), in_degree=12, out_degree=0.5, random_state=seed)
+    click.echo(f"Markov clustering of a {n}-node graph with {n // 100} planted communities ...")
+    result, t = _timed(lambda: mcl(A, 1.6))
+    labels = result.labels.values
+    rows: list[Row] = [("mcl", f"mcl -I 1.6 ({result.n_iter} iterations, {len(result.clusters)} clusters)", t, None,
+                        f"ARI vs planted {adjusted_rand_score(np.asarray(planted), labels):.3f}")]
+    program = shutil.which("mcl")
+    if program:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_graph(f"{tmp}/g.abc", A)
+            start = time.perf_counter()
+            subprocess.run([program, f"{tmp}/g.abc", "--abc", "-I", "1.6", "-o", f"{tmp}/out"], check=True,
+                           capture_output=True)
+            t_ref = time.perf_counter() - start
+            theirs = np.full(n, -1)
+            with open(f"{tmp}/out") as f:
+                for c, line in enumerate(f):
+                    theirs[[int(float(x)) for x in line.split()]] = c
+        rows.append(("mcl", "the same graph by the mcl program", t, t_ref,
+                     f"ARI vs mcl {adjusted_rand_score(theirs, labels):.3f}"))
+    return rows
+
+
 def _print_table(rows: list[Row]) -> None:
     header = ("section", "operation", "daskpml s", "scipy s", "check")
     cells = [header] + [(s, op, f"{t:.3f}" if t is not None else "-", f"{r:.3f}" if r is not None else "-", c)

@@ -1,4 +1,4 @@
-"""Clustering on Dask: distributed k-means and spectral clustering.
+"""Clustering on Dask: distributed k-means, spectral clustering and Markov clustering (MCL).
 
 >>> from daskpml.datasets import make_blobs
 >>> from daskpml.cluster import KMeans, SpectralClustering
@@ -6,7 +6,10 @@
 >>> labels = SpectralClustering(8, random_state=0).fit_predict(X)
 """
 
+from ..graph._mcl import mcl
 from ._kmeans import KMeans, kmeans
+from ._mcl import MarkovClustering
 from ._spectral import SpectralClustering, SpectralEmbedding, affinity_graph, spectral_embedding
 
-__all__ = ["KMeans", "SpectralClustering", "SpectralEmbedding", "affinity_graph", "kmeans", "spectral_embedding"]
+__all__ = ["KMeans", "MarkovClustering", "SpectralClustering", "SpectralEmbedding", "affinity_graph", "kmeans", "mcl",
+           "spectral_embedding"]

@@ -10,8 +10,10 @@ from ._io import (
     load_matrix,
     load_planetoid,
     load_svmlight,
+    read_clusters,
     save_graph,
     save_npz,
+    write_clusters,
     write_labels,
     write_netcdf,
 )
@@ -20,5 +22,6 @@ from ._sbm import make_sbm
 __all__ = [
     "LoadedGraph", "Planetoid", "load_digits", "load_graph", "load_karate", "load_matrix",
     "load_planetoid", "load_svmlight", "make_blobs", "make_classification", "make_low_rank",
-    "make_regression", "make_sbm", "save_graph", "save_npz", "write_labels", "write_netcdf",
+    "make_regression", "make_sbm", "read_clusters", "save_graph", "save_npz", "write_clusters", "write_labels",
+    "write_netcdf",
 ]

@@ -98,7 +98,7 @@ def _read_mtx(path: str) -> Any:
         raise DataFormatError(f"{path} has a Matrix Market header but could not be parsed: {err}.") from err
 
 
-def _read_edge_list(path: str, nodes: Sequence | None) -> tuple[sp.csr_matrix, np.ndarray]:
+def _read_edge_list(path: str, nodes: Sequence | None, duplicates: str = "sum") -> tuple[sp.csr_matrix, np.ndarray]:
     import pandas as pd
 
     found = _describe(_head(path))
@@ -149,20 +149,28 @@ def _read_edge_list(path: str, nodes: Sequence | None) -> tuple[sp.csr_matrix, n
             raise ValueError(f"{path} names nodes that are not in the node list, for example {missing}.")
     m = src.shape[0]
     n = names.shape[0]
-    A = sp.csr_matrix((weights, (codes[:m], codes[m:])), shape=(n, n))
+    rows, cols = codes[:m].astype(np.int64), codes[m:].astype(np.int64)
+    if duplicates == "max" and m:
+        pairs, inverse = np.unique(rows * n + cols, return_inverse=True)
+        top = np.full(pairs.shape[0], -np.inf)
+        np.maximum.at(top, inverse, weights)
+        rows, cols, weights = pairs // n, pairs % n, top
+    A = sp.csr_matrix((weights, (rows, cols)), shape=(n, n))
     A.sum_duplicates()
     return A, names
 
 
 def load_graph(path: str | os.PathLike, *, chunks: Any = "auto", symmetrize: bool | None = None,
-               nodes: Sequence | None = None, dtype: Any = np.float64, backend: str | None = None) -> LoadedGraph:
+               nodes: Sequence | None = None, dtype: Any = np.float64, backend: str | None = None,
+               duplicates: str = "sum") -> LoadedGraph:
     """Read a graph: SciPy ``.npz``, Matrix Market ``.mtx``, or an edge list.
 
     Edge lists (``.tsv``, ``.txt``, ``.abc`` as mcl reads, ``.csv``) have one
     edge per line, ``source target [weight]`` separated by whitespace (commas
     for ``.csv``); ``#`` starts a comment. Node names may be any strings and
     are numbered in order of first appearance, unless ``nodes`` gives the
-    order. Repeated edges add up.
+    order. Repeated edges add up (``duplicates="sum"``) or keep the largest weight
+    (``duplicates="max"``, as mcl reads ``.abc`` files).
 
     Parameters
     ----------
@@ -183,7 +191,9 @@ def load_graph(path: str | os.PathLike, *, chunks: Any = "auto", symmetrize: boo
     elif suffix == ".mtx":
         A, names = sp.csr_matrix(_read_mtx(path)), None
     elif suffix in EDGE_LIST_SUFFIXES:
-        A, names = _read_edge_list(path, nodes)
+        if duplicates not in ("sum", "max"):
+            raise ValueError(f"duplicates must be 'sum' or 'max', got {duplicates!r}.")
+        A, names = _read_edge_list(path, nodes, duplicates)
         symmetrize = True if symmetrize is None else symmetrize
     else:
         raise DataFormatError(
@@ -370,5 +380,22 @@ def write_labels(path: str | os.PathLike, labels: Any, *, nodes: Sequence | None
             f.write(f"{name}\t{value}\n")
 
 
+def write_clusters(path: str | os.PathLike, clusters: Sequence, *, nodes: Sequence | None = None) -> None:
+    """Write clusters as mcl does: one cluster per line, its nodes' names separated by tabs."""
+    names = None if nodes is None else np.asarray(nodes)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        for members in clusters:
+            members = np.asarray(members)
+            f.write("\t".join(str(x) for x in (members if names is None else names[members])) + "\n")
+
+
+def read_clusters(path: str | os.PathLike) -> list[list[str]]:
+    """Read clusters written one per line with tab-separated node names (mcl's label output)."""
+    path = check_readable(path)
+    with open(path) as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
 __all__ = ["LoadedGraph", "Planetoid", "load_digits", "load_graph", "load_karate", "load_matrix",
-           "load_planetoid", "load_svmlight", "save_graph", "save_npz", "write_labels", "write_netcdf"]
+           "load_planetoid", "load_svmlight", "read_clusters", "save_graph", "save_npz", "write_clusters",
+           "write_labels", "write_netcdf"]

@@ -410,8 +410,6 @@ def _as_graph(A: Any, nodes: Sequence | None) -> CSRMatrix:
             A = A.map_blocks(sp.csr_matrix, dtype=A.dtype)
         A = from_array(A)
     check_graph(A, name="graph")
-    if A.shape[0] == 0:
-        raise ValueError("the graph has no nodes; pass an n x n adjacency matrix with n >= 1.")
     if nodes is not None and len(nodes) != A.shape[0]:
         raise ValueError(
             f"the node list has {len(nodes)} names but the graph has {A.shape[0]} nodes; pass one name per "
