@@ -28,38 +28,11 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import threading
-import time
 
 import numpy as np
-import psutil
 import scipy.sparse as sp
+from _common import PeakMemory, timed
 from sklearn.metrics import adjusted_rand_score as ari
-
-
-class PeakMemory:
-    """Peak resident memory of this process while the block runs (sampled every 20 ms)."""
-
-    def __enter__(self):
-        self.proc, self.peak, self.stop = psutil.Process(), 0, False
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
-        return self
-
-    def _watch(self):
-        while not self.stop:
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self.stop = True
-        self.thread.join()
-
-
-def timed(func):
-    start = time.perf_counter()
-    out = func()
-    return out, time.perf_counter() - start
 
 
 def read_mcl(path: str, n: int) -> np.ndarray:

@@ -32,7 +32,6 @@ Nucleic Acids Research 46 (2018).
 from __future__ import annotations
 
 import operator
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 

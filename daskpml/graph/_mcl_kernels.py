@@ -34,6 +34,18 @@ def cut_point(values, lo, hi, limit):
 
 
 @njit(nogil=True, cache=True)
+def count_at_least(vals, cnt, bar):
+    """How many of ``vals[:cnt]`` reach ``bar``, and their sum."""
+    n = 0
+    mass = 0.0
+    for c in range(cnt):
+        if vals[c] >= bar:
+            n += 1
+            mass += vals[c]
+    return n, mass
+
+
+@njit(nogil=True, cache=True)
 def prune_bar(vals, cnt, threshold, select, recover, pct):
     """The value a kept entry must reach, following mcl's rules (ties at the bar are kept).
 
@@ -44,12 +56,7 @@ def prune_bar(vals, cnt, threshold, select, recover, pct):
        hold less than ``pct`` of the mass (and fewer than ``recover`` entries), entries come
        back up to ``recover`` (at most those that passed the threshold).
     """
-    n_thr = 0
-    m_thr = 0.0
-    for c in range(cnt):
-        if vals[c] >= threshold:
-            n_thr += 1
-            m_thr += vals[c]
+    n_thr, m_thr = count_at_least(vals, cnt, threshold)
     if recover > 0 and n_thr < recover and m_thr < pct:
         if cnt > recover:
             return kth_largest(vals[:cnt], recover)
@@ -62,12 +69,7 @@ def prune_bar(vals, cnt, threshold, select, recover, pct):
                 above[t] = vals[c]
                 t += 1
         sbar = kth_largest(above, select)
-        n_s = 0
-        m_s = 0.0
-        for c in range(n_thr):
-            if above[c] >= sbar:
-                n_s += 1
-                m_s += above[c]
+        n_s, m_s = count_at_least(above, n_thr, sbar)
         if recover > 0 and n_s < recover and m_s < pct:
             if recover < n_thr:
                 return kth_largest(above, recover)
