@@ -141,7 +141,7 @@ def main() -> None:
                          "scipy_GBps": gbytes / anchor, "daskpml_GBps": gbytes / t,
                          "all_layouts_s": {name: r[key] for name, r in results.items()},
                          "correct": all(r["correct"] for r in results.values())})
-        del M
+        M = None                                # free the anchor matrix before the next layout
     print(f"\n{'workload':<42} {'op':<8} {'scipy s':>9} {'daskpml s':>10} {'ratio':>6} {'GB/s scipy':>11} "
           f"{'GB/s daskpml':>13}  layout (other layout s)")
     for r in rows:
