@@ -143,9 +143,12 @@ def _kernels() -> Any:
     return _mcl_kernels
 
 
-#: A row whose products could reach more than ``n / DENSE_RATIO`` columns is accumulated
-#: densely by the compiled kernel (and read back by a scan of the scratch row).
-DENSE_RATIO = 4
+#: How the compiled kernel reads back the columns a row reached (see
+#: :func:`._mcl_kernels.expand_rows`): a list for rows with fewer than ``n / TOUCH_RATIO``
+#: products, a scan of the scratch row for rows expected to reach more than
+#: ``n / SCAN_RATIO`` columns, a bitmap otherwise.
+TOUCH_RATIO = 4
+SCAN_RATIO = 8
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def _expand_cpu(L: Any, offset: int, R: Any, inflation: float, rules: _Rules, so
     ptr, ind, val, stats = k.expand_rows(lp, li, lx, rp, R.indices, R.data, R.shape[1],
                                           R.dtype.type(rules.threshold), rules.select, rules.recover,
                                           rules.pct, float(inflation), float(rules.product_tol), sort_rows,
-                                          int(L.nnz * 2 + L.shape[0]), offset, DENSE_RATIO)
+                                          int(L.nnz * 2 + L.shape[0]), offset, TOUCH_RATIO, SCAN_RATIO)
     out = sp.csr_matrix((val, ind, ptr), shape=(L.shape[0], R.shape[1]))
     out.has_sorted_indices = False
     scratch = R.shape[1] * (3 * R.dtype.itemsize + 16)
@@ -446,8 +449,9 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
     product_tol : float or "auto"
         On CPU blocks, skip the products ``R[i, k] R[k, j] < product_tol / nnz(R[i])``: each
         expanded entry is then low by at most ``product_tol``. ``"auto"`` is
-        ``prune_threshold / 100``; 0 computes every product. Ignored on other backends,
-        which compute every product.
+        ``prune_threshold / 10``: an entry can then fall below the threshold only if it was
+        within 10% of it. 0 computes every product. Ignored on other backends, which
+        compute every product.
     overlap : "remove", "cut" or "keep"
         What to do with nodes attracted by more than one cluster (:func:`interpret`).
     nodes : sequence of names, optional
@@ -477,7 +481,7 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol!r}.")
     if product_tol == "auto":
-        product_tol = prune_threshold / 100.0
+        product_tol = prune_threshold / 10.0
     if not 0 <= float(product_tol) < 1:
         raise ValueError(f"product_tol must be 'auto' or in [0, 1), got {product_tol!r}.")
     if overlap not in OVERLAPS:

@@ -9,6 +9,7 @@ next row starts: the unpruned product never exists beyond one row.
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 
 @njit(nogil=True, cache=True)
@@ -79,28 +80,104 @@ def prune_bar(vals, cnt, threshold, select, recover, pct):
 
 
 @njit(nogil=True, cache=True)
+def _before(v1, j1, v2, j2, by_value):
+    """Whether entry ``(v1, j1)`` comes before ``(v2, j2)``: by decreasing value, then by
+    column (``by_value``), or by column only."""
+    if by_value:
+        return v1 > v2 or (v1 == v2 and j1 < j2)
+    return j1 < j2
+
+
+@njit(nogil=True, cache=True)
+def sort_entries(vals, cols, lo, hi, by_value, stack):
+    """Sort the entries ``lo:hi`` (distinct columns) in place, in the order of :func:`_before`:
+    quicksort (Hoare partition, middle pivot, the smaller side first) with insertion sort for
+    short runs; ``stack`` holds at least 128 ints. No allocation."""
+    top = 0
+    stack[0] = lo
+    stack[1] = hi - 1
+    top = 2
+    while top > 0:
+        top -= 2
+        a = stack[top]
+        b = stack[top + 1]
+        while b - a >= 16:
+            mid = (a + b) >> 1
+            pv = vals[mid]
+            pj = cols[mid]
+            x = a - 1
+            y = b + 1
+            while True:
+                x += 1
+                while _before(vals[x], cols[x], pv, pj, by_value):
+                    x += 1
+                y -= 1
+                while _before(pv, pj, vals[y], cols[y], by_value):
+                    y -= 1
+                if x >= y:
+                    break
+                tv = vals[x]
+                vals[x] = vals[y]
+                vals[y] = tv
+                tj = cols[x]
+                cols[x] = cols[y]
+                cols[y] = tj
+            # [a, y] and [y + 1, b]: push the larger, go on with the smaller
+            if y - a > b - y - 1:
+                stack[top] = a
+                stack[top + 1] = y
+                a = y + 1
+            else:
+                stack[top] = y + 1
+                stack[top + 1] = b
+                b = y
+            top += 2
+        for x in range(a + 1, b + 1):
+            tv = vals[x]
+            tj = cols[x]
+            y = x - 1
+            while y >= a and _before(tv, tj, vals[y], cols[y], by_value):
+                vals[y + 1] = vals[y]
+                cols[y + 1] = cols[y]
+                y -= 1
+            vals[y + 1] = tv
+            cols[y + 1] = tj
+
+
+@njit(nogil=True, cache=True)
 def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct, inflation,
-                product_tol, sort_rows, capacity, row_offset, dense_ratio):
+                product_tol, sort_rows, capacity, row_offset, touch_ratio, scan_ratio):
     """Rows of ``L @ R`` pruned, normalized and inflated (``inflation == 1``: normalized only).
 
     ``product_tol > 0`` skips the products ``L[i, k] R[k, j] < product_tol / nnz(L[i])``, which
     needs the rows of ``R`` sorted by decreasing value (the loop over a row of ``R`` stops at
     the first small one); every expanded entry is then low by at most ``product_tol``.
-    ``sort_rows`` sorts the output rows that way for the next iteration. Row ``i`` of the
-    block is node ``i + row_offset`` (a row left empty by pruning keeps that node's loop).
+    Row ``i`` of the block is node ``i + row_offset`` (a row left empty by pruning keeps that
+    node's loop).
 
-    A row whose products could touch more than ``n_cols / dense_ratio`` columns is
-    accumulated without tracking which (no dependence between successive products) and read
-    back by scanning the scratch row.
+    Each row is accumulated in a dense scratch row; which columns it reached is read back
+    in one of three ways, chosen per row (the result does not depend on the choice):
+
+    * a row with fewer than ``n_cols / touch_ratio`` products lists the columns as it first
+      reaches them;
+    * a row expected to reach more than ``n_cols / scan_ratio`` columns (so did the row
+      before, and its products allow it) scans the whole scratch row;
+    * other rows set a bit per column and read the bitmap back a word at a time.
+
+    The kept entries of a row are put in a canonical order before they are summed: by
+    decreasing value (then column) when ``sort_rows`` (the order the product cut of the next
+    iteration needs), else by column.
 
     Returns ``(indptr, indices, data, stats)`` with ``stats = [chaos, expanded entries,
     products, smallest kept mass, summed kept mass]``.
     """
     n_rows = lp.shape[0] - 1
+    one = np.uint64(1)
     spa = np.zeros(n_cols, dtype=rx.dtype)
-    touched = np.empty(n_cols, dtype=np.int64)
+    bits = np.zeros((n_cols + 63) >> 6, dtype=np.uint64)
     vals = np.empty(n_cols, dtype=rx.dtype)
     cols = np.empty(n_cols, dtype=np.int64)
+    stack = np.empty(128, dtype=np.int64)
     out_ptr = np.empty(n_rows + 1, dtype=np.int64)
     out_ind = np.empty(max(capacity, 16), dtype=li.dtype)
     out_val = np.empty(max(capacity, 16), dtype=rx.dtype)
@@ -111,6 +188,7 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
     products = 0
     min_mass = np.inf
     sum_mass = 0.0
+    reached = n_cols          # columns the previous row reached (the estimate for this one)
     for i in range(n_rows):
         start, stop = lp[i], lp[i + 1]
         tau = product_tol / max(stop - start, 1)
@@ -118,8 +196,27 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
         for p in range(start, stop):
             bound += rp[li[p] + 1] - rp[li[p]]
         m = 0
-        if bound * dense_ratio > n_cols:
-            # a dense-ish row: accumulate without tracking, then scan the scratch row
+        if bound * touch_ratio < n_cols:
+            # few products: list each column when first reached
+            for p in range(start, stop):
+                k = li[p]
+                a = lx[p]
+                q0 = rp[k]
+                q1 = cut_point(rx, q0, rp[k + 1], tau / a)
+                for q in range(q0, q1):
+                    j = ri[q]
+                    v = spa[j]
+                    prod = a * rx[q]
+                    cols[m] = j
+                    m += (v == 0.0) & (prod > 0.0)
+                    spa[j] = v + prod
+                products += q1 - q0
+            for c in range(m):
+                j = cols[c]
+                vals[c] = spa[j]
+                spa[j] = 0.0
+        elif min(bound, reached) * scan_ratio > n_cols:
+            # many columns: accumulate without tracking, then scan the scratch row
             for p in range(start, stop):
                 k = li[p]
                 a = lx[p]
@@ -135,7 +232,7 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
                 m += v != 0.0
                 spa[j] = 0.0
         else:
-            cnt = 0
+            # a bit per column reached, read back a word at a time
             for p in range(start, stop):
                 k = li[p]
                 a = lx[p]
@@ -143,18 +240,23 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
                 q1 = cut_point(rx, q0, rp[k + 1], tau / a)
                 for q in range(q0, q1):
                     j = ri[q]
-                    v = spa[j]
-                    prod = a * rx[q]
-                    touched[cnt] = j
-                    cnt += (v == 0.0) & (prod > 0.0)
-                    spa[j] = v + prod
+                    spa[j] += a * rx[q]
+                    bits[j >> 6] |= one << (j & 63)
                 products += q1 - q0
-            for c in range(cnt):
-                j = touched[c]
-                vals[m] = spa[j]
-                cols[m] = j
-                spa[j] = 0.0
-                m += 1
+            for w in range(bits.shape[0]):
+                x = bits[w]
+                if x != 0:
+                    bits[w] = 0
+                    base = w << 6
+                    while x != 0:
+                        j = base + trailing_zeros(x)
+                        x &= x - one
+                        v = spa[j]
+                        vals[m] = v
+                        cols[m] = j
+                        m += v != 0.0
+                        spa[j] = 0.0
+        reached = m
         expanded += m
         bar = prune_bar(vals, m, threshold, select, recover, pct)
         need = pos + max(m, 1)
@@ -166,27 +268,28 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
             new_val = np.empty(grown, dtype=out_val.dtype)
             new_val[:pos] = out_val[:pos]
             out_val = new_val
-        row0 = pos
-        mass = 0.0
+        kept = 0
         for c in range(m):
             if vals[c] >= bar:
-                out_ind[pos] = cols[c]
-                out_val[pos] = vals[c]
-                mass += vals[c]
-                pos += 1
-        if pos == row0:
+                vals[kept] = vals[c]
+                cols[kept] = cols[c]
+                kept += 1
+        if kept == 0:
             # nothing left (mcl's emergency measure): the node keeps to itself
-            out_ind[pos] = i + row_offset
-            out_val[pos] = 1.0
-            mass = 1.0
-            pos += 1
+            vals[0] = 1.0
+            cols[0] = i + row_offset
+            kept = 1
+        sort_entries(vals, cols, 0, kept, sort_rows, stack)
+        mass = 0.0
+        for c in range(kept):
+            mass += vals[c]
         min_mass = min(min_mass, mass)
         sum_mass += mass
         top = 0.0
         squares = 0.0
         total = 0.0
-        for c in range(row0, pos):
-            x = out_val[c] / mass
+        for c in range(kept):
+            x = vals[c] / mass
             top = max(top, x)
             squares += x * x
             if inflation == 2.0:
@@ -195,15 +298,13 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
                 y = x
             else:
                 y = x ** inflation
-            out_val[c] = y
+            vals[c] = y
             total += y
-        chaos = max(chaos, (top - squares) * (pos - row0))
-        for c in range(row0, pos):
-            out_val[c] = out_val[c] / total
-        if sort_rows and pos - row0 > 1:
-            order = np.argsort(-out_val[row0:pos], kind="mergesort")
-            out_ind[row0:pos] = out_ind[row0:pos][order]
-            out_val[row0:pos] = out_val[row0:pos][order]
+        chaos = max(chaos, (top - squares) * kept)
+        for c in range(kept):
+            out_ind[pos + c] = cols[c]
+            out_val[pos + c] = vals[c] / total
+        pos += kept
         out_ptr[i + 1] = pos
     stats = np.array([chaos, float(expanded), float(products), min_mass, sum_mass])
     return out_ptr, out_ind[:pos].copy(), out_val[:pos].copy(), stats
@@ -211,10 +312,7 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
 
 @njit(nogil=True, cache=True)
 def sort_rows_descending(indptr, indices, data):
-    """Sort each row's entries by decreasing value, in place (ties keep their order)."""
+    """Sort each row's entries by decreasing value (then column), in place."""
+    stack = np.empty(128, dtype=np.int64)
     for i in range(indptr.shape[0] - 1):
-        a, b = indptr[i], indptr[i + 1]
-        if b - a > 1:
-            order = np.argsort(-data[a:b], kind="mergesort")
-            indices[a:b] = indices[a:b][order]
-            data[a:b] = data[a:b][order]
+        sort_entries(data, indices, indptr[i], indptr[i + 1], True, stack)

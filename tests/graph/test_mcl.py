@@ -15,7 +15,7 @@ from daskpml.cluster import MarkovClustering
 from daskpml.datasets import load_graph, make_sbm, read_clusters, save_graph, write_clusters
 from daskpml.graph import interpret, mcl
 from daskpml.graph import _mcl as M
-from daskpml.graph._mcl_kernels import prune_bar
+from daskpml.graph._mcl_kernels import expand_rows, prune_bar, sort_entries
 from daskpml.sparse import from_array
 
 
@@ -98,6 +98,48 @@ def test_prune_rules_match_mcl(seed):
             got = prune_bar(v, v.shape[0], threshold, select, recover, pct)
             assert got == pytest.approx(reference_prune(v, threshold, select, recover, pct), abs=0), \
                 (threshold, select, recover, pct)
+
+
+def test_sort_entries_orders_by_value_then_column():
+    rng = np.random.default_rng(5)
+    stack = np.empty(128, dtype=np.int64)
+    for n in [0, 1, 2, 15, 16, 17, 300, 2000]:
+        vals = rng.integers(0, 7, n).astype(np.float32)          # many ties
+        cols = rng.permutation(10 * n + 1)[:n].astype(np.int32)
+        v, c = vals.copy(), cols.copy()
+        sort_entries(v, c, 0, n, True, stack)
+        order = np.lexsort((cols, -vals))
+        np.testing.assert_array_equal(v, vals[order])
+        np.testing.assert_array_equal(c, cols[order])
+        v, c = vals.copy(), cols.copy()
+        sort_entries(v, c, 0, n, False, stack)
+        np.testing.assert_array_equal(c, np.sort(cols))
+        np.testing.assert_array_equal(v, vals[np.argsort(cols)])
+
+
+@pytest.mark.parametrize("sort_rows", [True, False])
+def test_kernel_read_back_modes_agree_exactly(sort_rows):
+    """The kernel's three ways of reading back a row's columns (a list, a bitmap, a scan
+    of the scratch row) give the same rows, bit for bit, in a canonical order."""
+    A, _ = make_sbm(600, 6, in_degree=12, out_degree=2, random_state=4)
+    R = M.prepare(A, dtype=np.float32, n_blocks=1, sort_rows=True).compute().tocsr()
+    rules = M._Rules(1e-3, 30, 40, 0.9, 1e-5, 1 << 20)
+    R, _ = M._expand_block(R, 0, R, (1.6,), rules, True, True)      # rows of varied spread
+    L = R[100:400]
+    args = (L.indptr.astype(np.int64), L.indices, L.data, R.indptr.astype(np.int64), R.indices, R.data,
+            R.shape[1], np.float32(1e-3), 30, 40, 0.9, 1.6, 1e-5, sort_rows, L.nnz, 100)
+    # always a list; always a bitmap; always a scan; the default choice
+    runs = [expand_rows(*args, touch, scan) for touch, scan in [(0, 0), (10**9, 0), (10**9, 10**9), (4, 8)]]
+    for ptr, ind, val, stats in runs[1:]:
+        np.testing.assert_array_equal(ptr, runs[0][0])
+        np.testing.assert_array_equal(ind, runs[0][1])
+        np.testing.assert_array_equal(val, runs[0][2])
+        np.testing.assert_array_equal(stats, runs[0][3])
+    ptr, ind, val, _ = runs[0]
+    for i in range(ptr.shape[0] - 1):
+        row_v, row_c = val[ptr[i]:ptr[i + 1]], ind[ptr[i]:ptr[i + 1]]
+        order = np.lexsort((row_c, -row_v)) if sort_rows else np.argsort(row_c)
+        np.testing.assert_array_equal(order, np.arange(order.shape[0]))
 
 
 def test_compiled_kernel_equals_array_path_in_phases(monkeypatch):
