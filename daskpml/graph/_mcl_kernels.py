@@ -144,6 +144,16 @@ def sort_entries(vals, cols, lo, hi, by_value, stack):
             cols[y + 1] = tj
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _span(p, li, lx, rp, rx, tau):
+    """Entry ``p`` of a left row, ``a = L[i, k]``, and the part ``q0:q1`` of row ``k`` of ``R``
+    whose products with it reach ``tau`` (``R``'s rows sorted by decreasing value)."""
+    k = li[p]
+    a = lx[p]
+    q0 = rp[k]
+    return a, q0, cut_point(rx, q0, rp[k + 1], tau / a)
+
+
 @njit(nogil=True, cache=True)
 def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct, inflation,
                 product_tol, sort_rows, capacity, row_offset, touch_ratio, scan_ratio):
@@ -199,10 +209,7 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
         if bound * touch_ratio < n_cols:
             # few products: list each column when first reached
             for p in range(start, stop):
-                k = li[p]
-                a = lx[p]
-                q0 = rp[k]
-                q1 = cut_point(rx, q0, rp[k + 1], tau / a)
+                a, q0, q1 = _span(p, li, lx, rp, rx, tau)
                 for q in range(q0, q1):
                     j = ri[q]
                     v = spa[j]
@@ -218,10 +225,7 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
         elif min(bound, reached) * scan_ratio > n_cols:
             # many columns: accumulate without tracking, then scan the scratch row
             for p in range(start, stop):
-                k = li[p]
-                a = lx[p]
-                q0 = rp[k]
-                q1 = cut_point(rx, q0, rp[k + 1], tau / a)
+                a, q0, q1 = _span(p, li, lx, rp, rx, tau)
                 for q in range(q0, q1):
                     spa[ri[q]] += a * rx[q]
                 products += q1 - q0
@@ -234,10 +238,7 @@ def expand_rows(lp, li, lx, rp, ri, rx, n_cols, threshold, select, recover, pct,
         else:
             # a bit per column reached, read back a word at a time
             for p in range(start, stop):
-                k = li[p]
-                a = lx[p]
-                q0 = rp[k]
-                q1 = cut_point(rx, q0, rp[k + 1], tau / a)
+                a, q0, q1 = _span(p, li, lx, rp, rx, tau)
                 for q in range(q0, q1):
                     j = ri[q]
                     spa[j] += a * rx[q]
