@@ -95,7 +95,10 @@ def test_a_slow_worker_makes_fewer_updates_and_history_is_complete(cluster4, dat
     h = res.history
     updates = h.updates.values
     assert updates[0] < 0.5 * updates[1:].min()             # the straggler pushes less often
-    assert set(np.unique(h.update_worker.values)) == {0, 1, 2, 3}
+    # every update is in the history, with its worker (the straggler may not push at all on a
+    # loaded machine)
+    np.testing.assert_array_equal(np.bincount(h.update_worker.values, minlength=4), updates)
+    assert updates[1:].min() > 0
     assert np.all(np.diff(h.version.values) == 1) and np.all(np.diff(h.time.values) >= 0)
     assert np.all(np.diff(h.rows.values) == 64) and h.rows.values[-1] >= len(X)
     sampled = np.isfinite(h.objective.values)
