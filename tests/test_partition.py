@@ -56,6 +56,8 @@ def test_halo_exchange_reproduces_the_product(method, n_parts):
         np.testing.assert_array_equal(np.sort(q.halo), np.setdiff1d(neighbours, q.owned))
         np.testing.assert_array_equal(parts.assignment[q.halo], q.halo_owner)
         assert q.adjacency.shape == (q.n_owned, q.n_owned + q.n_halo)
+        local = q.adjacency.tocoo()                     # local columns name the same edges as A
+        np.testing.assert_allclose(local.data, A[q.owned[local.row], q.nodes[local.col]].A1)
     np.testing.assert_allclose(exchange_product(parts, X), A @ X, rtol=1e-12)
     st = parts.stats
     coo = A.tocoo()
