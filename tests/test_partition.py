@@ -74,6 +74,11 @@ def test_locality_methods_cut_fewer_edges_than_contiguous_on_a_shuffled_graph():
     cut = {m: partition_graph(A, 4, method=m).stats.attrs["edge_cut"] for m in METHODS_HERE}
     assert cut["spectral"] < 0.3 * cut["contiguous"]
     assert cut["bfs"] < cut["contiguous"]
+    # balanced refinement swaps boundary nodes: fewer cut edges, the same sizes
+    plain = partition_graph(A, 4, method="bfs", refine=0).stats
+    refined = partition_graph(A, 4, method="bfs").stats
+    assert refined.attrs["edge_cut"] < 0.5 * plain.attrs["edge_cut"]
+    np.testing.assert_array_equal(refined.owned, plain.owned)
     # on a grid, BFS pieces are bands: few cut edges and halos no wider than a band's boundary
     G = grid(20, 30)
     bfs = partition_graph(G, 4, method="bfs").stats
@@ -106,6 +111,8 @@ def test_bad_input():
         partition_graph(A, 0)
     with pytest.raises(ValueError, match="n_parts must be an integer from 1"):
         partition_graph(A, 10)
+    with pytest.raises(ValueError, match="refine must be"):
+        partition_graph(A, 2, refine=-1)
     with pytest.raises(ValueError, match="square"):
         partition_graph(sp.random(4, 5, density=0.5, format="csr"), 2)
     bad = A.copy()
