@@ -122,19 +122,26 @@ def _pseudo_peripheral(S: sp.csr_matrix, start: int) -> int:
 
 def _bfs_order(S: sp.csr_matrix) -> np.ndarray:
     """Nodes in breadth-first order from a pseudo-peripheral node of each component
-    (largest component first), so that consecutive pieces are connected and compact."""
+    (largest component first), so that consecutive pieces are connected and compact.
+
+    The graph is permuted once so that each component is a contiguous range (ids kept in
+    order inside it); each search then runs on its component's submatrix alone, so many
+    small components cost no more than one large one."""
     n_comp, comp = csgraph.connected_components(S, directed=False)
     sizes = np.bincount(comp, minlength=n_comp)
-    first = np.full(n_comp, -1, dtype=np.int64)
-    first[comp[::-1]] = np.arange(S.shape[0])[::-1]
+    perm = np.argsort(comp, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    if n_comp > 1:
+        S = S[perm][:, perm]
     pieces = []
     for c in np.argsort(-sizes, kind="stable"):
-        if sizes[c] == 1:
-            pieces.append(np.array([first[c]]))
+        lo, hi = starts[c], starts[c + 1]
+        if hi - lo == 1:
+            pieces.append(perm[lo:hi])
             continue
-        root = _pseudo_peripheral(S, int(first[c]))
-        order = csgraph.breadth_first_order(S, root, directed=False, return_predecessors=False)
-        pieces.append(order)
+        sub = S[lo:hi, lo:hi]
+        root = _pseudo_peripheral(sub, 0)
+        pieces.append(perm[lo + csgraph.breadth_first_order(sub, root, directed=False, return_predecessors=False)])
     return np.concatenate(pieces)
 
 
@@ -261,11 +268,13 @@ def _to_host_csr(A: Any) -> tuple[sp.csr_matrix, Any]:
 
 def _build(H: sp.csr_matrix, assignment: np.ndarray, n_parts: int, xsp: Any) -> list:
     n = H.shape[0]
-    local = np.empty(n, dtype=np.int64)
     owned_lists = [np.flatnonzero(assignment == p) for p in range(n_parts)]
+    local = np.empty(n, dtype=np.int64)             # global id -> index among its owner's nodes
     for owned in owned_lists:
         local[owned] = np.arange(owned.shape[0])
-    pieces = []
+    column = np.empty(n, dtype=np.int64)            # global id -> local column of the part at hand
+    sends: list[dict] = [{} for _ in range(n_parts)]
+    parts = []
     for p, owned in enumerate(owned_lists):
         rows = H[owned]
         cols = rows.indices
@@ -273,24 +282,20 @@ def _build(H: sp.csr_matrix, assignment: np.ndarray, n_parts: int, xsp: Any) -> 
         owner = assignment[outside]
         by_owner = np.lexsort((outside, owner))
         halo, halo_owner = outside[by_owner], owner[by_owner]
-        column = np.empty(n, dtype=np.int64)        # global id -> local column (for this part)
         column[owned] = np.arange(owned.shape[0])
         column[halo] = owned.shape[0] + np.arange(halo.shape[0])
         adj = sp.csr_matrix((rows.data, column[cols], rows.indptr), shape=(owned.shape[0], owned.shape[0] + halo.shape[0]))
         adj.sort_indices()
-        recv, send_to = {}, {}
+        recv = {}
         for q in np.unique(halo_owner):
             where = np.flatnonzero(halo_owner == q)
             recv[int(q)] = where
-            send_to[int(q)] = local[halo[where]]    # q's owned indices, in p's halo order
-        pieces.append((owned, halo, halo_owner, adj, recv, send_to))
-    parts = []
-    for p, (owned, halo, halo_owner, adj, recv, _) in enumerate(pieces):
-        send = {q: pieces[q][5][p] for q in range(n_parts) if p in pieces[q][5]}
-        parts.append(GraphPartition(part=p, owned=owned, halo=halo, halo_owner=halo_owner,
-                                    adjacency=xsp.csr_matrix(adj) if xsp is not sp else adj,
-                                    recv=recv, send=send))
-    return parts
+            sends[int(q)][p] = local[halo[where]]    # q's owned indices, in p's halo order
+        parts.append((owned, halo, halo_owner, adj, recv))
+    return [GraphPartition(part=p, owned=owned, halo=halo, halo_owner=halo_owner,
+                           adjacency=adj if xsp is sp else xsp.csr_matrix(adj), recv=recv,
+                           send=dict(sorted(sends[p].items())))
+            for p, (owned, halo, halo_owner, adj, recv) in enumerate(parts)]
 
 
 def _stats(H: sp.csr_matrix, assignment: np.ndarray, parts: list, method: str) -> xr.Dataset:
