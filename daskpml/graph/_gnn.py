@@ -740,7 +740,7 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
                                          random_state=random_state, dtype=dtype, lr=lr,
                                          weight_decay=weight_decay, client=client)
     spec, executor, partitioning = trainer.spec, trainer.ex, trainer.partitioning
-    n_parts, val, n_nodes = partitioning.n_parts, trainer.val_idx, trainer.n_nodes
+    n_parts, val = partitioning.n_parts, trainer.val_idx
     xp, _ = get_namespace(params[0][0])
     opt0 = {"params": params, "t": 0, "m": [tuple(xp.zeros_like(w) for w in layer) for layer in params],
             "v": [tuple(xp.zeros_like(w) for w in layer) for layer in params]}
