@@ -49,3 +49,26 @@ def dropout_csr(indptr, indices, data, rows, base, width, threshold, scale, out)
             else:
                 out[k] = 0
     return out
+
+
+@njit(nogil=True, cache=True)
+def spmm_split(indptr, indices, data, first, second, bias, out):
+    """``out = A @ [first; second] + bias`` for a CSR ``A`` whose columns index the rows of
+    ``first`` (``0 .. len(first) - 1``) and then of ``second``: the halo rows are read where
+    they arrived, never copied next to the owned ones."""
+    n_first = first.shape[0]
+    f = out.shape[1]
+    for i in range(out.shape[0]):
+        for j in range(f):
+            out[i, j] = bias[j]
+        for k in range(indptr[i], indptr[i + 1]):
+            c = indices[k]
+            v = data[k]
+            if c < n_first:
+                for j in range(f):
+                    out[i, j] += v * first[c, j]
+            else:
+                c -= n_first
+                for j in range(f):
+                    out[i, j] += v * second[c, j]
+    return out
