@@ -539,7 +539,7 @@ class Trainer:
             owned = part.owned
             local = _Local(
                 part=p, op=to_backend(op[owned][:, part.nodes].tocsr(), backend),
-                opT=None, X=to_backend(X[owned], backend), gid=to_backend(owned.astype(np.int64), backend),
+                opT=None, X=X[to_backend(owned, backend)], gid=to_backend(owned.astype(np.int64), backend),
                 y=to_backend(y[owned].astype(np.int64), backend),
                 train=to_backend(np.flatnonzero(in_train[owned]), backend),
                 val=to_backend(np.flatnonzero(in_val[owned]), backend),

@@ -166,6 +166,24 @@ def test_partitioned_pass_equals_the_dense_reference(model, n_parts, method):
     trainer.close()
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gradients_on_the_features_backend(backend, sparse):
+    from conftest import host, on
+
+    A, X, y, train, *_ = sbm_task(120)
+    X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0)) if sparse else X
+    for model in ("gcn", "sage"):
+        trainer, params, _ = trainer_for(A, on(backend, X), y, train, model, 0.5, 2)
+        loss, grads = trainer.gradients(params, epoch=1)
+        host_params = [tuple(host(a) for a in layer) for layer in params]
+        ref_loss, ref_grads = dense_reference(A, X, y, train, host_params, model, 0.5, 3, 1)
+        assert loss == pytest.approx(ref_loss, rel=1e-10)
+        for g, r in zip(grads, ref_grads):
+            for a, b in zip(g, r):
+                np.testing.assert_allclose(host(a), b, rtol=1e-8, atol=1e-11)
+        trainer.close()
+
+
 def test_same_seed_same_model_for_1_2_4_partitions():
     A, X, y, train, val, _ = sbm_task()
     runs = [train_gnn(A, X, y, train, val, epochs=25, n_parts=p, random_state=11, client=False, progress=False)
