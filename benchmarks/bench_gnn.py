@@ -183,8 +183,6 @@ class RSSSampler:
     """Peak resident memory of this process, sampled every 5 ms by a thread. (``ru_maxrss`` is
     not used: a process started by fork + exec inherits its parent's peak.)"""
 
-    current = None
-
     def __init__(self) -> None:
         import psutil
 
@@ -198,12 +196,12 @@ class RSSSampler:
 
 
 def _start_sampler(dask_worker=None) -> int:
-    RSSSampler.current = RSSSampler()
-    return RSSSampler.current.idle
+    dask_worker._rss_sampler = RSSSampler()         # on the worker: functions travel by value
+    return dask_worker._rss_sampler.idle
 
 
 def _sampled_peak(dask_worker=None) -> int:
-    return RSSSampler.current.peak
+    return dask_worker._rss_sampler.peak
 
 
 def daskpml_big(path: str, n_parts: int, n_workers: int, threads: int, epochs: int, partition: str = "bfs") -> dict:

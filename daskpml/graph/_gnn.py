@@ -220,7 +220,8 @@ def _transform(ctx: _Local, spec: _Spec, st: dict, layer: int) -> None:
         if s == "train":
             H = dropout(H, ctx.gid, mask_key(spec.seed, st["epoch"], layer), spec.rate)
             st["Hd"][layer] = H
-        st["Hin"][s] = H
+        if spec.model == "sage":                    # the root term reads the layer input again
+            st["Hin"][s] = H
         parts.append(_matmul(H, W))
     T = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=1)
     st["T"] = T
