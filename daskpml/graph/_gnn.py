@@ -499,8 +499,8 @@ class Inline:
 class _Distributed:
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.workers = sorted(client.scheduler_info()["workers"]) or [None]
-        if self.workers == [None]:
+        self.workers = sorted(client.scheduler_info()["workers"])
+        if not self.workers:
             raise RuntimeError("the dask cluster has no workers; start some (dask worker ADDRESS).")
 
     def submit(self, fn: Callable, *args: Any, key: str, worker: str | None = None) -> Any:
