@@ -103,7 +103,7 @@ def dropout(H: Any, rows: Any, key: int, rate: float) -> Any:
         if is_sparse(H):
             data = K.dropout_csr(H.indptr, H.indices, H.data, *args, np.empty_like(H.data))
             return sp.csr_matrix((data, H.indices, H.indptr), shape=H.shape)
-        return K.dropout_dense(np.ascontiguousarray(H), *args, np.empty_like(H, order="C"))
+        return K.dropout_dense(H, *args, np.empty(H.shape, dtype=H.dtype))
     if is_sparse(H):
         row_of = xp.repeat(rows, xp.diff(H.indptr).astype(xp.int64))
         keep = dropout_mask(row_of, width, key, rate, cols=H.indices)
@@ -219,7 +219,8 @@ def _transform(ctx: _Local, spec: _Spec, st: dict, layer: int) -> None:
         H = st["H"][s]
         if s == "train":
             H = dropout(H, ctx.gid, mask_key(spec.seed, st["epoch"], layer), spec.rate)
-            st["Hd"][layer] = H
+            if layer:                   # the first layer's input is dropped out again when needed
+                st["Hd"][layer] = H
         if spec.model == "sage":                    # the root term reads the layer input again
             st["Hin"][s] = H
         parts.append(_matmul(H, W))
@@ -299,10 +300,19 @@ def _head(ctx: _Local, spec: _Spec, st: dict, Z: dict) -> None:
             st["proba"] = xp.exp(logp)
 
 
+def _layer_input(ctx: _Local, spec: _Spec, st: dict, layer: int) -> Any:
+    """The dropped-out input of ``layer`` in the training pass. The first layer's (the
+    features, as large as the partition) is not kept from the forward pass but drawn again:
+    the masks are a function of the position, so it is the same array."""
+    if layer:
+        return st["Hd"][layer]
+    return dropout(ctx.X, ctx.gid, mask_key(spec.seed, st["epoch"], 0), spec.rate)
+
+
 def _backward_start(ctx: _Local, spec: _Spec, st: dict, layer: int) -> None:
     """Bias (and root) gradients; ``P_local^T dZ``, whose halo rows go back to their owners."""
     G = st["G"]
-    Hd = st["Hd"][layer]
+    Hd = _layer_input(ctx, spec, st, layer)
     grads = [None, G.sum(axis=0)]
     if spec.model == "sage":
         grads.append(_matmul(Hd.T, G))
@@ -318,7 +328,8 @@ def _backward_end(ctx: _Local, spec: _Spec, st: dict, layer: int, received: Sequ
     dT = st.pop("dT")
     for idx, rows in zip(ctx.send.values(), received):
         dT[idx] += rows
-    Hd = st["Hd"].pop(layer)
+    Hd = _layer_input(ctx, spec, st, layer)
+    st["Hd"].pop(layer, None)
     st["grads"][layer][0] = _matmul(Hd.T, dT)
     if layer == 0:
         return
@@ -388,7 +399,7 @@ def forward(ctx: _Local, spec: _Spec, token: str, epoch: int, mode: str, layer: 
     Z = _aggregate(ctx, spec, st, layer, _received(received, ctx.part))
     if layer < spec.n_layers - 1:
         xp, _ = get_namespace(ctx.y)
-        st["H"] = {s: xp.maximum(z, 0) for s, z in Z.items()}
+        st["H"] = {s: xp.maximum(z, 0, out=z) for s, z in Z.items()}     # Z is this task's own
         _transform(ctx, spec, st, layer + 1)
         return st.pop("out")
     st["H"], st["Hin"] = {}, {}
