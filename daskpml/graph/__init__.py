@@ -1,15 +1,35 @@
-"""Similarity graphs of points (k-nearest-neighbour, epsilon-radius, Gaussian affinities) and
+"""Similarity graphs of points (k-nearest-neighbour, epsilon-radius, Gaussian affinities),
 Markov clustering of graphs, and GNN training on partitioned graphs.
 
 >>> import numpy as np
 >>> from daskpml.graph import knn_graph
 >>> X = np.random.default_rng(0).normal(size=(1000, 4))
 >>> W = knn_graph(X, 10, mode="connectivity", symmetrize="mean")   # a symmetric CSRMatrix
+
+The names are imported on first use, so that a worker unpickling a task function of one
+submodule (an MCL block, a GNN partition's step) does not import the others.
 """
 
-from ._gnn import GNNResult, gcn_operator, mean_operator, train_gnn
-from ._mcl import MCLResult, interpret, mcl
-from ._neighbors import epsilon_graph, gaussian_graph, kneighbors, knn_graph
+from importlib import import_module
+from typing import Any
 
-__all__ = ["GNNResult", "MCLResult", "epsilon_graph", "gaussian_graph", "gcn_operator", "interpret", "kneighbors",
-           "knn_graph", "mcl", "mean_operator", "train_gnn"]
+_WHERE = {
+    "GNNResult": "._gnn", "gcn_operator": "._gnn", "mean_operator": "._gnn", "train_gnn": "._gnn",
+    "MCLResult": "._mcl", "interpret": "._mcl", "mcl": "._mcl",
+    "epsilon_graph": "._neighbors", "gaussian_graph": "._neighbors", "kneighbors": "._neighbors",
+    "knn_graph": "._neighbors",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

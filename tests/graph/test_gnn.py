@@ -13,7 +13,8 @@ import scipy.sparse as sp
 from daskpml.datasets import make_sbm
 from daskpml.gnn import GCN, GraphSAGE
 from daskpml.graph import gcn_operator, mean_operator, train_gnn
-from daskpml.graph._gnn import dropout, dropout_mask, mask_key, prepare
+from daskpml.graph._gnn import prepare
+from daskpml.graph._gnn_tasks import dropout, dropout_mask, mask_key
 
 CORA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cora.npz")
 
@@ -302,5 +303,5 @@ def test_futures_on_a_cluster_give_the_inline_model(client, model):
         np.testing.assert_allclose(ref.proba, got.proba, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(ref.history.val_accuracy, got.history.val_accuracy)
     # the workers keep no state of finished runs
-    left = client.run(lambda: len(__import__("daskpml.graph._gnn", fromlist=["_STASH"])._STASH))
+    left = client.run(lambda: len(__import__("daskpml.graph._gnn_tasks", fromlist=["_STASH"])._STASH))
     assert set(left.values()) == {0}
