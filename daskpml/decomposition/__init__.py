@@ -1,4 +1,5 @@
-"""Matrix factorizations over row-blocked data: blockwise non-negative matrix factorization.
+"""Matrix factorizations over row-blocked data: blockwise non-negative matrix factorization,
+PCA and truncated SVD.
 
 >>> import numpy as np
 >>> from daskpml.decomposition import NMF
@@ -9,5 +10,6 @@
 from ._nmf import NMFResult, nmf
 from ._nmf_estimator import NMF
 from ._nmf_kernels import nnls
+from ._pca import PCA, TruncatedSVD
 
-__all__ = ["NMF", "NMFResult", "nmf", "nnls"]
+__all__ = ["NMF", "NMFResult", "PCA", "TruncatedSVD", "nmf", "nnls"]

@@ -4,6 +4,8 @@ Two methods, both one pass over ``A`` per step, where each row block does
 its two products while it is in cache and only l x n / l x l partial sums
 (l = k + oversamples) go up a tree to the client:
 
+* ``"tsqr"`` (exact and stable, for few columns): a tree of QR factorizations of the
+  row blocks; only n x n triangles travel, ``V`` and ``S`` come from the SVD of the root.
 * ``"gram"`` (exact, for few columns): ``A^T A`` (n x n) in one pass, its
   eigendecomposition on the client, ``U = A V S^-1`` blockwise.
 * ``"randomized"`` (Halko, Martinsson & Tropp 2011, subspace iteration):
@@ -45,24 +47,67 @@ def _t_product(block: Any, Y: Any) -> Any:
     return (Y.T @ block).T if is_sparse(block) else block.T @ Y
 
 
-def _gram_block(block: Any) -> Any:
+def _product(block: Any, Z: Any, center: Any) -> Any:
+    """``(block - center) Z`` without forming the centered block (which a CSR block is not)."""
+    Y = block @ Z
+    return Y if center is None else Y - center @ Z
+
+
+def _t_centered(block: Any, Y: Any, center: Any) -> Any:
+    """``(block - center)^T Y``."""
+    xp, _ = get_namespace(Y)
+    out = _t_product(block, Y)
+    return out if center is None else out - xp.outer(center, Y.sum(axis=0))
+
+
+def _gram_block(block: Any, center: Any = None) -> Any:
+    """``[A_i^T A_i | A_i^T 1]``: the column sums let the caller centre the Gram matrix."""
     G = block.T @ block
-    return G.toarray() if is_sparse(G) else G
+    G = G.toarray() if is_sparse(G) else G
+    if center is None:
+        return G
+    xp, _ = get_namespace(G)
+    sums = xp.asarray(block.sum(axis=0)).reshape(-1, 1)
+    return xp.concatenate([G, sums], axis=1)
 
 
-def _power_block(block: Any, Z: Any) -> Any:
-    return _t_product(block, block @ Z)
+def _power_block(block: Any, Z: Any, center: Any = None) -> Any:
+    return _t_centered(block, _product(block, Z, center), center)
 
 
-def _final_block(block: Any, Z: Any) -> Any:
+def _final_block(block: Any, Z: Any, center: Any = None) -> Any:
     """``[Y^T Y | Y^T A_i]`` (l x (l + n)) for ``Y = A_i Z``: one array, so partial sums add."""
     xp, _ = get_namespace(Z)
-    Y = block @ Z
-    return xp.concatenate([Y.T @ Y, _t_product(block, Y).T], axis=1)
+    Y = _product(block, Z, center)
+    return xp.concatenate([Y.T @ Y, _t_centered(block, Y, center).T], axis=1)
 
 
-def _left_block(block: Any, M: Any) -> Any:
-    return block @ M
+def _left_block(block: Any, M: Any, center: Any = None) -> Any:
+    return _product(block, M, center)
+
+
+def _r_block(block: Any, center: Any) -> Any:
+    """``R`` of the QR factorization of the (centred) block, made dense."""
+    xp, _ = get_namespace(center) if center is not None else get_namespace(block)
+    dense = block.toarray() if is_sparse(block) else block
+    if center is not None:
+        dense = dense - center
+    return xp.linalg.qr(dense, mode="r")
+
+
+def _r_combine(*rs: Any) -> Any:
+    xp, _ = get_namespace(rs[0])
+    return xp.linalg.qr(xp.concatenate(rs, axis=0), mode="r")
+
+
+def _tsqr_r(blocks: list, center: Any, split_every: int = 8) -> Any:
+    """``R`` of ``A - center`` (n x n) by a tree of QR factorizations of stacked ``R`` s (TSQR,
+    Demmel et al. 2012): only n x n triangles travel, and ``Q`` is never formed."""
+    parts = [dask.delayed(_r_block, pure=True)(b, center) for b in blocks]
+    while len(parts) > 1:
+        parts = [dask.delayed(_r_combine, pure=True)(*parts[i:i + split_every])
+                 for i in range(0, len(parts), split_every)]
+    return parts[0]
 
 
 def _reduce(blocks: list, func: Any, *args: Any) -> Any:
@@ -71,34 +116,41 @@ def _reduce(blocks: list, func: Any, *args: Any) -> Any:
     return root
 
 
-def _left(blocks: list, rows: tuple, M: Any, dtype: Any) -> da.Array:
+def _left(blocks: list, rows: tuple, M: Any, dtype: Any, center: Any = None) -> da.Array:
     xp, _ = get_namespace(M)
     meta = xp.empty((0, 0), dtype=dtype)
-    pieces = [da.from_delayed(dask.delayed(_left_block, pure=True)(b, M), shape=(r, M.shape[1]),
+    pieces = [da.from_delayed(dask.delayed(_left_block, pure=True)(b, M, center), shape=(r, M.shape[1]),
                               dtype=dtype, meta=meta) for b, r in zip(blocks, rows)]
     return da.concatenate(pieces, axis=0)
 
 
-def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", "randomized"] = "auto",
-                  n_oversamples: int = 10, n_iter: int | str = "auto",
-                  random_state: Any = None) -> tuple[da.Array, Any, Any]:
+def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", "tsqr", "randomized"] = "auto",
+                  n_oversamples: int = 10, n_iter: int | str = "auto", random_state: Any = None,
+                  center: Any = None, compute_u: bool = True) -> tuple[Any, Any, Any]:
     """The leading ``n_components`` singular triplets of ``A`` (m x n).
 
     Parameters
     ----------
     A : dask array (chunked along rows) or CSRMatrix
     n_components : int
-    method : {"auto", "gram", "randomized"}
+    method : {"auto", "gram", "tsqr", "randomized"}
+        "tsqr" is exact and stable (no squared condition number): a tree of QR
+        factorizations of the row blocks (densified), for tall and skinny ``A``.
     n_oversamples : int
         Extra columns of the randomized sketch (scikit-learn's default, 10).
     n_iter : int or "auto"
         Power iterations; "auto" is scikit-learn's rule: 7 when
         ``n_components < 0.1 min(m, n)``, otherwise 4.
     random_state : int, Generator or None
+    center : array (n,), optional
+        Decompose ``A - center`` (each row minus ``center``) without forming it: sparse
+        blocks stay sparse for "gram" and "randomized" (PCA's implicit centering).
+    compute_u : bool
+        Form and persist ``U`` (one more pass); ``None`` is returned in its place otherwise.
 
     Returns
     -------
-    U : dask array (m x k), row chunks as ``A``
+    U : dask array (m x k), row chunks as ``A`` (or None)
     S : array (k,), descending
     Vt : array (k x n)
 
@@ -115,34 +167,52 @@ def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", 
     k = int(n_components)
     if not 1 <= k <= min(m, n):
         raise ValueError(f"n_components must be in [1, {min(m, n)}] for a {m} x {n} matrix, got {n_components}.")
-    if method not in ("auto", "gram", "randomized"):
-        raise ValueError(f"method must be 'auto', 'gram' or 'randomized', got {method!r}.")
+    if method not in ("auto", "gram", "tsqr", "randomized"):
+        raise ValueError(f"method must be 'auto', 'gram', 'tsqr' or 'randomized', got {method!r}.")
     if method == "auto":
         method = "gram" if n <= int(_config.get("linalg.gram-columns", 256)) else "randomized"
     blocks, rows = _blocks(A)
     xp, _ = get_namespace(A)
+    if center is not None:
+        center = xp.asarray(center, dtype=A.dtype).reshape(1, -1)
+
+    def left(M: Any) -> Any:
+        return _left(blocks, rows, M, A.dtype, center).persist() if compute_u else None
+
+    def from_right(S: Any, V: Any) -> Any:       # U = A V S^-1, with 0 for null directions
+        inv = xp.where(S > S[0] * np.finfo(S.dtype).eps * n, 1 / xp.where(S > 0, S, 1), 0)
+        return left(V * inv)
+
+    if method == "tsqr":
+        R = _tsqr_r(blocks, center).compute()
+        _, S, Vt = xp.linalg.svd(R, full_matrices=False)
+        S, Vt = S[:k], Vt[:k]
+        return from_right(S, Vt.T), S, Vt
     if method == "gram":
-        G = _reduce(blocks, _gram_block).compute()
+        G = _reduce(blocks, _gram_block, center).compute()
+        if center is not None:                      # (A - 1c)^T (A - 1c) = A^T A - c s^T - s c^T + m c c^T
+            G, sums = G[:, :n], G[:, n]
+            c = center.ravel()
+            G = G - xp.outer(c, sums) - xp.outer(sums, c) + m * xp.outer(c, c)
         evals, V = xp.linalg.eigh(G)
         order = xp.argsort(evals)[::-1][:k]
         S = xp.sqrt(xp.maximum(evals[order], 0))
         V = V[:, order]
-        inv = xp.where(S > S[0] * np.finfo(S.dtype).eps * n, 1 / xp.where(S > 0, S, 1), 0)
-        return _left(blocks, rows, V * inv, A.dtype).persist(), S, V.T
+        return from_right(S, V), S, V.T
     if n_iter == "auto":
         n_iter = 7 if k < 0.1 * min(m, n) else 4
     width = min(k + int(n_oversamples), min(m, n))
     rng = np.random.default_rng(resolve_seed(random_state))
     Z = xp.asarray(rng.standard_normal((n, width)).astype(A.dtype, copy=False))
     for _ in range(int(n_iter)):
-        Z, _ = xp.linalg.qr(_reduce(blocks, _power_block, Z).compute())
-    both = _reduce(blocks, _final_block, Z).compute()
+        Z, _ = xp.linalg.qr(_reduce(blocks, _power_block, Z, center).compute())
+    both = _reduce(blocks, _final_block, Z, center).compute()
     YtY, YtA = both[:, :width], both[:, width:]
     R = _cholesky_upper(YtY)
     B = xp.linalg.solve(R.T, YtA)                     # Q^T A with Q = Y R^-1
     Ub, S, Vt = xp.linalg.svd(B, full_matrices=False)
     M = Z @ xp.linalg.solve(R, Ub[:, :k])             # U = A Z R^-1 Ub
-    return _left(blocks, rows, M, A.dtype).persist(), S[:k], Vt[:k]
+    return left(M), S[:k], Vt[:k]
 
 
 def _cholesky_upper(G: Any) -> Any:
