@@ -6,10 +6,13 @@ sparse input stays sparse for the randomized solver. Solvers:
 
 * ``"tsqr"``: exact; a tree of QR factorizations of the (centred, densified) row blocks and
   the SVD of the n x n root. Stable (it never squares the condition number), one pass.
+* ``"covariance_eigh"`` (scikit-learn's name): the centred Gram matrix ``X^T X - m c c^T``
+  in one pass of matrix products, then its eigendecomposition; exact, fastest for few
+  features, but it squares the condition number (tiny components lose relative accuracy).
 * ``"randomized"``: Halko et al.'s subspace iteration, ``n_iter + 1`` passes (scikit-learn's
   rule for ``n_iter``), for many features or few components.
-* ``"auto"``: tsqr up to ``daskpml.decomposition.tsqr-features`` features (default 1000),
-  randomized above.
+* ``"auto"``: covariance_eigh up to ``daskpml.decomposition.gram-features`` features
+  (default 1000), randomized above (scikit-learn's choice for tall data).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from ..linalg import truncated_svd
 from ..sparse import CSRMatrix, from_array
 from ..validation import check_array, check_is_fitted
 
-Solver = Literal["auto", "tsqr", "randomized"]
-SOLVERS = ("auto", "tsqr", "randomized")
+Solver = Literal["auto", "tsqr", "covariance_eigh", "randomized"]
+SOLVERS = ("auto", "tsqr", "covariance_eigh", "randomized")
 
 __all__ = ["PCA", "TruncatedSVD"]
 
@@ -88,6 +91,21 @@ def column_moments(X: Any) -> tuple[Any, Any]:
     return mean, xp.maximum(var, 0)
 
 
+def _gram_pass(X: Any, k: int, center: bool) -> tuple[Any, Any, Any, Any]:
+    """``S``, ``Vt``, the column means and variances from one pass forming ``[X^T X | X^T 1]``."""
+    from ..linalg._svd import _blocks, _gram_block, _reduce, centred_gram, gram_svd
+
+    blocks, _ = _blocks(X)
+    m, n = X.shape
+    both = _reduce(blocks, _gram_block, True).compute()
+    G, sums = both[:, :n], both[:, n]
+    xp, _ = get_namespace(G)
+    mean = sums / m
+    var = xp.maximum((xp.diagonal(G) - m * mean * mean) / (m - 1), 0)
+    S, V = gram_svd(centred_gram(G, sums, mean, m) if center else G, k)
+    return S, V.T, mean, var
+
+
 def _check_k(n_components: Any, m: int, n: int, cls: str) -> int:
     limit = min(m, n)
     if n_components is None:
@@ -124,7 +142,7 @@ class _Decomposition(TransformerMixin, BaseEstimator):
             raise ValueError(f"svd_solver must be one of {', '.join(SOLVERS)}, got {self.svd_solver!r}.")
         if self.svd_solver != "auto":
             return self.svd_solver
-        return "tsqr" if n <= int(_config.get("decomposition.tsqr-features", 1000)) else "randomized"
+        return "covariance_eigh" if n <= int(_config.get("decomposition.gram-features", 1000)) else "randomized"
 
     def fit(self, X: Any, y: Any = None, *, feature_names: Any = None) -> _Decomposition:
         """Fit on ``X`` (n_samples x n_features): NumPy / SciPy / CuPy arrays, dask arrays or
@@ -138,10 +156,13 @@ class _Decomposition(TransformerMixin, BaseEstimator):
         name = type(self).__name__
         k = _check_k(self.n_components, m, n, name)
         solver = self._solver(n)
-        mean, var = column_moments(X)
-        _, S, Vt = truncated_svd(X, k, method=solver, n_oversamples=self.n_oversamples, n_iter=self.n_iter,
-                                 random_state=self.random_state, center=mean if self._center else None,
-                                 compute_u=False)
+        if solver == "covariance_eigh":         # one pass: the Gram matrix with the column sums
+            S, Vt, mean, var = _gram_pass(X, k, self._center)
+        else:
+            mean, var = column_moments(X)
+            _, S, Vt = truncated_svd(X, k, method=solver, n_oversamples=self.n_oversamples,
+                                     n_iter=self.n_iter, random_state=self.random_state,
+                                     center=mean if self._center else None, compute_u=False)
         Vt = _flip(Vt)
         xp, _ = get_namespace(Vt)
         total = var.sum()
@@ -220,8 +241,8 @@ class PCA(_Decomposition):
     ----------
     n_components : int, optional
         Components to keep (default ``min(n_samples, n_features)``).
-    svd_solver : {"auto", "tsqr", "randomized"}
-        See the module documentation; "auto" is tsqr up to 1000 features.
+    svd_solver : {"auto", "tsqr", "covariance_eigh", "randomized"}
+        See the module documentation; "auto" is covariance_eigh up to 1000 features.
     n_oversamples, n_iter : randomized solver settings (scikit-learn's defaults).
     random_state : seed of the randomized solver.
 

@@ -54,11 +54,14 @@ def test_randomized_pca_and_auto():
     model = PCA(5, svd_solver="randomized", random_state=0).fit(sp.csr_matrix(X))   # implicit centring, sparse
     assert_same_up_to_sign(model.components_, ref.components_, 1e-6)
     np.testing.assert_allclose(model.explained_variance_, ref.explained_variance_, rtol=1e-8)
-    assert PCA(3).fit(X).svd_solver_ == "tsqr"
+    assert PCA(3).fit(X).svd_solver_ == "covariance_eigh"
+    gram = PCA(5, svd_solver="covariance_eigh").fit(da.from_array(X, chunks=(900, 60)))
+    assert_same_up_to_sign(gram.components_, ref.components_, 1e-8)
+    np.testing.assert_allclose(gram.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-9)
     assert PCA(3, svd_solver="randomized").fit(X).svd_solver_ == "randomized"
 
 
-@pytest.mark.parametrize("solver", ["tsqr", "randomized"])
+@pytest.mark.parametrize("solver", ["tsqr", "covariance_eigh", "randomized"])
 def test_truncated_svd_matches_scikit_learn(solver):
     X = sp.csr_matrix(np.where(np.abs(low_rank(2000, 30) - 5) > 2, low_rank(2000, 30), 0))
     ref = SkSVD(3, algorithm="arpack").fit(X)
