@@ -71,3 +71,40 @@ def nmf(session: Session, matrix: str, rank: int, solver: str, init: str, max_it
                f"{elapsed:.2f} s, relative error {float(hist.relative_error[-1]):.6g}"
                f"{'' if result.converged else ' (not converged)'}")
     click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("matrix", type=click.Path(dir_okay=False))
+@click.option("--components", "-k", type=click.IntRange(min=1), required=True, help="Number of components.")
+@click.option("--solver", type=click.Choice(["auto", "tsqr", "covariance_eigh", "randomized"]), default="auto",
+              show_default=True)
+@click.option("--no-center", is_flag=True, help="Truncated SVD (no centring; for sparse term counts, LSA).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--transform", type=click.Path(dir_okay=False), default=None,
+              help="Also write the projected rows (n_samples x k) to this .npy file.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="netCDF with the components (component x feature), explained variance and its ratio.")
+@click.pass_obj
+def pca(session: Session, matrix: str, components: int, solver: str, no_center: bool, seed: int,
+        transform: str | None, out: str) -> None:
+    """Principal components of MATRIX (.npy, .npz dense or sparse, .mtx, .csv): rows are samples."""
+    from ..backend import to_numpy
+    from ..datasets import load_matrix
+    from ..decomposition import PCA, TruncatedSVD
+
+    session.client()
+    A = load_matrix(check_readable(matrix), backend=session.backend)
+    cls = TruncatedSVD if no_center else PCA
+    start = time.perf_counter()
+    model = cls(components, svd_solver=solver, random_state=seed).fit(A)
+    elapsed = time.perf_counter() - start
+    write_netcdf(model.results_, out)
+    ratio = np.asarray(to_numpy(model.explained_variance_ratio_))
+    click.echo(f"{cls.__name__} of {A.shape[0]} x {A.shape[1]} ({model.svd_solver_}) in {elapsed:.2f} s; "
+               f"explained variance ratio {', '.join(f'{r:.4f}' for r in ratio[:5])}"
+               f"{' ...' if ratio.shape[0] > 5 else ''} (total {ratio.sum():.4f})")
+    if transform:
+        Z = model.transform(A)
+        np.save(transform, np.asarray(to_numpy(Z.compute() if hasattr(Z, "compute") else Z)))
+        click.echo(f"wrote {transform}")
+    click.echo(f"wrote {out}")
