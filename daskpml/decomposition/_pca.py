@@ -29,16 +29,12 @@ from ..backend import get_namespace, is_sparse, to_numpy
 from ..linalg import truncated_svd
 from ..sparse import CSRMatrix, from_array
 from ..validation import check_array, check_is_fitted
+from ._nmf import _rows_for
 
 Solver = Literal["auto", "tsqr", "covariance_eigh", "randomized"]
 SOLVERS = ("auto", "tsqr", "covariance_eigh", "randomized")
 
 __all__ = ["PCA", "TruncatedSVD"]
-
-
-def _rows_for(n_rows: int, nbytes: int) -> int:
-    target = int(_config.get("decomposition.block-bytes", 64 * 2**20))
-    return max(1, min(n_rows, int(n_rows * target / max(nbytes, 1))))
 
 
 def as_rows(X: Any, name: str = "X") -> Any:
@@ -60,7 +56,7 @@ def as_rows(X: Any, name: str = "X") -> Any:
         return from_array(X, chunks=_rows_for(X.shape[0], X.data.nbytes + X.indices.nbytes + X.indptr.nbytes))
     if not np.issubdtype(X.dtype, np.floating):
         X = X.astype(np.float64)
-    return da.from_array(X, chunks=(_rows_for(X.shape[0], X.nbytes), -1), name=False)
+    return da.from_array(X, chunks=(_rows_for(X.shape[0], X.nbytes), (X.shape[1],)), name=False)
 
 
 def _moments_block(block: Any) -> Any:
@@ -153,6 +149,8 @@ class _Decomposition(TransformerMixin, BaseEstimator):
             X = X.to_numpy()
         X = as_rows(X)
         m, n = X.shape
+        if names is not None and len(names) != n:
+            raise ValueError(f"feature_names has {len(names)} names for {n} features.")
         name = type(self).__name__
         k = _check_k(self.n_components, m, n, name)
         solver = self._solver(n)
@@ -183,8 +181,6 @@ class _Decomposition(TransformerMixin, BaseEstimator):
         if self._center:
             rest = float(total) - float(explained.sum())
             self.noise_variance_ = max(rest, 0.0) / (n - k) if k < min(m, n) else 0.0
-        if names is not None and len(names) != n:
-            raise ValueError(f"feature_names has {len(names)} names for {n} features.")
         self.results_ = self._results(names)
         return self
 

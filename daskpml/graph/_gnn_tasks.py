@@ -215,17 +215,16 @@ def _layer_input(ctx: _Local, spec: _Spec, st: dict, layer: int) -> Any:
     """The dropped-out input of ``layer`` in the training pass. The first layer's (the
     features, as large as the partition) is not kept from the forward pass but drawn again:
     the masks are a function of the position, so it is the same array."""
-    if layer:
-        return st["Hd"][layer]
-    return dropout(ctx.X, ctx.gid, mask_key(spec.seed, st["epoch"], 0), spec.rate)
+    Hd = st["Hd"].get(layer)
+    return Hd if Hd is not None else dropout(ctx.X, ctx.gid, mask_key(spec.seed, st["epoch"], 0), spec.rate)
 
 
 def _backward_start(ctx: _Local, spec: _Spec, st: dict, layer: int) -> None:
     """Bias (and root) gradients; ``P_local^T dZ``, whose halo rows go back to their owners."""
     G = st["G"]
-    Hd = _layer_input(ctx, spec, st, layer)
     grads = [None, G.sum(axis=0)]
-    if spec.model == "sage":
+    if spec.model == "sage":                  # the root term; kept until the layer's weight gradient
+        st["Hd"][layer] = Hd = _layer_input(ctx, spec, st, layer)
         grads.append(_matmul(Hd.T, G))
     st["grads"][layer] = grads
     dT = ctx.opT @ G
