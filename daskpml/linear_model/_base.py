@@ -19,6 +19,7 @@ from sklearn.utils.validation import validate_data
 from ..backend import get_namespace
 from ..optim import fit_linear
 from ..optim._registry import ASYNC_SOLVERS, SOLVERS
+from ..sparse import CSRMatrix
 from ..validation import check_array, check_is_fitted, check_X_y
 
 SMOOTH_ONLY = ("lbfgs", "newton", "newton_cg")
@@ -42,6 +43,7 @@ class LinearModelBase(BaseEstimator):
     """Base class: subclasses set ``_family()``, ``_penalty()``, ``_lam(n)``."""
 
     _default_solver = "lbfgs"
+    _shotgun = False
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -82,6 +84,11 @@ class LinearModelBase(BaseEstimator):
 
     def _solver_name(self) -> Any:
         solver = self._default_solver if self.solver == "auto" else self.solver
+        if solver == "shotgun":
+            if not self._shotgun:
+                raise ValueError(f"solver='shotgun' (parallel coordinate descent) fits Lasso and ElasticNet, "
+                                 f"not {type(self).__name__}; use 'auto'.")
+            return solver
         if isinstance(solver, str) and solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; valid solvers are: "
                              f"{', '.join(['auto'] + sorted(SOLVERS))}.")
@@ -98,6 +105,8 @@ class LinearModelBase(BaseEstimator):
     # -- fitting -------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, *, n_classes: int = 2) -> None:
         solver = self._solver_name()
+        if solver == "shotgun":
+            return self._fit_shotgun(X, y)
         options = dict(self.solver_kwargs or {})
         options.setdefault("max_iter", self.max_iter)
         options.setdefault("tol", self.tol)
@@ -116,6 +125,31 @@ class LinearModelBase(BaseEstimator):
 
     def _l1_ratio(self) -> float:
         return 0.5
+
+    def _fit_shotgun(self, X: Any, y: Any) -> None:
+        from ..optim._shotgun import shotgun
+
+        options = dict(self.solver_kwargs or {})
+        unknown = set(options) - {"n_parallel", "n_blocks", "callback"}
+        if unknown:
+            raise ValueError(f"solver_kwargs {sorted(unknown)} are not options of solver='shotgun'; it takes "
+                             "n_parallel, n_blocks and callback.")
+        penalty, strength = self._penalty()
+        ratio = float(self._l1_ratio())
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"l1_ratio must be in [0, 1], got {ratio}.")
+        n = X.shape[0]
+        if isinstance(X, CSRMatrix):
+            X = X.blocks
+        result = shotgun(X, y, l1=n * strength * ratio, l2=n * strength * (1.0 - ratio),
+                         fit_intercept=self.fit_intercept, max_iter=self.max_iter, tol=self.tol,
+                         random_state=self.random_state, **options)
+        self.coef_ = result.coef
+        self.intercept_ = result.intercept if self.fit_intercept else 0.0
+        self.n_iter_ = int(result.n_iter)
+        self.n_parallel_ = int(result.n_parallel)
+        self.history_ = result.history
+        self.solver_ = "shotgun"
 
     def _store(self, coef: np.ndarray, intercept: np.ndarray | None, X: Any) -> None:
         raise NotImplementedError

@@ -121,6 +121,20 @@ class Ridge(_Regressor):
         return strength / n          # (1/2n)||r||^2 + (alpha/2n)||w||^2 = scikit-learn's / 2n
 
 
+_SHOTGUN_DOC = """
+    Notes
+    -----
+    ``solver="shotgun"`` is parallel coordinate descent (Bradley et al., 2011) over column
+    blocks of ``X``: each round updates P coordinates at once from the same residual, one
+    task per block; P is chosen from the spectral radius of the normalized ``X^T X``
+    (``solver_kwargs={"n_parallel": P}`` overrides it, ``"n_blocks"`` sets the column
+    blocks). It stops on scikit-learn's duality-gap rule, with ``tol`` relative to
+    ``||y - mean(y)||^2`` (scikit-learn's default is 1e-4), and converges to scikit-learn's
+    coordinate-descent solution. ``n_parallel_`` holds the P used. See
+    :func:`daskpml.optim.shotgun`.
+"""
+
+
 class ElasticNet(_Regressor):
     """``min (1/2n) ||y - X w - b||^2 + alpha l1_ratio ||w||_1 + alpha (1 - l1_ratio)/2 ||w||^2``.
 
@@ -128,9 +142,11 @@ class ElasticNet(_Regressor):
     ----------
     alpha : float, default 1.0
     l1_ratio : float in [0, 1], default 0.5""" + _COMMON_DOC.format(
-        solvers="proximal_gradient, sgd, local_sgd, one_shot_average", auto="proximal_gradient (FISTA)")
+        solvers="shotgun, proximal_gradient, sgd, local_sgd, one_shot_average",
+        auto="proximal_gradient (FISTA)") + _SHOTGUN_DOC
 
     _default_solver = "proximal_gradient"
+    _shotgun = True
 
     def __init__(self, alpha: float = 1.0, *, l1_ratio: float = 0.5, fit_intercept: bool = True,
                  solver: Any = "auto", max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,
@@ -162,7 +178,8 @@ class Lasso(ElasticNet):
     Parameters
     ----------
     alpha : float, default 1.0""" + _COMMON_DOC.format(
-        solvers="proximal_gradient, sgd, local_sgd, one_shot_average", auto="proximal_gradient (FISTA)")
+        solvers="shotgun, proximal_gradient, sgd, local_sgd, one_shot_average",
+        auto="proximal_gradient (FISTA)") + _SHOTGUN_DOC
 
     def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, solver: Any = "auto",
                  max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,

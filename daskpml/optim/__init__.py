@@ -6,6 +6,7 @@ dask.distributed futures (parameter-server SGD, EASGD, Hogwild!, gossip SGD)."""
 from ._api import fit_linear, prepare
 from ._async import Engine, async_sgd, easgd, gossip_sgd, local_steps
 from ._cascade import CascadeResult, cascade_svm
+from ._shotgun import ShotgunResult, shotgun
 from ._batch import gradient_descent, lbfgs, newton_cg, proximal_gradient, wolfe_line_search
 from ._families import (FAMILIES, PENALTIES, Family, Hinge, Logistic, Multinomial, Penalty, SquaredHinge,
                         SquaredLoss, get_family, get_penalty)
@@ -17,7 +18,7 @@ from ._run import OptimizeResult
 from ._stochastic import batch_rows, learning_rate, local_sgd, one_shot_average, sgd, slowdown, straggle
 
 __all__ = [
-    "ASYNC_SOLVERS", "CascadeResult", "Engine", "cascade_svm", "async_sgd", "easgd", "gossip_sgd", "hogwild", "hogwild_epochs", "local_steps",
+    "ASYNC_SOLVERS", "CascadeResult", "Engine", "ShotgunResult", "cascade_svm", "shotgun", "async_sgd", "easgd", "gossip_sgd", "hogwild", "hogwild_epochs", "local_steps",
     "needs_cluster", "slowdown", "straggle",
     "FAMILIES", "PENALTIES", "SOLVERS", "Family", "Hinge", "Layout", "Logistic", "Multinomial", "Objective",
     "OptimizeResult", "Penalty", "SquaredHinge", "SquaredLoss", "allreduce_cost", "batch_rows",
