@@ -266,6 +266,53 @@ def pca_section(settings: dict) -> list[Row]:
     return rows
 
 
+@section("svm")
+def svm_section(settings: dict) -> list[Row]:
+    """Cascade SVM (random and k-means partitions) against one scikit-learn SVC."""
+    from sklearn.datasets import make_classification
+    from sklearn.svm import SVC
+
+    from ..svm import CascadeSVC
+
+    m, seed = max(4_000, min(settings["nodes"] // 2, 20_000)), settings["seed"]
+    X, y = make_classification(m + 2_000, 20, n_informative=8, flip_y=0.05, random_state=seed)
+    Xtr, ytr, Xte, yte = X[:m], y[:m], X[m:], y[m:]
+    click.echo(f"RBF SVM on {m} training rows x 20 features (make_classification), 2,000 test rows ...")
+    ref, t_ref = _timed(lambda: SVC().fit(Xtr, ytr))
+    acc_ref = ref.score(Xte, yte)
+    rows: list[Row] = []
+    for partition, passes in (("random", 1), ("random", 3), ("kmeans", 3)):
+        model, t = _timed(lambda: CascadeSVC(partition=partition, max_passes=passes, random_state=seed).fit(Xtr, ytr))
+        rows.append(("svm", f"CascadeSVC(partition={partition!r}, max_passes={passes})", t, t_ref,
+                     f"test accuracy {model.score(Xte, yte):.4f} vs SVC {acc_ref:.4f}; {model.n_passes_} pass(es)"))
+    return rows
+
+
+@section("lasso")
+def lasso_section(settings: dict) -> list[Row]:
+    """Shotgun Lasso (parallel coordinate descent) against scikit-learn's Lasso."""
+    from sklearn.datasets import make_regression
+    from sklearn.linear_model import Lasso as SkLasso
+
+    from ..linear_model import ElasticNet, Lasso
+
+    m, seed = max(5_000, min(settings["nodes"], 50_000)), settings["seed"]
+    X, y = make_regression(m, 500, n_informative=50, noise=5.0, random_state=seed)
+    click.echo(f"Lasso on make_regression({m} x 500) ...")
+    ref, t_ref = _timed(lambda: SkLasso(alpha=1.0, tol=1e-6).fit(X, y))
+    model, t = _timed(lambda: Lasso(alpha=1.0, solver="shotgun", tol=1e-6, random_state=seed).fit(X, y))
+    rows: list[Row] = [("lasso", f"Lasso(solver='shotgun'), P = {model.n_parallel_} of 500", t, t_ref,
+                        f"coef vs sklearn {np.abs(model.coef_ - ref.coef_).max():.1e}")]
+    from sklearn.linear_model import ElasticNet as SkElasticNet
+
+    ref, t_ref = _timed(lambda: SkElasticNet(alpha=1.0, l1_ratio=0.5, tol=1e-6).fit(X, y))
+    model, t = _timed(lambda: ElasticNet(alpha=1.0, l1_ratio=0.5, solver="shotgun", tol=1e-6,
+                                         random_state=seed).fit(X, y))
+    rows.append(("lasso", "ElasticNet(l1_ratio=0.5, solver='shotgun')", t, t_ref,
+                 f"coef vs sklearn {np.abs(model.coef_ - ref.coef_).max():.1e}"))
+    return rows
+
+
 def _print_table(rows: list[Row]) -> None:
     header = ("section", "operation", "daskpml s", "scipy s", "check")
     cells = [header] + [(s, op, f"{t:.3f}" if t is not None else "-", f"{r:.3f}" if r is not None else "-", c)

@@ -130,10 +130,10 @@ class LinearModelBase(BaseEstimator):
         from ..optim._shotgun import shotgun
 
         options = dict(self.solver_kwargs or {})
-        unknown = set(options) - {"n_parallel", "n_blocks", "callback"}
+        unknown = set(options) - {"n_parallel", "n_blocks", "callback", "progress"}
         if unknown:
             raise ValueError(f"solver_kwargs {sorted(unknown)} are not options of solver='shotgun'; it takes "
-                             "n_parallel, n_blocks and callback.")
+                             "n_parallel, n_blocks, callback and progress.")
         penalty, strength = self._penalty()
         ratio = float(self._l1_ratio())
         if not 0.0 <= ratio <= 1.0:

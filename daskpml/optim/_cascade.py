@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from .. import _config
 from ..results import history as make_history
+from ..runtime import current_client, total_threads
 
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
 
@@ -221,7 +222,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
 
     Parameters
     ----------
-    X : dask array (dense or CSR blocks), row-chunked only
+    X : dask array (dense or CSR blocks), row-chunked only, or an in-memory array / CSR matrix
     y : ndarray of the labels (on the client)
     labels : ndarray of int, the partition of each row (0..P-1)
     C, kernel, gamma, degree, coef0 : the SVM (gamma already a number)
@@ -252,8 +253,16 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                   solver=solver, binary=len(classes) == 2, positive=classes[-1],
                   kernel_bytes=int(_config.get("svm.kernel-bytes", 2**31)))
     svc_options = dict(svc_options or {})
-    blocks = X.to_delayed().ravel()
-    offsets = np.concatenate([[0], np.cumsum(X.chunks[0])])
+    if hasattr(X, "__dask_graph__"):
+        blocks, rows = list(X.to_delayed().ravel()), X.chunks[0]
+    else:                            # in memory: row blocks, scattered once to a connected cluster
+        rows = _row_chunks(X.shape[0])
+        bounds = np.concatenate([[0], np.cumsum(rows)])
+        blocks = [X[bounds[b]:bounds[b + 1]] for b in range(len(rows))]
+        client = current_client()
+        if client is not None and dask.config.get("scheduler", None) in (None, "dask.distributed"):
+            blocks = client.scatter(blocks, hash=False)
+    offsets = np.concatenate([[0], np.cumsum(rows)])
     split = [dask.delayed(_pieces_of_block, nout=None, pure=True)(
         blocks[b], y[offsets[b]:offsets[b + 1]], int(offsets[b]), labels[offsets[b]:offsets[b + 1]], n_parts)
         for b in range(len(blocks))]
@@ -298,6 +307,12 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
     history = history.rename({"pass_": "pass"})
     return CascadeResult(top=top, model=top.model, support=top.idx, objective=top.objective, n_passes=n_pass,
                          converged=converged, history=history)
+
+
+def _row_chunks(n: int) -> tuple[int, ...]:
+    parts = max(1, min(n, 2 * total_threads()))
+    base, extra = divmod(n, parts)
+    return tuple(base + (1 if i < extra else 0) for i in range(parts))
 
 
 def _node_stats(node: SVSet) -> tuple[int, int, float, float]:

@@ -27,6 +27,9 @@ objective, it is undone and P is halved.
 most ``tol`` times the largest coefficient, the duality gap is computed (one more pass,
 ``X^T r``); the solver stops when the gap is at most ``tol * ||y - mean(y)||^2``.
 
+In-memory problems up to ``daskpml.shotgun.local-bytes`` (16 MiB) run on the threaded
+scheduler in this process even when a cluster is connected.
+
 One materialization per epoch: the epoch's rounds form one task graph; the residual and
 the blocks' coefficients are persisted where they were made, and only O(d) numbers (the
 coefficients, norms, the largest change) reach the client.
@@ -44,9 +47,11 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse
 from ..results import history as make_history
-from ..runtime import total_threads
+from .. import _config
+from ..runtime import current_client, total_threads
 
 
 @dataclass
@@ -241,6 +246,15 @@ class _Blocks(list):
     widths: list[int]
 
 
+def _put(value: Any) -> Any:
+    """``value`` as a task input: scattered once to a connected cluster (not embedded in every
+    graph), else a delayed value under a fresh name (no hashing, no copy)."""
+    client = current_client()
+    if client is not None and dask.config.get("scheduler", None) in (None, "dask.distributed"):
+        return client.scatter(value, hash=False)
+    return dask.delayed(value, name=f"shotgun-input-{uuid.uuid4().hex}")
+
+
 def column_blocks(X: Any, fit_intercept: bool, n_blocks: int | None = None) -> _Blocks:
     """``X`` as persisted column blocks (a :class:`ColumnBlock` per slice of the features).
 
@@ -255,7 +269,7 @@ def column_blocks(X: Any, fit_intercept: bool, n_blocks: int | None = None) -> _
         X = X.rechunk({0: -1, 1: width})
         tasks = [dask.delayed(_prepare, pure=True)(b, fit_intercept) for b in X.to_delayed().ravel()]
     else:
-        whole = dask.delayed(X, name=f"shotgun-input-{uuid.uuid4().hex}")      # no hashing, no copy
+        whole = _put(X)
         tasks = [dask.delayed(_prepare, pure=True)(whole, fit_intercept, lo, hi) for lo, hi in bounds]
     blocks = _Blocks(dask.persist(*tasks))
     blocks.widths = [hi - lo for lo, hi in bounds]
@@ -264,7 +278,8 @@ def column_blocks(X: Any, fit_intercept: bool, n_blocks: int | None = None) -> _
 
 def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool = True,
             n_parallel: int | str = "auto", n_blocks: int | None = None, max_iter: int = 1000,
-            tol: float = 1e-4, random_state: Any = None, callback: Callable | None = None) -> ShotgunResult:
+            tol: float = 1e-4, random_state: Any = None, callback: Callable | None = None,
+            progress: bool | None = None) -> ShotgunResult:
     """Minimize ``1/2 ||y - X w - b||^2 + l1 ||w||_1 + l2/2 ||w||^2`` by Shotgun coordinate descent.
 
     Parameters
@@ -283,7 +298,21 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         Duality-gap tolerance relative to ``||y - mean(y)||^2`` (scikit-learn's).
     random_state : seed of the coordinate order and of the P estimate.
     callback : callable(epoch, coef) -> bool, optional; returning True stops.
+    progress : bool, optional
+        A progress line per epoch (default: on a terminal, see ``daskpml.progress``).
+
+    The history has, per epoch: the objective (scikit-learn's scaling, divided by n), the
+    duality gap (NaN where it was not computed), the largest coordinate change, P, the
+    rounds and the bytes of residual moved (each block receives r and sends ``X_b delta_b``
+    once per round: ``16 n`` bytes per block and round).
     """
+    if not isinstance(X, da.Array) and _nbytes(X) <= int(_config.get("shotgun.local-bytes", 16 * 2**20)) \
+            and dask.config.get("scheduler", None) is None and current_client() is not None:
+        # A small in-memory problem: task and round-trip costs on a cluster would dominate.
+        with dask.config.set(scheduler="threads"):
+            return shotgun(X, y, l1=l1, l2=l2, fit_intercept=fit_intercept, n_parallel=n_parallel,
+                           n_blocks=n_blocks, max_iter=max_iter, tol=tol, random_state=random_state,
+                           callback=callback, progress=progress)
     from ..datasets._generators import resolve_seed
 
     n, d = X.shape
@@ -308,11 +337,12 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         if P < 1:
             raise ValueError(f"n_parallel must be a positive integer or 'auto', got {n_parallel!r}.")
     P = min(P, d)
-    (yd,) = dask.persist(dask.delayed(yc))
+    yd = _put(yc)
     r = yd
     states = [dask.delayed(xp.zeros)(w) for w in widths]
     records: dict[str, list] = {k: [] for k in ("objective", "duality_gap", "max_update", "n_parallel",
-                                                "rounds", "time")}
+                                                "rounds", "bytes", "time")}
+    line = ProgressLine(progress)
     start = time.perf_counter()
     objective = 0.5 * scale
     w_all = np.zeros(d)
@@ -350,19 +380,29 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         records["max_update"].append(biggest)
         records["n_parallel"].append(P)
         records["rounds"].append(rounds)
+        records["bytes"].append(16 * n * len(blocks) * rounds)
+        line.update(epoch, max_iter, f"shotgun: epoch {epoch}/{max_iter}  objective {objective / n:.8g}  P {P}")
         records["time"].append(time.perf_counter() - start)
         if np.isfinite(gap) and gap <= tol * scale:
             converged = True
             break
         if callback is not None and callback(epoch, w_all):
             break
+    line.close()
     x_mean = np.concatenate([np.asarray(_host(m)) for m in
                              dask.compute(*[dask.delayed(lambda b: b.mean)(b) for b in blocks])])
     intercept = y_mean - float(x_mean @ w_all) if fit_intercept else 0.0
     history = make_history(records, attrs=dict(solver="shotgun", l1=l1, l2=l2, rho=rho, tol=tol,
-                                               n_blocks=len(blocks)))
+                                               n_blocks=len(blocks), converged=int(converged),
+                                               total_bytes=int(sum(records["bytes"]))))
     return ShotgunResult(coef=w_all, intercept=intercept, n_iter=epoch, n_parallel=P, rho=rho,
                          converged=converged, history=history)
+
+
+def _nbytes(X: Any) -> int:
+    if is_sparse(X):
+        return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+    return int(X.nbytes)
 
 
 def _duality_gap(dual_norm: float, rr: float, ry: float, w: np.ndarray, l1: float, l2: float) -> float:

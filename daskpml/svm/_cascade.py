@@ -19,13 +19,20 @@ from ..sparse import CSRMatrix
 from ..validation import check_array, check_is_fitted
 
 
-def _host_rows(X: Any, name: str = "X") -> da.Array:
-    """``X`` validated, as a row-chunked dask array of dense or CSR blocks."""
+def _host_rows(X: Any, name: str = "X") -> Any:
+    """``X`` validated: a row-chunked dask array of dense or CSR blocks, or, for in-memory
+    input, a float NumPy array or CSR matrix."""
     if _is_cupy_object(X) or _is_cupy_object(getattr(X, "_meta", None)):
         raise TypeError(f"{name} is a CuPy array, but CascadeSVC's node solver (libsvm) runs on the host; "
                         f"pass {name}.get() (or a dask array of NumPy blocks).")
-    X = as_rows(X, name=name)
-    return X.blocks if isinstance(X, CSRMatrix) else X
+    if hasattr(X, "__dask_graph__") or isinstance(X, CSRMatrix):
+        X = as_rows(X, name=name)
+        return X.blocks if isinstance(X, CSRMatrix) else X
+    X = check_array(X, accept_sparse=True, name=name, ensure_min_samples=2)
+    if is_sparse(X):
+        X = X.tocsr()
+        return X if X.dtype.kind == "f" else X.astype(np.float64)
+    return np.asarray(X, dtype=np.float64 if X.dtype.kind != "f" else X.dtype)
 
 
 class CascadeSVC(ClassifierMixin, BaseEstimator):
@@ -145,13 +152,16 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
         d = X.shape[1]
         if self.gamma == "auto":
             return 1.0 / d
-        if is_sparse(X._meta):
+        if not isinstance(X, da.Array):
+            s = _sums_sparse(X) if is_sparse(X) else _sums_dense(X)
+        elif is_sparse(X._meta):
             stats = X.map_blocks(_sums_sparse, chunks=((3,) * len(X.chunks[0]),), drop_axis=1,
                                  dtype=np.float64, meta=np.empty(0))
         else:
             stats = X.map_blocks(_sums_dense, chunks=((3,) * len(X.chunks[0]),), drop_axis=1,
                                  dtype=np.float64, meta=np.empty(0))
-        s = stats.reshape(-1, 3).sum(axis=0).compute()
+        if isinstance(X, da.Array):
+            s = stats.reshape(-1, 3).sum(axis=0).compute()
         size = X.shape[0] * d
         var = s[1] / size - (s[0] / size) ** 2
         return 1.0 / (d * var) if var > 0 else 1.0
@@ -213,8 +223,11 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
             return np.random.default_rng(seed).permutation(n) % n_parts
         from ..cluster import kmeans
 
-        points = X.map_blocks(lambda b: b.toarray(), dtype=X.dtype, meta=np.empty((0, 0))) \
-            if is_sparse(X._meta) else X
+        if isinstance(X, da.Array):
+            points = X.map_blocks(lambda b: b.toarray(), dtype=X.dtype, meta=np.empty((0, 0))) \
+                if is_sparse(X._meta) else X
+        else:
+            points = X.toarray() if is_sparse(X) else X
         out = kmeans(points, n_parts, random_state=seed)
         return np.asarray(out["labels"].compute(), dtype=np.int64)
 
