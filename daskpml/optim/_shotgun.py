@@ -195,6 +195,11 @@ def _sample_block(block: ColumnBlock, rows: np.ndarray) -> tuple:
     return S, block.mean, scale
 
 
+def _start_vector(sample: tuple, seed: int) -> Any:
+    xp, _ = get_namespace(sample[2])
+    return xp.asarray(np.random.default_rng(seed).standard_normal(sample[2].shape[0]))
+
+
 def _mv(sample: tuple, v: Any) -> Any:
     S, mean, scale = sample
     x = v * scale
@@ -227,8 +232,7 @@ def spectral_radius(blocks: list, n: int, d: int, seed: int, iterations: int = 3
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
     samples = [dask.delayed(_sample_block, pure=True)(b, rows) for b in blocks]
-    widths = blocks.widths
-    v = [dask.delayed(np.asarray)(rng.standard_normal(k)) for k in widths]
+    v = [dask.delayed(_start_vector)(sample, int(rng.integers(2**31))) for sample in samples]
     norm = None
     for _ in range(iterations):
         u = dask.delayed(_sum)(*[dask.delayed(_mv)(s, vb) for s, vb in zip(samples, v)])
