@@ -110,7 +110,7 @@ def _dots(block: ColumnBlock, r: Any, sel: Any) -> Any:
         g = csc_dots(X.indptr, X.indices, X.data, r, sel) if is_sparse(X) else dense_dots(X, r, sel)
     else:
         g = X[:, sel].T @ r
-    if r is not None and bool((block.mean != 0).any()):
+    if bool((block.mean != 0).any()):
         g = g - block.mean[sel] * r.sum()
     return g
 

@@ -146,22 +146,18 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
             raise ValueError(f"n_partitions must be an integer in [1, n_samples / 2 = {n // 2}], got {parts!r}.")
         return int(parts)
 
-    def _gamma(self, X: da.Array) -> float:
+    def _gamma(self, X: Any) -> float:
         if not isinstance(self.gamma, str):
             return float(self.gamma)
         d = X.shape[1]
         if self.gamma == "auto":
             return 1.0 / d
-        if not isinstance(X, da.Array):
-            s = _sums_sparse(X) if is_sparse(X) else _sums_dense(X)
-        elif is_sparse(X._meta):
-            stats = X.map_blocks(_sums_sparse, chunks=((3,) * len(X.chunks[0]),), drop_axis=1,
-                                 dtype=np.float64, meta=np.empty(0))
-        else:
-            stats = X.map_blocks(_sums_dense, chunks=((3,) * len(X.chunks[0]),), drop_axis=1,
-                                 dtype=np.float64, meta=np.empty(0))
         if isinstance(X, da.Array):
-            s = stats.reshape(-1, 3).sum(axis=0).compute()
+            sums = _sums_sparse if is_sparse(X._meta) else _sums_dense
+            s = X.map_blocks(sums, chunks=((3,) * len(X.chunks[0]),), drop_axis=1, dtype=np.float64,
+                             meta=np.empty(0)).reshape(-1, 3).sum(axis=0).compute()
+        else:
+            s = _sums_sparse(X) if is_sparse(X) else _sums_dense(X)
         size = X.shape[0] * d
         var = s[1] / size - (s[0] / size) ** 2
         return 1.0 / (d * var) if var > 0 else 1.0
