@@ -80,6 +80,17 @@ class HistoryRecorder:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The records so far (for checkpoints)."""
+        return self._rows
+
+    def resume(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Continue after ``rows`` (from a checkpoint): times go on from the last one."""
+        self._rows = [dict(r) for r in rows]
+        if self._rows:
+            self._start = time.perf_counter() - float(self._rows[-1].get("time", 0.0))
+
     def to_xarray(self) -> xr.Dataset:
         keys: list[str] = []
         for row in self._rows:

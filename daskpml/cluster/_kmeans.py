@@ -13,8 +13,9 @@ VLDB 2012 (k-means||).
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import dask
 import dask.array as da
@@ -22,6 +23,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
 from .. import results
+from .._checkpoint import Checkpoint
+from .._progress import ProgressLine
 from ..backend import get_namespace, to_numpy
 from ..datasets._generators import resolve_seed
 from ..graph._neighbors import as_points, sq_distances
@@ -166,7 +169,9 @@ def _variance_scale(X: da.Array) -> float:
 
 def kmeans(X: Any, n_clusters: int, *, init: Init | np.ndarray = "k-means||", n_init: int = 1,
            max_iter: int = 300, tol: float = 1e-4, random_state: Any = None,
-           oversampling_factor: float = 2.0, init_rounds: int = 5) -> dict:
+           oversampling_factor: float = 2.0, init_rounds: int = 5, callback: Callable | None = None,
+           progress: bool | None = None, checkpoint: str | os.PathLike | None = None,
+           checkpoint_every: int = 10, resume: bool = False) -> dict:
     """Distributed k-means (Lloyd) with k-means|| / k-means++ / random / given initial centers.
 
     Converged when the squared shift of the centers is at most ``tol`` times
@@ -175,6 +180,11 @@ def kmeans(X: Any, n_clusters: int, *, init: Init | np.ndarray = "k-means||", n_
 
     Returns a dict with ``centers`` (k x d NumPy), ``labels`` (dask array),
     ``inertia``, ``n_iter`` and ``history`` (xarray: inertia and shift per iteration).
+
+    ``callback(iteration, centers, record)`` runs after each Lloyd iteration (True stops
+    the run). ``checkpoint`` (a directory) keeps a snapshot every ``checkpoint_every``
+    iterations: the centers, the init run, the best run so far and the history;
+    ``resume=True`` continues from it (see :mod:`daskpml._checkpoint`).
     """
     X = as_points(X)
     n, d = X.shape
@@ -191,47 +201,93 @@ def kmeans(X: Any, n_clusters: int, *, init: Init | np.ndarray = "k-means||", n_
     X = X.astype(np.float64) if X.dtype.kind != "f" else X
     (X,) = dask.persist(X)
     seed = resolve_seed(random_state)
+    cp = Checkpoint(checkpoint, "kmeans", dict(n_clusters=k, init=init if isinstance(init, str) else "array",
+                                              n_init=int(n_init), oversampling_factor=oversampling_factor,
+                                              init_rounds=init_rounds),
+                    dict(shape=[int(n), int(d)], chunks=[int(c) for c in X.chunks[0]]),
+                    every=checkpoint_every, resume=resume)
+    snap = cp.restore()
+    if snap is not None:
+        seed = int(snap.state["seed"])
     tol_abs = tol * _variance_scale(X)
-    best = None
+    best = None if snap is None or "best_centers" not in snap.arrays else dict(
+        centers=snap.arrays["best_centers"], inertia=float(snap.state["best_inertia"]),
+        n_iter=int(snap.state["best_n_iter"]), records=snap.state["best_records"])
+    lloyd = _Lloyd(X, max_iter, tol_abs, cp, seed, callback, progress)
     for run in range(int(n_init)):
-        rng = np.random.default_rng([seed, run])
-        if isinstance(init, np.ndarray):
-            centers = init.copy()
-        elif init == "k-means||":
-            centers = _init_parallel(X, k, rng, seed + run, oversampling_factor, init_rounds)
-        elif init == "k-means++":
-            centers = _init_plusplus(X, k, rng, seed + run)
+        if snap is not None and run < int(snap.state["run"]):
+            continue
+        if snap is not None:                        # the interrupted run, from its snapshot
+            result = lloyd(snap.arrays["centers"], run, best, snap.iteration, snap.history)
+            snap = None
         else:
-            centers = _init_random(X, k, rng)
-        result = _lloyd(X, centers, max_iter, tol_abs)
+            rng = np.random.default_rng([seed, run])
+            if isinstance(init, np.ndarray):
+                centers = init.copy()
+            elif init == "k-means||":
+                centers = _init_parallel(X, k, rng, seed + run, oversampling_factor, init_rounds)
+            elif init == "k-means++":
+                centers = _init_plusplus(X, k, rng, seed + run)
+            else:
+                centers = _init_random(X, k, rng)
+            result = lloyd(centers, run, best)
         if best is None or result["inertia"] < best["inertia"]:
             best = result
+        if lloyd.stopped:
+            break
+    best["history"] = results.history(best.pop("records"), attrs={"n_clusters": k})
     best["labels"] = X.map_blocks(_labels, best["centers"], drop_axis=1, dtype=np.int64)
     return best
 
 
-def _lloyd(X: da.Array, centers: np.ndarray, max_iter: int, tol_abs: float) -> dict:
-    k, d = centers.shape
-    records: dict[str, list] = {"inertia": [], "shift": [], "time": []}
-    start = time.perf_counter()
-    inertia, n_iter = np.inf, 0
-    for n_iter in range(1, max_iter + 1):
-        stats = _pass(X, _lloyd_stats, k * d + k + 1, centers)
-        sums, counts, inertia = stats[:k * d].reshape(k, d), stats[k * d:k * d + k], stats[-1]
-        new = centers.copy()
-        nonempty = counts > 0
-        new[nonempty] = sums[nonempty] / counts[nonempty, None]
-        shift = float(((new - centers) ** 2).sum())
-        centers = new
-        records["inertia"].append(float(inertia))
-        records["shift"].append(shift)
-        records["time"].append(time.perf_counter() - start)
-        if shift <= tol_abs:
-            break
-    # inertia of the final centers (the loop's value belongs to the centers before the update)
-    inertia = float(_pass(X, _cost, 1, centers)[0])
-    return {"centers": centers, "inertia": inertia, "n_iter": n_iter,
-            "history": results.history(records, attrs={"n_clusters": k})}
+class _Lloyd:
+    """Lloyd iterations from given centers: one pass over the data per iteration (the
+    per-chunk sums, counts and inertia are tree-reduced to the client, O(k d))."""
+
+    def __init__(self, X: da.Array, max_iter: int, tol_abs: float, cp: Checkpoint, seed: int,
+                 callback: Callable | None, progress: bool | None) -> None:
+        self.X, self.max_iter, self.tol_abs, self.cp, self.seed = X, int(max_iter), tol_abs, cp, seed
+        self.callback, self.show = callback, ProgressLine(progress)
+        self.stopped = False
+
+    def __call__(self, centers: np.ndarray, run: int, best: dict | None, first: int = 0,
+                 records: dict | None = None) -> dict:
+        k, d = centers.shape
+        records = {key: list(v) for key, v in (records or {"inertia": [], "shift": [], "time": []}).items()}
+        start = time.perf_counter() - (records["time"][-1] if records["time"] else 0.0)
+        n_iter, shift = first, np.inf
+        try:
+            while n_iter < self.max_iter and not (records["shift"] and records["shift"][-1] <= self.tol_abs):
+                n_iter += 1
+                stats = _pass(self.X, _lloyd_stats, k * d + k + 1, centers)
+                sums, counts, inertia = stats[:k * d].reshape(k, d), stats[k * d:k * d + k], stats[-1]
+                new = centers.copy()
+                nonempty = counts > 0
+                new[nonempty] = sums[nonempty] / counts[nonempty, None]
+                shift = float(((new - centers) ** 2).sum())
+                centers = new
+                row = dict(inertia=float(inertia), shift=shift, time=time.perf_counter() - start)
+                for key, value in row.items():
+                    records[key].append(value)
+                self.show.update(n_iter, self.max_iter, f"kmeans: iteration {n_iter}/{self.max_iter}  "
+                                 f"inertia {inertia:.6g}  shift {shift:.3g}")
+                if self.cp.due(n_iter, shift <= self.tol_abs):
+                    self._save(n_iter, centers, run, best, records)
+                if self.callback is not None and self.callback(n_iter, centers, row):
+                    self.stopped = True
+                    break
+        finally:
+            self.show.close()
+        # inertia of the final centers (the loop's value belongs to the centers before the update)
+        inertia = float(_pass(self.X, _cost, 1, centers)[0])
+        return {"centers": centers, "inertia": inertia, "n_iter": n_iter, "records": records}
+
+    def _save(self, n_iter: int, centers: np.ndarray, run: int, best: dict | None, records: dict) -> None:
+        arrays, state = {"centers": centers}, {"run": run, "seed": self.seed}
+        if best is not None:
+            arrays["best_centers"] = best["centers"]
+            state.update(best_inertia=best["inertia"], best_n_iter=best["n_iter"], best_records=best["records"])
+        self.cp.save(n_iter, arrays=arrays, history=records, state=state)
 
 
 class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -247,6 +303,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     oversampling_factor, init_rounds : k-means|| keeps about
         ``oversampling_factor * n_clusters`` points per round, for ``init_rounds`` rounds.
     random_state : int, Generator or None
+    checkpoint, checkpoint_every : a directory for snapshots every ``checkpoint_every``
+        Lloyd iterations; ``fit(X, resume=True)`` continues from the newest.
 
     Attributes
     ----------
@@ -265,7 +323,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, n_clusters: int = 8, *, init: Init | np.ndarray = "k-means||", n_init: int = 1,
                  max_iter: int = 300, tol: float = 1e-4, oversampling_factor: float = 2.0,
-                 init_rounds: int = 5, random_state: Any = None) -> None:
+                 init_rounds: int = 5, random_state: Any = None, checkpoint: Any = None,
+                 checkpoint_every: int = 10) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -274,11 +333,15 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.oversampling_factor = oversampling_factor
         self.init_rounds = init_rounds
         self.random_state = random_state
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
-    def fit(self, X: Any, y: Any = None) -> KMeans:
+    def fit(self, X: Any, y: Any = None, resume: bool = False) -> KMeans:
+        """Cluster ``X``; ``resume=True`` continues from the newest snapshot in ``checkpoint``."""
         out = kmeans(X, self.n_clusters, init=self.init, n_init=self.n_init, max_iter=self.max_iter,
                      tol=self.tol, random_state=self.random_state,
-                     oversampling_factor=self.oversampling_factor, init_rounds=self.init_rounds)
+                     oversampling_factor=self.oversampling_factor, init_rounds=self.init_rounds,
+                     checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume)
         self.cluster_centers_ = out["centers"]
         labels = out["labels"]
         self.labels_ = labels if isinstance(X, da.Array) else np.asarray(to_numpy(labels.compute()))

@@ -39,7 +39,8 @@ class MarkovClustering(ClusterMixin, BaseEstimator):
     def __init__(self, inflation: float = 2.0, *, expansion: int = 2, loop_weight: float = 1.0,
                  prune_threshold: float = 1e-4, select: int = 1100, recover: int = 1400, recover_pct: float = 0.9,
                  max_iter: int = 100, tol: float = 1e-6, product_tol: float | Literal["auto"] = "auto",
-                 overlap: Overlap = "remove", dtype: Any = None) -> None:
+                 overlap: Overlap = "remove", dtype: Any = None, checkpoint: Any = None,
+                 checkpoint_every: int = 5) -> None:
         self.inflation = inflation
         self.expansion = expansion
         self.loop_weight = loop_weight
@@ -52,13 +53,17 @@ class MarkovClustering(ClusterMixin, BaseEstimator):
         self.product_tol = product_tol
         self.overlap = overlap
         self.dtype = dtype
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
-    def fit(self, X: Any, y: Any = None, *, nodes: Any = None) -> MarkovClustering:
-        """Cluster the graph ``X`` (``n x n`` non-negative adjacency; ``nodes`` names its rows)."""
+    def fit(self, X: Any, y: Any = None, *, nodes: Any = None, resume: bool = False) -> MarkovClustering:
+        """Cluster the graph ``X`` (``n x n`` non-negative adjacency; ``nodes`` names its rows);
+        ``resume=True`` continues from the newest snapshot in ``checkpoint``."""
         out = mcl(X, self.inflation, expansion=self.expansion, loop_weight=self.loop_weight,
                   prune_threshold=self.prune_threshold, select=self.select, recover=self.recover,
                   recover_pct=self.recover_pct, max_iter=self.max_iter, tol=self.tol,
-                  product_tol=self.product_tol, overlap=self.overlap, nodes=nodes, dtype=self.dtype)
+                  product_tol=self.product_tol, overlap=self.overlap, nodes=nodes, dtype=self.dtype,
+                  checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume)
         self.labels_ = np.asarray(out.labels.values)
         self.clusters_ = out.clusters
         self.n_clusters_ = len(out.clusters)

@@ -216,21 +216,6 @@ def _fingerprint(grid: da.Array, k: int, solver: str, reg: tuple) -> dict:
             "solver": solver, "dtype": str(np.dtype(grid.dtype)), "regularization": list(reg)}
 
 
-def _resume(checkpoint: str | os.PathLike, like: Any, expect: dict) -> tuple[dict, dict] | None:
-    snapshot = _checkpoint.load(checkpoint, like)
-    if snapshot is None:
-        return None
-    state, blocks = snapshot
-    for key, value in expect.items():
-        if state.get(key) != value:
-            raise ValueError(
-                f"the checkpoint in {os.fspath(checkpoint)} was written for {key}={state.get(key)!r}, "
-                f"but this run has {key}={value!r}. Resume with the same matrix, chunks and settings, "
-                "or use another checkpoint path (or resume=False to start over)."
-            )
-    return state, blocks
-
-
 def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nndsvda", W: Any = None,
         H: Any = None, max_iter: int = 200, tol: float = 1e-4, inner_iter: int | str = 1, alpha_W: float = 0.0,
         alpha_H: float | str = 0.0, l1_ratio: float = 0.0, dtype: Any = None, random_state: Any = None,
@@ -405,9 +390,13 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
                    // (dtype.itemsize * max(grid.chunks[1])))
     inner = _inner(inner_iter, solver, op, k)
     engine = Engine(grid, k, solver, reg, sub_rows=sub_rows, inner=inner, h_parts=total_threads())
-    expect = dict(_fingerprint(grid, k, solver, reg), inner=[list(inner[0]), list(inner[1])])
-    snapshot = _resume(checkpoint, like, expect) if resume else None
-    stop = _Stopping(solver, float(tol), snapshot[0] if snapshot else None)
+    fingerprint = _fingerprint(grid, k, solver, reg)
+    cp = _checkpoint.Checkpoint(
+        checkpoint, "nmf", dict(n_components=k, solver=solver, regularization=fingerprint["regularization"],
+                                inner=[list(inner[0]), list(inner[1])]),
+        {key: fingerprint[key] for key in ("shape", "chunks", "dtype")}, every=checkpoint_every, resume=resume)
+    snapshot = cp.restore(like)
+    stop = _Stopping(solver, float(tol), snapshot.state if snapshot else None)
     if snapshot is None:
         Wt, H0 = initialize(op, k, init, grid.chunks[0], like, W=W, H=H, random_state=random_state)
         H0 = da.from_array(H0, chunks=(k, engine.h_cols), name=False)
@@ -415,12 +404,11 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
         first = 0
         converged = False
     else:
-        state, blocks = snapshot
-        Wt = _stack(blocks["W"], k, grid.chunks[0], like)
-        H0 = _stack(blocks["H"], k, tuple(state["h_cols"]), like).rechunk({1: engine.h_cols})
-        rows = [dict(zip(state["history"], values)) for values in zip(*state["history"].values())]
-        first = int(state["iteration"])
-        converged = bool(state.get("converged", False))
+        Wt = _stack(snapshot.blocks["W"], k, grid.chunks[0], like)
+        H0 = _stack(snapshot.blocks["H"], k, tuple(snapshot.state["h_cols"]), like).rechunk({1: engine.h_cols})
+        rows = snapshot.rows()
+        first = snapshot.iteration
+        converged = bool(snapshot.state.get("converged", False))
     t0 = time.perf_counter() - (rows[-1]["time"] if rows else 0.0)
     norm2, cross, quad = engine.start(Wt, H0)
     error = math.sqrt(max(norm2 - 2 * cross + quad, 0.0))
@@ -449,9 +437,10 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
                 show.update(iteration, max_iter, f"nmf ({solver}): iteration {iteration}/{max_iter}  "
                             f"relative error {error / norm:.6g}")
                 converged = stop.done(iteration, violation, error)
-                if checkpoint is not None and (iteration % int(checkpoint_every) == 0 or converged):
-                    _save(checkpoint, iteration, engine.states[b], rows, stop,
-                          dict(expect, converged=converged, h_cols=list(engine.h_cols)))
+                if cp.due(iteration, converged):
+                    Wt_b, H_b, _ = engine.states[b]
+                    cp.save(iteration, blocks={"W": Wt_b, "H": H_b}, history=_checkpoint.history_columns(rows),
+                            state=dict(stop.state(), converged=converged, h_cols=list(engine.h_cols)))
                 stopped = not converged and callback is not None and bool(callback(iteration, record))
                 if converged or stopped:
                     engine.rewind(b)
@@ -475,13 +464,6 @@ def _iterations_per_round(grid: da.Array, k: int) -> int:
     state = (m * k + k * n + k * k) * np.dtype(grid.dtype).itemsize
     budget = int(_config.get("decomposition.state-bytes", 256 * 2**20))
     return max(1, min(int(_config.get("decomposition.iterations-per-round", 10)), budget // max(state, 1)))
-
-
-def _save(path: Any, iteration: int, state: tuple, rows: list, stop: _Stopping, expect: dict) -> None:
-    keys = list(rows[0])
-    hist = {key: [float(r[key]) for r in rows] for key in keys}
-    Wt, H, _ = state
-    _checkpoint.save(path, iteration, {"W": Wt, "H": H}, {"history": hist, **stop.state(), **expect})
 
 
 def _stack(blocks: list, k: int, sizes: tuple, like: Any) -> da.Array:

@@ -18,7 +18,8 @@ class _PartitionedGNN(BaseEstimator):
 
     def __init__(self, hidden: int = 16, n_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
                  weight_decay: float = 5e-4, epochs: int = 200, n_parts: int | None = None, partition: str = "bfs",
-                 random_state: int | None = None, dtype: Any = "float32", progress: bool | None = None) -> None:
+                 random_state: int | None = None, dtype: Any = "float32", progress: bool | None = None,
+                 checkpoint: Any = None, checkpoint_every: int = 10) -> None:
         self.hidden = hidden
         self.n_layers = n_layers
         self.dropout = dropout
@@ -30,17 +31,22 @@ class _PartitionedGNN(BaseEstimator):
         self.random_state = random_state
         self.dtype = dtype
         self.progress = progress
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def fit(self, graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any = None, *,
-            client: Any = None, callback: Callable[[int, dict], Any] | None = None) -> _PartitionedGNN:
+            client: Any = None, callback: Callable[[int, dict], Any] | None = None,
+            resume: bool = False) -> _PartitionedGNN:
         """Train on the labelled nodes ``train_idx`` of ``graph`` (n x n adjacency) with node
         ``features`` (n x f) and ``labels`` (n,; -1 allowed outside the training and validation
-        sets). ``client=False`` runs the partitions' tasks in this process."""
+        sets). ``client=False`` runs the partitions' tasks in this process. ``resume=True``
+        continues from the newest snapshot in ``checkpoint``."""
         result = train_gnn(graph, features, labels, train_idx, val_idx, model=self._model, hidden=self.hidden,
                            n_layers=self.n_layers, dropout=self.dropout, lr=self.lr,
                            weight_decay=self.weight_decay, epochs=self.epochs, n_parts=self.n_parts,
                            partition=self.partition, random_state=self.random_state, dtype=self.dtype,
-                           client=client, callback=callback, progress=self.progress)
+                           client=client, callback=callback, progress=self.progress,
+                           checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume)
         self.coefs_ = [layer[0] for layer in result.params]
         self.intercepts_ = [layer[1] for layer in result.params]
         if self._model == "sage":

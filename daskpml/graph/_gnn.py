@@ -30,6 +30,7 @@ accuracies of the weights that entered that epoch.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,10 +40,11 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
+from .._checkpoint import Checkpoint, read_manifest
 from .._progress import ProgressLine
 from ..backend import backend_name, get_namespace, is_sparse, to_backend, to_numpy
 from ..partition import Partitioning, partition_graph
-from ._gnn_tasks import _Local, _Spec, backward, begin, dropout, forward, pick, reduce_results, release
+from ._gnn_tasks import _Local, _Spec, adam_step, backward, begin, dropout, forward, pick, reduce_results, release
 
 Model = Literal["gcn", "sage"]
 MODELS = ("gcn", "sage")
@@ -366,12 +368,27 @@ def prepare(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any
     return trainer, params, n_classes
 
 
+def _pack_opt(opt: dict) -> dict:
+    """The optimizer state as named arrays for a checkpoint."""
+    return {f"{part}/{l}/{j}": w for part in ("params", "m", "v")
+            for l, layer in enumerate(opt[part]) for j, w in enumerate(layer)}
+
+
+def _unpack_opt(arrays: dict, like: dict, xp: Any) -> dict:
+    """:func:`_pack_opt` undone, on the backend and in the layout of ``like``."""
+    out = {part: [tuple(xp.asarray(arrays[f"{part}/{l}/{j}"]) for j in range(len(layer)))
+                  for l, layer in enumerate(like[part])] for part in ("params", "m", "v")}
+    out["t"] = int(round(float(np.asarray(arrays.get("t", 0)))))
+    return out
+
+
 def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any = None, *,
               model: Model = "gcn", hidden: int = 16, n_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
               weight_decay: float = 5e-4, epochs: int = 200, n_parts: int | None = None,
               partition: str = "bfs", random_state: int | None = None, dtype: Any = np.float32,
               client: Any = None, callback: Callable[[int, dict], Any] | None = None,
-              progress: bool | None = None) -> GNNResult:
+              progress: bool | None = None, checkpoint: str | os.PathLike | None = None,
+              checkpoint_every: int = 10, resume: bool = False) -> GNNResult:
     """Train a GCN or GraphSAGE-mean model on a partitioned graph, full batch.
 
     Parameters
@@ -391,6 +408,10 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     client : a ``distributed.Client`` (default: the current one, else the embedded local
         cluster), or ``False`` to run every task in this process (:class:`Inline`).
     callback : ``callback(epoch, record)`` after each epoch; returning True stops.
+    checkpoint, checkpoint_every, resume : a directory for snapshots of the weights and Adam
+        moments (O(model), kept on the client by replaying the all-reduced Adam step) and
+        the history every ``checkpoint_every`` epochs; ``resume=True`` continues from the
+        newest one with the same masks, so the result equals an uninterrupted run.
 
     Returns
     -------
@@ -401,6 +422,10 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     if not lr > 0 or not weight_decay >= 0:
         raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={lr!r}, weight_decay={weight_decay!r}.")
     dtype = np.dtype(dtype)
+    if resume and checkpoint is not None and random_state is None:    # continue with the snapshot's seed
+        manifest, _ = read_manifest(checkpoint)
+        if manifest is not None and manifest.get("algorithm") == "train_gnn":
+            random_state = manifest["params"]["seed"]
     trainer, params, n_classes = prepare(graph, features, labels, train_idx, val_idx, model=model, hidden=hidden,
                                          n_layers=n_layers, dropout=dropout, n_parts=n_parts, partition=partition,
                                          random_state=random_state, dtype=dtype, lr=lr,
@@ -410,23 +435,36 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     xp, _ = get_namespace(params[0][0])
     opt0 = {"params": params, "t": 0, "m": [tuple(xp.zeros_like(w) for w in layer) for layer in params],
             "v": [tuple(xp.zeros_like(w) for w in layer) for layer in params]}
+    cp = Checkpoint(checkpoint, "train_gnn", dict(model=model, hidden=hidden, n_layers=n_layers, dropout=dropout,
+                                                  lr=lr, weight_decay=weight_decay, n_parts=n_parts,
+                                                  partition=partition, seed=spec.seed, dtype=dtype.name),
+                    dict(n_nodes=int(trainer.n_nodes), n_features=int(features.shape[1]), n_train=spec.n_train,
+                         n_val=int(val.size)), every=checkpoint_every, resume=resume)
+    snap = cp.restore()
+    first = 0 if snap is None else snap.iteration
+    if snap is not None:
+        opt0 = _unpack_opt(snap.arrays, opt0, xp)
     widths = [layer[0].shape[1] for layer in params]
     bytes_epoch = trainer.send_rows * dtype.itemsize * (sum(2 * w for w in widths) + sum(widths))
     rows: dict[str, list] = {k: [] for k in ("loss", "train_accuracy", "val_accuracy", "val_loss", "epoch_time",
                                              "bytes_exchanged")}
+    if snap is not None:
+        rows = {k: list(snap.history[k]) for k in rows}
+    opt = opt0
     bar = ProgressLine(progress)
     n_val = max(int(val.size), 1)
     submitted: list = []                    # final futures of the submitted epochs not yet recorded
     previous: Sequence = ()                 # final futures of the last recorded epoch
-    done, last = 0, time.perf_counter()
+    done, last = first, time.perf_counter()
     try:
         while done < epochs:
             while len(submitted) < 2 and done + len(submitted) < epochs:     # one epoch ahead of the client
                 e = done + len(submitted)
                 before = submitted[-1] if submitted else previous
-                submitted.append(trainer.submit_pass(e, e, "train", opt=opt0 if e == 0 else None, finals=before))
+                submitted.append(trainer.submit_pass(e, e, "train", opt=opt0 if e == first else None,
+                                                     finals=before))
             previous = submitted.pop(0)
-            _, m = reduce_results(executor.gather(previous))
+            grads, m = reduce_results(executor.gather(previous))
             now = time.perf_counter()
             record = {"loss": m["loss"] / spec.n_train, "train_accuracy": m["train_correct"] / spec.n_train,
                       "val_accuracy": m["val_correct"] / n_val if val.size else np.nan,
@@ -438,6 +476,10 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
             bar.update(done + 1, epochs, f"epoch {done + 1}/{epochs}  loss {record['loss']:.4f}  "
                                          f"val acc {record['val_accuracy']:.4f}")
             done += 1
+            if cp.enabled:                  # the state every partition's next begin task will make
+                opt = adam_step(opt, grads, lr=lr, weight_decay=weight_decay)
+                if cp.due(done, done == epochs):
+                    cp.save(done, arrays=dict(_pack_opt(opt), t=np.asarray(opt["t"])), history=rows)
             if callback is not None and callback(done - 1, record):
                 break
         executor.cancel([f for finals in submitted for f in finals])

@@ -32,10 +32,12 @@ Nucleic Acids Research 46 (2018).
 from __future__ import annotations
 
 import operator
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
 import dask
+import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 import xarray as xr
@@ -44,6 +46,7 @@ from dask.delayed import Delayed
 from scipy.sparse.csgraph import connected_components
 
 from .. import _config, results
+from .._checkpoint import Checkpoint, history_columns
 from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse
 from ..runtime import total_threads
@@ -425,7 +428,8 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
         max_iter: int = 100, tol: float = 1e-6, product_tol: float | Literal["auto"] = "auto",
         overlap: Overlap = "remove", nodes: Sequence | None = None, dtype: Any = None,
         n_blocks: int | None = None, callback: Callable[[int, float], Any] | None = None,
-        progress: bool | None = None) -> MCLResult:
+        progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 5,
+        resume: bool = False) -> MCLResult:
     """Markov clustering of a weighted graph.
 
     Parameters
@@ -460,6 +464,9 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
     n_blocks : row blocks of the iterand (default: 4 per worker thread).
     callback : ``callback(iteration, chaos)`` after each iteration; a true return value stops.
     progress : show a progress line (None: on a terminal, ``daskpml.progress``).
+    checkpoint, checkpoint_every, resume : a directory where the iterand's row blocks are
+        written (by the tasks that hold them) every ``checkpoint_every`` iterations;
+        ``resume=True`` continues from the newest snapshot (see :mod:`daskpml._checkpoint`).
 
     Returns
     -------
@@ -502,11 +509,20 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
         "prune_threshold": float(prune_threshold), "select": select, "recover": recover,
         "recover_pct": float(recover_pct), "tol": float(tol), "product_tol": float(product_tol),
         "dtype": dtype.name, "n_blocks": R.numblocks})
+    cp = Checkpoint(checkpoint, "mcl", {k: v for k, v in recorder.attrs.items() if k != "tol"},
+                    {"shape": list(A.shape), "row_chunks": list(R.row_chunks)},
+                    every=checkpoint_every, resume=resume)
+    snap = cp.restore(R._meta)
+    n_iter, converged = 0, False
+    if snap is not None:
+        R = CSRMatrix(da.concatenate([da.from_delayed(b, shape=(c, R.shape[1]), meta=R._meta)
+                                      for b, c in zip(snap.blocks["R"], R.row_chunks)])).persist()
+        recorder.resume(snap.rows())
+        n_iter, converged = snap.iteration, bool(snap.state["converged"])
     line = ProgressLine(progress)
-    converged = False
-    n_iter = 0
     try:
-        for n_iter in range(1, max_iter + 1):
+        while not converged and n_iter < max_iter:
+            n_iter += 1
             R_next, stats = _iteration(R, inflations, rules, compiled, sort_rows)
             R_next, stats = dask.persist(R_next, stats, optimize_graph=False)
             s = stats.compute()
@@ -515,10 +531,11 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
             recorder.record(nnz=int(s[5]), expanded=int(s[1]), products=float(s[2]), chaos=chaos,
                             kept_mass=float(s[3]), bytes=int(s[6]), task_bytes=int(s[7]))
             line.update(n_iter, max_iter, f"mcl iteration {n_iter}: chaos {chaos:.3g}, {int(s[5]):,} entries")
-            if chaos < tol:
-                converged = True
-                break
-            if callback is not None and callback(n_iter, chaos):
+            converged = chaos < tol
+            if cp.due(n_iter, converged):
+                cp.save(n_iter, blocks={"R": list(R.blocks.to_delayed().ravel())},
+                        history=history_columns(recorder.rows), state={"converged": converged})
+            if converged or (callback is not None and callback(n_iter, chaos)):
                 break
     finally:
         line.close()

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
+from .._checkpoint import Checkpoint
 from ..backend import get_namespace
 from ..optim import fit_linear
 from ..optim._registry import ASYNC_SOLVERS, SOLVERS
@@ -103,11 +104,20 @@ class LinearModelBase(BaseEstimator):
         return solver
 
     # -- fitting -------------------------------------------------------------------------
-    def _fit(self, X: Any, y: Any, *, n_classes: int = 2) -> None:
+    def _checkpoint(self, resume: bool) -> Checkpoint | None:
+        path = getattr(self, "checkpoint", None)
+        if path is None and not resume:
+            return None
+        return Checkpoint(path, every=getattr(self, "checkpoint_every", 10), resume=resume)
+
+    def _fit(self, X: Any, y: Any, *, n_classes: int = 2, resume: bool = False) -> None:
         solver = self._solver_name()
+        checkpoint = self._checkpoint(resume)
         if solver == "shotgun":
-            return self._fit_shotgun(X, y)
+            return self._fit_shotgun(X, y, checkpoint)
         options = dict(self.solver_kwargs or {})
+        if checkpoint is not None:
+            options["checkpoint"] = checkpoint
         options.setdefault("max_iter", self.max_iter)
         options.setdefault("tol", self.tol)
         if solver in ("sgd", "local_sgd") or solver in ASYNC_SOLVERS:
@@ -126,7 +136,7 @@ class LinearModelBase(BaseEstimator):
     def _l1_ratio(self) -> float:
         return 0.5
 
-    def _fit_shotgun(self, X: Any, y: Any) -> None:
+    def _fit_shotgun(self, X: Any, y: Any, checkpoint: Checkpoint | None = None) -> None:
         from ..optim._shotgun import shotgun
 
         options = dict(self.solver_kwargs or {})
@@ -143,7 +153,7 @@ class LinearModelBase(BaseEstimator):
             X = X.blocks
         result = shotgun(X, y, l1=n * strength * ratio, l2=n * strength * (1.0 - ratio),
                          fit_intercept=self.fit_intercept, max_iter=self.max_iter, tol=self.tol,
-                         random_state=self.random_state, **options)
+                         random_state=self.random_state, checkpoint=checkpoint, **options)
         self.coef_ = result.coef
         self.intercept_ = result.intercept if self.fit_intercept else 0.0
         self.n_iter_ = int(result.n_iter)

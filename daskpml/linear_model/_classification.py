@@ -39,8 +39,9 @@ class _Classifier(ClassifierMixin, LinearModelBase):
     def _is_classifier(self) -> bool:
         return True
 
-    def fit(self, X: Any, y: Any) -> "_Classifier":
-        """Fit on ``X`` (NumPy, SciPy sparse, dask, CSRMatrix, CuPy) and labels ``y``."""
+    def fit(self, X: Any, y: Any, resume: bool = False) -> "_Classifier":
+        """Fit on ``X`` (NumPy, SciPy sparse, dask, CSRMatrix, CuPy) and labels ``y``;
+        ``resume=True`` continues from the newest snapshot in ``checkpoint``."""
         X, y = self._validate_fit(X, y)
         classes = _classes(y)
         if len(classes) < 2:
@@ -52,7 +53,7 @@ class _Classifier(ClassifierMixin, LinearModelBase):
                              f"({list(classes[:10])}); use LogisticRegression (multinomial) or "
                              "sklearn.multiclass.OneVsRestClassifier.")
         self.classes_ = classes
-        self._fit(X, _encode(y, classes), n_classes=len(classes))
+        self._fit(X, _encode(y, classes), n_classes=len(classes), resume=resume)
         return self
 
     def _store(self, coef, intercept, X) -> None:
@@ -116,7 +117,8 @@ class LogisticRegression(_Classifier):
 
     def __init__(self, penalty: str | None = "l2", *, C: float = 1.0, l1_ratio: float = 0.5,
                  fit_intercept: bool = True, solver: Any = "auto", max_iter: int = 200, tol: float = 1e-5,
-                 random_state: Any = None, solver_kwargs: dict | None = None) -> None:
+                 random_state: Any = None, solver_kwargs: dict | None = None,
+                 checkpoint: Any = None, checkpoint_every: int = 10) -> None:
         self.penalty = penalty
         self.C = C
         self.l1_ratio = l1_ratio
@@ -126,6 +128,8 @@ class LogisticRegression(_Classifier):
         self.tol = tol
         self.random_state = random_state
         self.solver_kwargs = solver_kwargs
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     @property
     def _default_solver(self) -> str:
@@ -181,7 +185,8 @@ class LinearSVC(_Classifier):
 
     def __init__(self, *, C: float = 1.0, loss: str = "squared_hinge", fit_intercept: bool = True,
                  solver: Any = "auto", max_iter: int = 500, tol: float = 1e-5, random_state: Any = None,
-                 solver_kwargs: dict | None = None) -> None:
+                 solver_kwargs: dict | None = None,
+                 checkpoint: Any = None, checkpoint_every: int = 10) -> None:
         self.C = C
         self.loss = loss
         self.fit_intercept = fit_intercept
@@ -190,6 +195,8 @@ class LinearSVC(_Classifier):
         self.tol = tol
         self.random_state = random_state
         self.solver_kwargs = solver_kwargs
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     @property
     def _default_solver(self) -> str:

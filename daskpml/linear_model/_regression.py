@@ -12,12 +12,13 @@ from ._base import LinearModelBase, _is_lazy
 
 class _Regressor(RegressorMixin, LinearModelBase):
 
-    def fit(self, X: Any, y: Any) -> "_Regressor":
-        """Fit on ``X`` (n x d; NumPy, SciPy sparse, dask, CSRMatrix, CuPy) and targets ``y``."""
+    def fit(self, X: Any, y: Any, resume: bool = False) -> "_Regressor":
+        """Fit on ``X`` (n x d; NumPy, SciPy sparse, dask, CSRMatrix, CuPy) and targets ``y``;
+        ``resume=True`` continues from the newest snapshot in ``checkpoint``."""
         X, y = self._validate_fit(X, y)
         if hasattr(y, "astype"):
             y = y.astype(np.float64) if not _is_lazy(y) else y.astype(float)
-        self._fit(X, y)
+        self._fit(X, y, resume=resume)
         return self
 
     def _family(self) -> str:
@@ -56,6 +57,11 @@ _COMMON_DOC = """
         Seed of the stochastic solvers.
     solver_kwargs : dict, optional
         Further options of the solver (``batch_size``, ``eta0``, ``local_steps``, ``m``...).
+    checkpoint : directory, optional
+        Snapshots of the solver every ``checkpoint_every`` iterations (atomic writes;
+        see :mod:`daskpml._checkpoint`). ``fit(X, y, resume=True)`` continues from the
+        newest one and refuses a snapshot of another solver, settings or data.
+    checkpoint_every : int
 
     Attributes
     ----------
@@ -79,13 +85,16 @@ class LinearRegression(_Regressor):
     """
 
     def __init__(self, *, fit_intercept: bool = True, solver: Any = "auto", max_iter: int = 500,
-                 tol: float = 1e-6, random_state: Any = None, solver_kwargs: dict | None = None) -> None:
+                 tol: float = 1e-6, random_state: Any = None, solver_kwargs: dict | None = None,
+                 checkpoint: Any = None, checkpoint_every: int = 10) -> None:
         self.fit_intercept = fit_intercept
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
         self.solver_kwargs = solver_kwargs
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _penalty(self):
         return None, 0.0
@@ -103,7 +112,8 @@ class Ridge(_Regressor):
 
     def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, solver: Any = "auto",
                  max_iter: int = 500, tol: float = 1e-6, random_state: Any = None,
-                 solver_kwargs: dict | None = None) -> None:
+                 solver_kwargs: dict | None = None,
+                 checkpoint: Any = None, checkpoint_every: int = 10) -> None:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.solver = solver
@@ -111,6 +121,8 @@ class Ridge(_Regressor):
         self.tol = tol
         self.random_state = random_state
         self.solver_kwargs = solver_kwargs
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _penalty(self):
         if not self.alpha >= 0:
@@ -150,7 +162,8 @@ class ElasticNet(_Regressor):
 
     def __init__(self, alpha: float = 1.0, *, l1_ratio: float = 0.5, fit_intercept: bool = True,
                  solver: Any = "auto", max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,
-                 solver_kwargs: dict | None = None) -> None:
+                 solver_kwargs: dict | None = None,
+                 checkpoint: Any = None, checkpoint_every: int = 10) -> None:
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
@@ -159,6 +172,8 @@ class ElasticNet(_Regressor):
         self.tol = tol
         self.random_state = random_state
         self.solver_kwargs = solver_kwargs
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _penalty(self):
         if not self.alpha >= 0:
@@ -183,7 +198,8 @@ class Lasso(ElasticNet):
 
     def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, solver: Any = "auto",
                  max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,
-                 solver_kwargs: dict | None = None) -> None:
+                 solver_kwargs: dict | None = None,
+                 checkpoint: Any = None, checkpoint_every: int = 10) -> None:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.solver = solver
@@ -191,6 +207,8 @@ class Lasso(ElasticNet):
         self.tol = tol
         self.random_state = random_state
         self.solver_kwargs = solver_kwargs
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def _penalty(self):
         return "l1", super()._penalty()[1]

@@ -13,7 +13,7 @@ from ._families import (FAMILIES, PENALTIES, Family, Hinge, Logistic, Multinomia
 from ._hogwild import hogwild, hogwild_epochs
 from ._newton import newton
 from ._objective import Layout, Objective, allreduce_cost, chunk_loss_grad, pack, tree_sum
-from ._registry import ASYNC_SOLVERS, SOLVERS, get_solver, needs_cluster, register_solver
+from ._registry import ASYNC_SOLVERS, SOLVERS, checkpointing_solvers, get_solver, needs_cluster, register_solver
 from ._run import OptimizeResult
 from ._stochastic import batch_rows, learning_rate, local_sgd, one_shot_average, sgd, slowdown, straggle
 
@@ -22,7 +22,7 @@ __all__ = [
     "needs_cluster", "slowdown", "straggle",
     "FAMILIES", "PENALTIES", "SOLVERS", "Family", "Hinge", "Layout", "Logistic", "Multinomial", "Objective",
     "OptimizeResult", "Penalty", "SquaredHinge", "SquaredLoss", "allreduce_cost", "batch_rows",
-    "chunk_loss_grad", "fit_linear", "get_family", "get_penalty", "get_solver", "gradient_descent",
+    "checkpointing_solvers", "chunk_loss_grad", "fit_linear", "get_family", "get_penalty", "get_solver", "gradient_descent",
     "learning_rate", "lbfgs", "local_sgd", "newton", "newton_cg", "one_shot_average", "pack", "prepare",
     "proximal_gradient", "register_solver", "sgd", "tree_sum", "wolfe_line_search",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from typing import Any, Callable
 
@@ -11,11 +12,12 @@ import dask.array as da
 import numpy as np
 
 from .. import _config
+from .._checkpoint import Checkpoint
 from ..backend import get_namespace, is_sparse
 from ..runtime import current_client, total_threads
 from ._families import Family, Penalty, get_family, get_penalty
 from ._objective import Layout, Objective, as_row_chunks, pack, row_chunked
-from ._registry import get_solver, needs_cluster
+from ._registry import checkpointing_solvers, get_solver, needs_cluster
 from ._run import OptimizeResult
 
 #: In-memory inputs smaller than this run without dask (one local chunk).
@@ -97,7 +99,9 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     solver : a name from :data:`daskpml.optim.SOLVERS` or a callable. The asynchronous
         solvers (``async_sgd``, ``easgd``, ``hogwild``, ``gossip_sgd``) run on the current
         dask.distributed client, or start the embedded local cluster.
-    **options : passed to the solver (``max_iter``, ``tol``, ``batch_size``, ...)
+    **options : passed to the solver (``max_iter``, ``tol``, ``batch_size``, ...);
+        ``checkpoint=path``, ``checkpoint_every=k`` and ``resume=True`` snapshot and resume
+        the solvers that support it (:func:`~daskpml.optim.checkpointing_solvers`)
 
     Returns
     -------
@@ -116,6 +120,12 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     if not lam >= 0:
         raise ValueError(f"lam must be non-negative, got {lam}.")
     solve = get_solver(solver)
+    every, resume = options.pop("checkpoint_every", 10), options.pop("resume", False)
+    if not isinstance(options.get("checkpoint"), (Checkpoint, type(None))) or resume:
+        options["checkpoint"] = Checkpoint(options.get("checkpoint"), every=every, resume=resume)
+    if options.get("checkpoint") is not None and "checkpoint" not in inspect.signature(solve).parameters:
+        raise ValueError(f"solver {solver!r} does not write checkpoints; use one that does "
+                         f"({', '.join(checkpointing_solvers())}) or leave checkpoint unset.")
     get_namespace(X)
     layout = Layout(int(X.shape[1]), fam.n_outputs(n_classes), bool(fit_intercept))
     distribute = needs_cluster(solver)

@@ -21,6 +21,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from .._checkpoint import Checkpoint
 from ._objective import Objective
 from ._run import OptimizeResult, Run
 
@@ -37,7 +38,7 @@ def _max_abs(g: np.ndarray) -> float:
 
 def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | Literal["backtracking"] = "backtracking",
                      max_iter: int = 1000, tol: float = 1e-4, callback: Callable | None = None,
-                     progress: bool | None = None) -> OptimizeResult:
+                     progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Full-batch gradient descent with a fixed step or Armijo backtracking.
 
     With ``step="backtracking"`` each iteration tries ``t`` (twice the last accepted
@@ -50,16 +51,20 @@ def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | 
     Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 3.1.
     """
     _require_smooth_penalty(objective, "gradient_descent")
-    run = Run("gradient_descent", objective, max_iter=max_iter, tol=tol, callback=callback,
-              progress=progress, step=str(step))
-    theta = np.array(theta0, dtype=np.float64)
-    f, g = objective.value_grad(theta)
     fixed = step != "backtracking"
     if fixed and not float(step) > 0:
         raise ValueError(f"step must be 'backtracking' or a positive number, got {step!r}.")
-    t = float(step) if fixed else 1.0 / max(np.linalg.norm(g), 1e-12)
+    run = Run("gradient_descent", objective, max_iter=max_iter, tol=tol, callback=callback,
+              progress=progress, checkpoint=checkpoint, step=str(step))
+    snap = run.snapshot
+    if snap is None:
+        theta = np.array(theta0, dtype=np.float64)
+        f, g = objective.value_grad(theta)
+        t = float(step) if fixed else 1.0 / max(np.linalg.norm(g), 1e-12)
+        it = 0
+    else:
+        theta, g, f, t, it = snap.arrays["theta"], snap.arrays["g"], snap.state["f"], snap.state["t"], snap.iteration
     converged = _max_abs(g) <= tol
-    it = 0
     while not converged and it < max_iter:
         it += 1
         gg = float(g @ g)
@@ -71,10 +76,12 @@ def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | 
             t *= 0.5
         theta, f, g = trial, ft, gt
         converged = _max_abs(g) <= tol
-        if run.record(it, theta, f, _max_abs(g), step=t) or not np.isfinite(f):
+        stop = run.record(it, theta, f, _max_abs(g), step=t)
+        if stop or not np.isfinite(f):
             break
         if not fixed:
             t *= 2.0
+        run.save(it, final=converged, arrays=dict(theta=theta, g=g), f=float(f), t=t)
     return run.finish(theta, it, converged, "" if np.isfinite(f) else "the objective diverged; use a smaller step")
 
 
@@ -173,7 +180,7 @@ def _two_loop(g: np.ndarray, s_list: list, y_list: list) -> np.ndarray:
 
 def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: int = 100, tol: float = 1e-4,
           ftol: float = 64 * np.finfo(float).eps, callback: Callable | None = None,
-          progress: bool | None = None) -> OptimizeResult:
+          progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Limited-memory BFGS with a strong-Wolfe line search.
 
     The ``m`` correction pairs and the two-loop recursion live on the client
@@ -188,12 +195,19 @@ def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: in
     optimization*. Nocedal & Wright, algorithm 7.4.
     """
     _require_smooth_penalty(objective, "lbfgs")
-    run = Run("lbfgs", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress, m=m)
-    theta = np.array(theta0, dtype=np.float64)
-    f, g = objective.value_grad(theta)
+    run = Run("lbfgs", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress,
+              checkpoint=checkpoint, m=m)
+    snap = run.snapshot
     s_list: list[np.ndarray] = []
     y_list: list[np.ndarray] = []
-    converged, message, it = _max_abs(g) <= tol, "", 0
+    if snap is None:
+        theta = np.array(theta0, dtype=np.float64)
+        f, g = objective.value_grad(theta)
+        converged, message, it = _max_abs(g) <= tol, "", 0
+    else:
+        theta, g, f, it = snap.arrays["theta"], snap.arrays["g"], snap.state["f"], snap.iteration
+        s_list, y_list = list(snap.arrays["s"]), list(snap.arrays["y"])
+        converged, message = bool(snap.state["converged"]), ""
     while not converged and it < max_iter:
         it += 1
         d = _two_loop(g, s_list, y_list)
@@ -219,11 +233,15 @@ def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: in
         converged = _max_abs(g) <= tol or small_decrease
         if run.record(it, theta, f, _max_abs(g), step=a, evaluations=len(evals.cache)):
             break
+        run.save(it, final=converged, f=float(f), converged=bool(converged), arrays=dict(
+            theta=theta, g=g, s=np.reshape(s_list, (len(s_list), len(theta))),
+            y=np.reshape(y_list, (len(y_list), len(theta)))))
     return run.finish(theta, it, converged, message)
 
 
 def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, tol: float = 1e-4,
-              max_cg: int = 50, callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+              max_cg: int = 50, callback: Callable | None = None, progress: bool | None = None,
+              checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Truncated Newton: conjugate gradients on ``H d = -g`` with distributed
     Hessian-vector products, then a Wolfe line search from the unit step.
 
@@ -238,10 +256,16 @@ def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, t
     _require_smooth_penalty(objective, "newton_cg")
     if not objective.family.smooth:
         objective.family.hess_dz(None, None, None)
-    run = Run("newton_cg", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress)
-    theta = np.array(theta0, dtype=np.float64)
-    f, g = objective.value_grad(theta)
-    converged, message, it = _max_abs(g) <= tol, "", 0
+    run = Run("newton_cg", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress,
+              checkpoint=checkpoint, max_cg=max_cg)
+    snap = run.snapshot
+    if snap is None:
+        theta = np.array(theta0, dtype=np.float64)
+        f, g = objective.value_grad(theta)
+        it = 0
+    else:
+        theta, g, f, it = snap.arrays["theta"], snap.arrays["g"], snap.state["f"], snap.iteration
+    converged, message = _max_abs(g) <= tol, ""
     while not converged and it < max_iter:
         it += 1
         gnorm = float(np.linalg.norm(g))
@@ -275,12 +299,13 @@ def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, t
         converged = _max_abs(g) <= tol
         if run.record(it, theta, f, _max_abs(g), step=a, cg_iterations=n_cg):
             break
+        run.save(it, final=converged, arrays=dict(theta=theta, g=g), f=float(f))
     return run.finish(theta, it, converged, message)
 
 
 def proximal_gradient(objective: Objective, theta0: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-4,
                       accelerate: bool = True, callback: Callable | None = None,
-                      progress: bool | None = None) -> OptimizeResult:
+                      progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """FISTA (accelerated proximal gradient) with backtracking on the Lipschitz
     constant and adaptive restart, for L1 and elastic-net penalties.
 
@@ -296,13 +321,19 @@ def proximal_gradient(objective: Objective, theta0: np.ndarray, *, max_iter: int
     accelerated gradient schemes*.
     """
     run = Run("proximal_gradient", objective, max_iter=max_iter, tol=tol, callback=callback,
-              progress=progress, accelerate=int(accelerate))
-    x = np.array(theta0, dtype=np.float64)
-    y, t = x.copy(), 1.0
-    fy, gy = objective.value_grad(y)
-    F_x = objective.total(fy, x)
-    L = max(np.linalg.norm(gy), 1e-12)
-    converged, it = False, 0
+              progress=progress, checkpoint=checkpoint, accelerate=int(accelerate))
+    snap = run.snapshot
+    if snap is None:
+        x = np.array(theta0, dtype=np.float64)
+        y, t = x.copy(), 1.0
+        fy, gy = objective.value_grad(y)
+        F_x = objective.total(fy, x)
+        L = max(np.linalg.norm(gy), 1e-12)
+        converged, it = False, 0
+    else:
+        x, y, gy = snap.arrays["x"], snap.arrays["y"], snap.arrays["gy"]
+        t, fy, F_x, L, converged = (snap.state[k] for k in ("t", "fy", "F_x", "L", "converged"))
+        it = snap.iteration
     while it < max_iter:
         it += 1
         while True:
@@ -329,4 +360,6 @@ def proximal_gradient(objective: Objective, theta0: np.ndarray, *, max_iter: int
         L *= 0.9
         if converged or stop:
             break
+        run.save(it, arrays=dict(x=x, y=y, gy=gy), t=float(t), fy=float(fy), F_x=float(F_x), L=float(L),
+                 converged=bool(converged))
     return run.finish(x, it, converged)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..backend import get_namespace, to_numpy
 from ..datasets._generators import resolve_seed
+from .._checkpoint import Checkpoint
 from ._batch import _max_abs, _require_smooth_penalty
 from ._objective import Objective, _linear, _params_like, _sub_rows, chunk_loss_grad
 from ._run import OptimizeResult, Run
@@ -79,7 +80,7 @@ def to_dense(a: Any) -> Any:
 
 def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float | str = "auto",
            max_iter: int = 50, tol: float = 1e-4, random_state: Any = 0, callback: Callable | None = None,
-           progress: bool | None = None) -> OptimizeResult:
+           progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Newton's method with a sub-sampled Hessian and Armijo backtracking.
 
     Parameters
@@ -107,7 +108,9 @@ def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float 
             raise ValueError(f"hessian_fraction must be in (0, 1] or 'auto', got {hessian_fraction!r}.")
     seed = resolve_seed(random_state)
     run = Run("newton", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress,
-              hessian_fraction=fraction)
+              checkpoint=checkpoint, hessian_fraction=fraction, seed=seed)
+    if run.snapshot is not None:
+        seed = int(run.snapshot.state["seed"])
     reg = np.zeros(p)
     reg[objective.mask] = objective.lam * objective.penalty.l2
 
@@ -120,9 +123,9 @@ def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float 
         H = out[p + 1:].reshape(p, p) / n + np.diag(reg)
         return float(f), g, H
 
-    theta = np.array(theta0, dtype=np.float64)
+    theta = np.array(theta0 if run.snapshot is None else run.snapshot.arrays["theta"], dtype=np.float64)
     f, g, H = evaluate(theta)
-    converged, message, it = _max_abs(g) <= tol, "", 0
+    converged, message, it = _max_abs(g) <= tol, "", (0 if run.snapshot is None else run.snapshot.iteration)
     while not converged and it < max_iter:
         it += 1
         d = _solve(H, g)
@@ -144,6 +147,7 @@ def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float 
         converged = _max_abs(g) <= tol
         if run.record(it, theta, f, _max_abs(g), step=step):
             break
+        run.save(it, final=converged, arrays=dict(theta=theta), seed=seed)
     return run.finish(theta, it, converged, message)
 
 

@@ -40,6 +40,13 @@ def needs_cluster(solver: str | Callable[..., Any]) -> bool:
     return solver in ASYNC_SOLVERS or any(solver is SOLVERS[name] for name in ASYNC_SOLVERS)
 
 
+def checkpointing_solvers() -> list[str]:
+    """The solvers that accept ``checkpoint=`` (and so can resume)."""
+    import inspect
+
+    return sorted(name for name, fn in SOLVERS.items() if "checkpoint" in inspect.signature(fn).parameters)
+
+
 def get_solver(solver: str | Callable[..., Any]) -> Callable[..., Any]:
     """The solver function for a name (or the callable itself)."""
     if callable(solver):

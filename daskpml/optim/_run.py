@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 from sklearn.exceptions import ConvergenceWarning
 
+from .._checkpoint import Checkpoint, Snapshot, history_columns
 from .._progress import ProgressLine
 from ..results import history
 
@@ -46,7 +47,8 @@ class Run:
     ``callback(iteration, theta, record)`` (returning ``True`` stops the solver)."""
 
     def __init__(self, solver: str, objective: Any, *, max_iter: int, tol: float,
-                 callback: Callable | None = None, progress: bool | None = None, **attrs: Any) -> None:
+                 callback: Callable | None = None, progress: bool | None = None,
+                 checkpoint: Checkpoint | None = None, **attrs: Any) -> None:
         self.solver, self.objective, self.max_iter, self.tol = solver, objective, int(max_iter), float(tol)
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be at least 1, got {max_iter}.")
@@ -67,6 +69,50 @@ class Run:
             "n_params": objective.layout.size, "param_bytes": 8 * objective.layout.size}, **attrs)
         self._bytes = objective.comm.bytes
         self.stopped = False
+        self.checkpoint = checkpoint
+        self.snapshot = self._restore()
+
+    # -- checkpoints ----------------------------------------------------------------------
+    #: settings that say only when to stop (or how to report): not compared on resume
+    _NOT_COMPARED = ("tol", "max_iter", "max_time", "seed", "n_samples", "n_chunks", "n_params", "param_bytes")
+
+    def _restore(self) -> Snapshot | None:
+        """Describe the run to the checkpoint and load its newest snapshot when resuming:
+        the history so far, the time already spent and the communication counters."""
+        cp = self.checkpoint
+        if cp is None:
+            return None
+        obj = self.objective
+        cp.describe(self.solver, {k: v for k, v in self.attrs.items() if k not in self._NOT_COMPARED},
+                    {"n_samples": int(obj.n_samples), "n_params": int(obj.layout.size),
+                     "row_chunks": [int(c) for c in obj.row_chunks]})
+        snap = cp.restore()
+        if snap is None:
+            return None
+        self._rows = snap.rows()
+        names = [k[len("per_worker/"):] for k in snap.arrays if k.startswith("per_worker/")]
+        if names:
+            stacked = {k: snap.arrays["per_worker/" + k] for k in names}
+            self._per_worker = [{k: stacked[k][i] for k in names} for i in range(len(self._rows))]
+        if self._rows:
+            self._start -= float(self._rows[-1].get("time", 0.0))
+        obj.comm.rounds = int(snap.state.get("rounds", obj.comm.rounds))
+        obj.comm.bytes = int(snap.state.get("bytes", obj.comm.bytes))
+        self._bytes = obj.comm.bytes
+        return snap
+
+    def save(self, iteration: int, *, final: bool = False, arrays: dict | None = None, **state: Any) -> None:
+        """Snapshot the solver (its ``arrays`` and JSON-able ``state``) with the history so far,
+        every ``checkpoint_every`` iterations and at the end (``final``)."""
+        cp = self.checkpoint
+        if cp is None or not cp.due(iteration, final):
+            return
+        arrays = dict(arrays or {})
+        if self._per_worker and len(self._per_worker) == len(self._rows):
+            for k in self._per_worker[0]:
+                arrays["per_worker/" + k] = np.stack([r[k] for r in self._per_worker])
+        cp.save(iteration, arrays=arrays, history=history_columns(self._rows),
+                state=dict(state, rounds=self.objective.comm.rounds, bytes=self.objective.comm.bytes))
 
     def elapsed(self) -> float:
         """Solver time so far: wall time less the time spent in :meth:`paused` blocks."""

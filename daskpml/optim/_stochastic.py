@@ -35,6 +35,7 @@ import numpy as np
 from dask import delayed
 
 from ..datasets._generators import resolve_seed
+from .._checkpoint import Checkpoint
 from ._objective import Objective, Spec, chunk_loss_grad, tree_sum
 from ._run import OptimizeResult, Run
 
@@ -150,7 +151,7 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
         eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0,
         max_iter: int = 10, tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
         delay: Mapping[int, float] | None = None, random_state: Any = None, callback: Callable | None = None,
-        progress: bool | None = None) -> OptimizeResult:
+        progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Synchronous mini-batch SGD with gradient averaging over all chunks.
 
     ``batch_size`` is the global mini-batch; chunk ``i`` contributes
@@ -174,12 +175,14 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
     eval_every = int(eval_every or steps_per_epoch)
     total_steps = max_iter * steps_per_epoch
     run = Run("sgd", objective, max_iter=math.ceil(total_steps / eval_every), tol=tol, callback=callback,
-              progress=progress, batch_size=batch, learning_rate=learning_rate_schedule, eta0=eta0,
-              momentum=momentum, seed=seed, steps_per_epoch=steps_per_epoch, eval_every=eval_every)
+              progress=progress, checkpoint=checkpoint, batch_size=batch, learning_rate=learning_rate_schedule,
+              eta0=eta0, momentum=momentum, seed=seed, steps_per_epoch=steps_per_epoch, eval_every=eval_every)
     state = (np.array(theta0, dtype=np.float64), np.zeros(len(theta0)))
     stopper, t, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
+    if run.snapshot is not None:
+        seed, t, it, state, converged = _restore_sgd(run.snapshot, stopper)
     msg_bytes = 8 * (len(theta0) + 1)
-    while t < total_steps:
+    while t < total_steps and not converged:
         it += 1
         seg = min(eval_every, total_steps - t)
         node: Any = state
@@ -205,8 +208,21 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
                       batch_loss=float(np.mean(batch_losses)), learning_rate=rate) or done:
             converged = done
             break
+        _save_sgd(run, it, seed, t, state, stopper)
     return run.finish(state[0], it, converged or t >= total_steps,
                       "" if converged else f"ran max_iter={max_iter} epochs")
+
+
+def _save_sgd(run: Run, it: int, seed: int, position: int, state: tuple, stopper: _Stopper) -> None:
+    """Snapshot of the synchronous stochastic solvers: model, momentum, position, seed, stopper."""
+    run.save(it, arrays=dict(theta=state[0], velocity=state[1]), seed=seed, position=position,
+             best=float(stopper.best), bad=stopper.bad)
+
+
+def _restore_sgd(snap: Any, stopper: _Stopper) -> tuple:
+    stopper.best, stopper.bad = float(snap.state["best"]), int(snap.state["bad"])
+    state = (np.array(snap.arrays["theta"]), np.array(snap.arrays["velocity"]))
+    return int(snap.state["seed"]), int(snap.state["position"]), snap.iteration, state, False
 
 
 def _run_local(node: Any, losses: list) -> tuple:
@@ -268,7 +284,8 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
               gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0, max_iter: int = 10,
               tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
               delay: Mapping[int, float] | None = None, random_state: Any = None,
-              callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+              callback: Callable | None = None, progress: bool | None = None,
+              checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Local SGD (periodic model averaging).
 
     Each round every chunk starts from the averaged model, runs ``local_steps`` SGD
@@ -301,13 +318,15 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
     eval_every = int(eval_every or rounds_per_epoch)
     total_rounds = max_iter * rounds_per_epoch
     run = Run("local_sgd", objective, max_iter=math.ceil(total_rounds / eval_every), tol=tol, callback=callback,
-              progress=progress, local_steps=H, batch_size=batch_size, learning_rate=learning_rate_schedule,
-              eta0=eta0, momentum=momentum, seed=seed, eval_every=eval_every)
+              progress=progress, checkpoint=checkpoint, local_steps=H, batch_size=batch_size,
+              learning_rate=learning_rate_schedule, eta0=eta0, momentum=momentum, seed=seed, eval_every=eval_every)
     run.workers = list(range(len(sizes)))
     opts = dict(power_t=power_t, gamma=gamma, step_size=step_size)
     state = (np.array(theta0, dtype=np.float64), np.zeros(len(theta0)))
     msg = 8 * len(theta0) * (2 if momentum else 1)
     stopper, r, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
+    if run.snapshot is not None:
+        seed, r, it, state, converged = _restore_sgd(run.snapshot, stopper)
     blocks = objective._blocks
     while r < total_rounds:
         it += 1
@@ -334,6 +353,7 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
                                   "worker_bytes": np.full(len(blocks), 2 * msg * seg)}) or done:
             converged = done
             break
+        _save_sgd(run, it, seed, r, state, stopper)
     return run.finish(state[0], it, converged or r >= total_rounds,
                       "" if converged else f"ran max_iter={max_iter} epochs")
 
