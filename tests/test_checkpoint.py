@@ -1,0 +1,148 @@
+"""One checkpoint design: runs interrupted at random iterations and resumed equal the
+uninterrupted runs; snapshots are atomic and a mismatched resume is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from daskpml._checkpoint import Checkpoint
+from daskpml.cluster import KMeans, MarkovClustering, kmeans
+from daskpml.datasets import make_blobs, make_sbm
+from daskpml.graph import mcl, train_gnn
+from daskpml.linear_model import LogisticRegression
+from daskpml.optim import fit_linear
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((2400, 12))
+Y = (X @ RNG.standard_normal(12) + 0.5 * RNG.standard_normal(2400) > 0).astype(float)
+STOPS = np.random.default_rng(2026).integers(3, 10, size=4)      # random interruption points
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _stop_at(n):
+    def callback(it, *args):
+        if it == n:
+            raise Interrupted
+    return callback
+
+
+SOLVER_CASES = [
+    ("gradient_descent", {}), ("lbfgs", {}), ("newton_cg", {}), ("newton", {}),
+    ("proximal_gradient", {"penalty": "l1"}), ("sgd", {"random_state": 3, "eval_every": 2}),
+    ("local_sgd", {"random_state": 3, "local_steps": 4})]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("case", range(len(SOLVER_CASES)), ids=[c[0] for c in SOLVER_CASES])
+def test_linear_solvers_resume_exactly(tmp_path, case):
+    solver, extra = SOLVER_CASES[case]
+    kw = dict(family="logistic", penalty="l2", lam=1e-3, solver=solver, chunks=600, tol=1e-10, max_iter=12)
+    kw.update(extra)
+    full = fit_linear(X, Y, **kw)[2]
+    stop = int(STOPS[case % len(STOPS)])
+    with pytest.raises(Interrupted):
+        fit_linear(X, Y, checkpoint=tmp_path, checkpoint_every=2, callback=_stop_at(stop), **kw)
+    assert (tmp_path / "latest").read_text() == f"iter-{2 * ((stop - 1) // 2):06d}"
+    resumed = fit_linear(X, Y, checkpoint=tmp_path, checkpoint_every=2, resume=True, **kw)[2]
+    np.testing.assert_array_equal(resumed.theta, full.theta)
+    assert resumed.n_iter == full.n_iter
+    np.testing.assert_array_equal(resumed.history.objective, full.history.objective)
+
+
+def test_estimator_resume_and_refusals(tmp_path):
+    model = LogisticRegression(C=10.0, solver="lbfgs", tol=1e-10, max_iter=30, checkpoint=tmp_path,
+                               checkpoint_every=3)
+    full = LogisticRegression(C=10.0, solver="lbfgs", tol=1e-10, max_iter=30).fit(X, Y)
+    with pytest.raises(Interrupted):
+        model.set_params(solver_kwargs={"callback": _stop_at(7)}).fit(X, Y)
+    model.set_params(solver_kwargs=None).fit(X, Y, resume=True)
+    np.testing.assert_array_equal(model.coef_, full.coef_)
+    assert model.history_.sizes["iteration"] == full.history_.sizes["iteration"]
+    with pytest.raises(ValueError, match=r"written for n_samples=2400 \(data\), but this run has n_samples=2000"):
+        model.fit(X[:2000], Y[:2000], resume=True)
+    with pytest.raises(ValueError, match=r"written for lam=.* \(params\)"):
+        LogisticRegression(C=1.0, solver="lbfgs", checkpoint=tmp_path).fit(X, Y, resume=True)
+    with pytest.raises(ValueError, match="written by lbfgs, not gradient_descent"):
+        LogisticRegression(C=10.0, solver="gradient_descent", checkpoint=tmp_path).fit(X, Y, resume=True)
+    with pytest.raises(ValueError, match="does not write checkpoints"):
+        fit_linear(X, Y, family="logistic", solver="one_shot_average", checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="resume=True needs checkpoint"):
+        LogisticRegression().fit(X, Y, resume=True)
+
+
+def test_snapshots_are_atomic(tmp_path):
+    """A snapshot interrupted while being written leaves the previous one as ``latest``."""
+    cp = Checkpoint(tmp_path, "demo", {"a": 1}, {"shape": [3]}, every=1)
+    cp.save(1, arrays={"w": np.arange(3.0)}, history={"loss": [1.0]})
+    (tmp_path / "iter-000002.tmp").mkdir()                 # a writer killed half way
+    (tmp_path / "iter-000002.tmp" / "arrays.npz").write_bytes(b"garbage")
+    snap = Checkpoint(tmp_path, "demo", {"a": 1}, {"shape": [3]}, resume=True).restore()
+    assert snap.iteration == 1 and snap.arrays["w"].tolist() == [0.0, 1.0, 2.0]
+    cp.save(2, arrays={"w": np.ones(3)}, history={"loss": [1.0, 0.5]})
+    assert sorted(os.listdir(tmp_path)) == ["iter-000002", "latest"]
+    manifest = json.loads((tmp_path / "iter-000002" / "manifest.json").read_text())
+    assert manifest["algorithm"] == "demo" and manifest["data"] == {"shape": [3]} and manifest["format"] == 1
+    with pytest.raises(ValueError, match=r"written for a=1 \(params\), but this run has a=2"):
+        Checkpoint(tmp_path, "demo", {"a": 2}, {"shape": [3]}, resume=True).restore()
+    with pytest.raises(ValueError, match="positive number of iterations"):
+        Checkpoint(tmp_path, "demo", every=0)
+
+
+@pytest.mark.parametrize("stop", STOPS[:2].tolist())
+def test_kmeans_resume(tmp_path, stop):
+    P, _ = make_blobs(8000, 4, centers=20, random_state=1, chunks=2000)
+    kw = dict(random_state=0, n_init=2, tol=1e-12, init="k-means++")
+    full = kmeans(P, 6, **kw)
+    with pytest.raises(Interrupted):
+        kmeans(P, 6, checkpoint=tmp_path, checkpoint_every=2, callback=_stop_at(stop), **kw)
+    resumed = kmeans(P, 6, checkpoint=tmp_path, checkpoint_every=2, resume=True, **kw)
+    np.testing.assert_array_equal(resumed["centers"], full["centers"])
+    assert resumed["n_iter"] == full["n_iter"] and resumed["inertia"] == full["inertia"]
+    est = KMeans(6, random_state=0, n_init=2, tol=1e-12, init="k-means++", checkpoint=tmp_path).fit(P, resume=True)
+    np.testing.assert_array_equal(est.cluster_centers_, full["centers"])
+    with pytest.raises(ValueError, match="written for shape"):
+        kmeans(P[:4000], 6, checkpoint=tmp_path, resume=True, **kw)
+
+
+def test_mcl_resume_sparse_blocks(tmp_path):
+    A, _ = make_sbm(1500, 5, in_degree=10, out_degree=1, random_state=0)
+    full = mcl(A, 2.0)
+    stop = int(STOPS[2])
+    with pytest.raises(Interrupted):
+        mcl(A, 2.0, checkpoint=tmp_path, checkpoint_every=2, callback=_stop_at(stop))
+    assert any(f.endswith(".csr.npz") for f in os.listdir(tmp_path / (tmp_path / "latest").read_text()))
+    resumed = MarkovClustering(2.0, checkpoint=tmp_path, checkpoint_every=2)
+    resumed.fit(A, resume=True)
+    np.testing.assert_array_equal(resumed.labels_, full.labels.values)
+    assert resumed.n_iter_ == full.n_iter
+    with pytest.raises(ValueError, match="inflation=2.0"):
+        mcl(A, 3.0, checkpoint=tmp_path, resume=True)
+
+
+def test_gnn_resume(tmp_path):
+    A, y = make_sbm(500, 3, in_degree=8, out_degree=2, random_state=0)
+    A, y = A.to_scipy(), np.asarray(y)
+    feats = (np.random.default_rng(0).standard_normal((500, 8)) + y[:, None]).astype(np.float32)
+    train = np.arange(0, 500, 5)
+    kw = dict(epochs=16, n_parts=2, random_state=4, client=False)
+    full = train_gnn(A, feats, y, train, **kw)
+    with pytest.raises(Interrupted):
+        train_gnn(A, feats, y, train, checkpoint=tmp_path, checkpoint_every=3, callback=_stop_at(int(STOPS[3])),
+                  **kw)
+    resumed = train_gnn(A, feats, y, train, checkpoint=tmp_path, checkpoint_every=3, resume=True,
+                        **{**kw, "random_state": None})            # the snapshot's seed is reused
+    for a, b in zip(full.params, resumed.params):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(full.history.loss, resumed.history.loss)
+    with pytest.raises(ValueError, match="hidden=16"):
+        train_gnn(A, feats, y, train, checkpoint=tmp_path, resume=True, **{**kw, "hidden": 8})
+    assert sp.issparse(A)
