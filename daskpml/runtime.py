@@ -14,13 +14,15 @@ The embedded cluster is started once per process and reused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any
+from concurrent.futures import CancelledError
+from typing import Any, Iterator
 
 import dask
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster, progress, wait
+from distributed import Client, KilledWorker, LocalCluster, progress, wait
 
 from . import _config
 
@@ -202,3 +204,56 @@ def shutdown() -> None:
     # dask must fall back to its local schedulers
     if current_client() is None and dask.config.get("scheduler", None) == "dask.distributed":
         dask.config.set(scheduler=None)
+
+
+class WorkerLostError(RuntimeError):
+    """Workers that held state no other worker can rebuild left the cluster mid-run."""
+
+
+def gather_watching(client: Client, futures: Any, workers: Any, *, what: str, fix: str,
+                    poll: float = 2.0) -> Any:
+    """``client.gather(futures)``, but raise :class:`WorkerLostError` (naming ``what`` was lost
+    and ``fix``) as soon as one of ``workers`` has left the cluster, instead of waiting for
+    tasks pinned to a worker that will never come back."""
+    watched = set(workers)
+
+    def check(cause: BaseException | None = None) -> None:
+        alive = set(client.scheduler_info()["workers"])
+        lost = sorted(watched - alive)
+        if lost:
+            raise WorkerLostError(f"worker {', '.join(lost)} left the cluster and {what} was lost with it. "
+                                  f"{fix}") from cause
+
+    try:
+        while True:
+            try:
+                wait(futures, timeout=poll)
+                break
+            except TimeoutError:
+                check()
+        return client.gather(futures)
+    except WorkerLostError:
+        raise
+    except Exception as exc:
+        check(exc)
+        raise
+
+
+@contextlib.contextmanager
+def worker_errors(what: str) -> Iterator[None]:
+    """Turn the cluster's terse errors into ones that say what happened and what to do:
+    a task that killed every worker it ran on (most often: a chunk larger than a worker's
+    memory limit), and data released by ``client.restart()`` or lost with a worker."""
+    try:
+        yield
+    except KilledWorker as exc:
+        raise WorkerLostError(
+            f"{what} stopped: a task killed every worker that ran it ({exc}). The usual cause is a chunk "
+            "too large for a worker's memory limit: use smaller chunks (e.g. X.rechunk({0: 'auto'}) or a "
+            "smaller chunks= argument) or give the workers more memory (dask worker --memory-limit), then run "
+            "again.") from exc
+    except CancelledError as exc:
+        raise WorkerLostError(
+            f"{what} stopped: data it had placed on the cluster were lost or released ({exc}); this happens "
+            "when client.restart() runs during the work or a worker holding the only copy dies. Run it again, "
+            "or with checkpoint=path, resume=True to continue from the last snapshot.") from exc

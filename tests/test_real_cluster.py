@@ -41,9 +41,10 @@ def scheduler_address():
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
     try:
         _wait_for_port(port)
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
-                                       "--nthreads", "1", "--no-dashboard"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        for _ in range(2):                      # two `dask worker` processes
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                           "--nthreads", "1", "--no-dashboard"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
         from distributed import Client
 
         with Client(address, timeout=30) as c:
@@ -80,3 +81,88 @@ def test_cli_with_scheduler_option(scheduler_address, tmp_path):
                          capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.returncode == 0, out.stderr
     assert f"cluster: {scheduler_address} with 2 worker(s)" in out.stdout and "SpGEMM" in out.stdout
+
+
+# -- every CLI subcommand against the real cluster, compared with the embedded default -------------
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    import importlib.util
+
+    d = tmp_path_factory.mktemp("cli-inputs")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 5))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    np.savez(d / "binary.npz", X=X, y=y)
+    np.savez(d / "regression.npz", X=X, y=X @ np.arange(1.0, 6.0) + 0.1 * rng.standard_normal(600))
+    spec = importlib.util.spec_from_file_location("cli_gnn", os.path.join(os.path.dirname(__file__), "cli",
+                                                                           "test_cli_gnn.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_data(d / "cora-like.npz")
+    for args in (["make-blobs", "--samples", "600", "--centers", "3", "--out", str(d / "blobs.npz")],
+                 ["make-sbm", "--nodes", "600", "--clusters", "3", "--in-degree", "10", "--out-degree", "1",
+                  "--out", str(d / "sbm.mtx")],
+                 ["make-low-rank", "--rows", "300", "--cols", "40", "--rank", "4", "--out", str(d / "lr.npy")]):
+        _cli(["datasets", *args])
+    return d
+
+
+def _cli(args, scheduler=None, timeout=240):
+    head = ["--scheduler", scheduler] if scheduler else ["--workers", "2", "--threads", "1"]
+    out = subprocess.run([sys.executable, "-m", "daskpml.cli", *head, *args], capture_output=True, text=True,
+                         timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", "DASKPML__PROGRESS": "0"})
+    assert out.returncode == 0, f"daskpml {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def _same_files(a, b):
+    """Equal text files, or netCDF files with equal numbers outside the timing columns."""
+    if a.suffix != ".nc":
+        assert a.read_text() == b.read_text()
+        return
+    import xarray as xr
+
+    with xr.open_dataset(a) as da_, xr.open_dataset(b) as db:
+        for name, var in da_.data_vars.items():
+            if any(word in name for word in ("time", "bytes", "busy")) or var.dtype.kind not in "fiub":
+                continue
+            np.testing.assert_allclose(var.values, db[name].values, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+SUBCOMMANDS = {
+    "info": ([], None),
+    "datasets": (["datasets", "convert", "{d}/sbm.mtx", "{o}"], "graph.npz"),
+    "train": (["train", "{d}/binary.npz", "--model", "logistic", "--out", "{o}"], "model.nc"),
+    "predict": (["predict", "{d}/model-embedded.nc", "{d}/binary.npz", "--out", "{o}"], "pred.txt"),
+    "spectral": (["spectral", "{d}/blobs.npz", "-k", "3", "--seed", "0", "--out", "{o}"], "labels.tsv"),
+    "eigsh": (["eigsh", "{d}/sbm.mtx", "--k", "4", "--seed", "0", "--out", "{o}"], "eig.nc"),
+    "mcl": (["mcl", "{d}/sbm.mtx", "-I", "2.0", "--out", "{o}"], "clusters.txt"),
+    "nmf": (["nmf", "{d}/lr.npy", "-k", "4", "--seed", "0", "--max-iter", "50", "--out", "{o}"], "nmf.nc"),
+    "pca": (["pca", "{d}/lr.npy", "-k", "3", "--out", "{o}"], "pca.nc"),
+    "gnn": (["gnn", "{d}/cora-like.npz", "--parts", "2", "--epochs", "20", "--seed", "0", "--out", "{o}"], "p.tsv"),
+    "svm": (["svm", "{d}/binary.npz", "--partitions", "2", "--out", "{o}"], "svm.nc"),
+    "lasso": (["lasso", "{d}/regression.npz", "--alpha", "0.1", "--out", "{o}"], "lasso.nc"),
+    "demo": (["demo", "--quick", "--only", "linear"], None),
+}
+
+
+@pytest.mark.parametrize("name", list(SUBCOMMANDS))
+def test_every_subcommand_against_real_cluster(scheduler_address, inputs, tmp_path, name):
+    template, out_name = SUBCOMMANDS[name]
+    if name == "predict":
+        _cli(["train", str(inputs / "binary.npz"), "--model", "logistic", "--out", str(inputs / "model-embedded.nc")])
+    if name == "info":
+        text = _cli(["info"], scheduler_address)
+        assert scheduler_address in text
+        return
+    outputs = []
+    for where in ("embedded", "real"):
+        out = tmp_path / f"{where}-{out_name}" if out_name else None
+        args = [a.format(d=inputs, o=out) for a in template]
+        text = _cli(args, scheduler_address if where == "real" else None)
+        if where == "real" and name not in ("datasets",):
+            assert f"cluster: {scheduler_address}" in text or name == "demo" and scheduler_address in text, text
+        outputs.append(out)
+    if out_name:
+        _same_files(*outputs)

@@ -44,6 +44,7 @@ from .._checkpoint import Checkpoint, read_manifest
 from .._progress import ProgressLine
 from ..backend import backend_name, get_namespace, is_sparse, to_backend, to_numpy
 from ..partition import Partitioning, partition_graph
+from ..runtime import gather_watching
 from ._gnn_tasks import _Local, _Spec, adam_step, backward, begin, dropout, forward, pick, reduce_results, release
 
 Model = Literal["gcn", "sage"]
@@ -159,7 +160,10 @@ class _Distributed:
         return self.client.scatter(obj, workers=[worker], hash=False)
 
     def gather(self, futures: Any) -> Any:
-        return self.client.gather(futures)
+        return gather_watching(
+            self.client, futures, self.workers, what="the state of the GNN partitions it held (operator rows, "
+            "features, weights)", fix="Train again (the cluster's nanny starts a new worker), or fit with "
+            "checkpoint=path and then resume=True to continue from the last snapshot.")
 
     def cancel(self, futures: Any) -> None:
         self.client.cancel(futures)

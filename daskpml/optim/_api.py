@@ -14,7 +14,7 @@ import numpy as np
 from .. import _config
 from .._checkpoint import Checkpoint
 from ..backend import get_namespace, is_sparse
-from ..runtime import current_client, total_threads
+from ..runtime import current_client, total_threads, worker_errors
 from ._families import Family, Penalty, get_family, get_penalty
 from ._objective import Layout, Objective, as_row_chunks, pack, row_chunked
 from ._registry import checkpointing_solvers, get_solver, needs_cluster
@@ -138,7 +138,7 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     theta = np.zeros(layout.size) if theta0 is None else np.asarray(theta0, dtype=np.float64)
     if theta.shape != (layout.size,):
         raise ValueError(f"theta0 must have shape ({layout.size},), got {theta.shape}.")
-    with _blas_limit(objective):
+    with worker_errors(f"fit_linear (solver={solver!r})"), _blas_limit(objective):
         result = solve(objective, theta, **options)
     W, b = layout.unpack(result.theta)
     coef = W[:, 0].copy() if layout.n_outputs == 1 else W.copy()

@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from operator import getitem
 from typing import Any, Callable, Sequence
 
 import dask
+from distributed import KilledWorker
 import numpy as np
 import scipy.sparse as sp
 
 from .. import _config
 from ..results import history as make_history
-from ..runtime import current_client, total_threads
+from ..runtime import WorkerLostError, current_client, total_threads
 
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
 
@@ -253,22 +255,8 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                   solver=solver, binary=len(classes) == 2, positive=classes[-1],
                   kernel_bytes=int(_config.get("svm.kernel-bytes", 2**31)))
     svc_options = dict(svc_options or {})
-    if hasattr(X, "__dask_graph__"):
-        blocks, rows = list(X.to_delayed().ravel()), X.chunks[0]
-    else:                            # in memory: row blocks, scattered once to a connected cluster
-        rows = _row_chunks(X.shape[0])
-        bounds = np.concatenate([[0], np.cumsum(rows)])
-        blocks = [X[bounds[b]:bounds[b + 1]] for b in range(len(rows))]
-        client = current_client()
-        if client is not None and dask.config.get("scheduler", None) in (None, "dask.distributed"):
-            blocks = client.scatter(blocks, hash=False)
-    offsets = np.concatenate([[0], np.cumsum(rows)])
-    split = [dask.delayed(_pieces_of_block, nout=None, pure=True)(
-        blocks[b], y[offsets[b]:offsets[b + 1]], int(offsets[b]), labels[offsets[b]:offsets[b + 1]], n_parts)
-        for b in range(len(blocks))]
-    pieces = [[dask.delayed(getitem, pure=True)(split[b], p) for b in range(len(blocks))]
-              for p in range(n_parts)]
-    pieces = dask.persist(*pieces)            # each partition's rows, once, where they were made
+    pieces_of = _Pieces(X, y, labels, n_parts)
+    pieces = pieces_of()
 
     records: dict[str, list] = {k: [] for k in ("pass_", "layer", "n_nodes", "n_train", "n_support",
                                                 "objective", "solve_time", "time")}
@@ -283,10 +271,19 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
 
         feedback = [] if top is None else [dask.delayed(SVSet(top.idx, top.X, top.y, alpha=top.alpha),
                                                         pure=False)]
-        leaves = [train(list(pieces[p]) + feedback, keep_model=n_parts == 1) for p in range(n_parts)]
-        layers = _layers(leaves, train)
-        stats = [[dask.delayed(_node_stats)(node) for node in layer] for layer in layers[:-1]]
-        stats, top = dask.compute(stats, layers[-1][0])
+        for attempt in range(2):
+            leaves = [train(list(pieces[p]) + feedback, keep_model=n_parts == 1) for p in range(n_parts)]
+            layers = _layers(leaves, train)
+            stats = [[dask.delayed(_node_stats)(node) for node in layer] for layer in layers[:-1]]
+            try:
+                stats, top = dask.compute(stats, layers[-1][0])
+                break
+            except (CancelledError, KilledWorker) as exc:
+                if attempt or not pieces_of.in_memory:
+                    raise WorkerLostError(
+                        f"a worker died during pass {n_pass} of the cascade and the partitions' rows it held "
+                        "were lost; fit again (on the workers now present)") from exc
+                pieces = pieces_of()          # scatter the rows again from memory and redo the pass
         elapsed = time.perf_counter() - start
         for depth, layer in enumerate(stats + [[_node_stats(top)]]):
             records["pass_"].append(n_pass)
@@ -307,6 +304,35 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
     history = history.rename({"pass_": "pass"})
     return CascadeResult(top=top, model=top.model, support=top.idx, objective=top.objective, n_passes=n_pass,
                          converged=converged, history=history)
+
+
+class _Pieces:
+    """Each partition's rows, persisted where they were made. In-memory data are cut into
+    row blocks and scattered to a connected cluster; calling again scatters them again
+    (after a worker holding some of them died)."""
+
+    def __init__(self, X: Any, y: np.ndarray, labels: np.ndarray, n_parts: int) -> None:
+        self.X, self.y, self.labels, self.n_parts = X, y, labels, n_parts
+        self.in_memory = not hasattr(X, "__dask_graph__")
+
+    def __call__(self) -> tuple:
+        X, y, labels, n_parts = self.X, self.y, self.labels, self.n_parts
+        if not self.in_memory:
+            blocks, rows = list(X.to_delayed().ravel()), X.chunks[0]
+        else:
+            rows = _row_chunks(X.shape[0])
+            bounds = np.concatenate([[0], np.cumsum(rows)])
+            blocks = [X[bounds[b]:bounds[b + 1]] for b in range(len(rows))]
+            client = current_client()
+            if client is not None and dask.config.get("scheduler", None) in (None, "dask.distributed"):
+                blocks = client.scatter(blocks, hash=False)
+        offsets = np.concatenate([[0], np.cumsum(rows)])
+        split = [dask.delayed(_pieces_of_block, nout=None, pure=True)(
+            blocks[b], y[offsets[b]:offsets[b + 1]], int(offsets[b]), labels[offsets[b]:offsets[b + 1]], n_parts)
+            for b in range(len(blocks))]
+        pieces = [[dask.delayed(getitem, pure=True)(split[b], p) for b in range(len(blocks))]
+                  for p in range(n_parts)]
+        return dask.persist(*pieces)
 
 
 def _row_chunks(n: int) -> tuple[int, ...]:

@@ -163,8 +163,9 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
         return 1.0 / (d * var) if var > 0 else 1.0
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> "CascadeSVC":
-        """Fit on ``X`` (NumPy, SciPy sparse, dask dense or sparse blocks) and labels ``y``."""
+    def fit(self, X: Any, y: Any, *, callback: Any = None) -> "CascadeSVC":
+        """Fit on ``X`` (NumPy, SciPy sparse, dask dense or sparse blocks) and labels ``y``;
+        ``callback(pass, top)`` runs after each pass (True stops)."""
         X = _host_rows(X)
         y = check_array(y, ensure_2d=False, allow_1d=True, accept_sparse=False, name="y", dtype=None,
                         ensure_finite=False)
@@ -186,7 +187,7 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
         gamma = self._gamma(X)
         result = cascade_svm(X, y, labels, C=self.C, kernel=self.kernel, gamma=gamma, degree=self.degree,
                              coef0=self.coef0, max_passes=self.max_passes, solver=self.solver,
-                             svc_options=dict(tol=self.tol, cache_size=self.cache_size))
+                             svc_options=dict(tol=self.tol, cache_size=self.cache_size), callback=callback)
         top = result.top
         self.estimator_ = result.model
         self.classes_ = classes
