@@ -119,7 +119,7 @@ def _cli(args, scheduler=None, timeout=240):
 def _same_files(a, b):
     """Equal text files, or netCDF files with equal numbers outside the timing columns."""
     if a.suffix != ".nc":
-        assert a.read_text() == b.read_text()
+        assert a.read_bytes() == b.read_bytes()
         return
     import xarray as xr
 
@@ -162,7 +162,7 @@ def test_every_subcommand_against_real_cluster(scheduler_address, inputs, tmp_pa
         args = [a.format(d=inputs, o=out) for a in template]
         text = _cli(args, scheduler_address if where == "real" else None)
         if where == "real" and name not in ("datasets",):
-            assert f"cluster: {scheduler_address}" in text or name == "demo" and scheduler_address in text, text
+            assert scheduler_address in text, text
         outputs.append(out)
     if out_name:
         _same_files(*outputs)
