@@ -217,10 +217,4 @@ def history_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    return {k: [_plain(row.get(k, np.nan)) for row in rows] for k in keys}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    return {k: [row.get(k, np.nan) for row in rows] for k in keys}

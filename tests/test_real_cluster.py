@@ -117,7 +117,7 @@ def _cli(args, scheduler=None, timeout=240):
 
 
 def _same_files(a, b):
-    """Equal text files, or netCDF files with equal numbers outside the timing columns."""
+    """Byte-equal files, or netCDF files with equal numbers outside the timing columns."""
     if a.suffix != ".nc":
         assert a.read_bytes() == b.read_bytes()
         return

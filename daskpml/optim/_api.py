@@ -121,7 +121,7 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
         raise ValueError(f"lam must be non-negative, got {lam}.")
     solve = get_solver(solver)
     every, resume = options.pop("checkpoint_every", 10), options.pop("resume", False)
-    if not isinstance(options.get("checkpoint"), (Checkpoint, type(None))) or resume:
+    if not isinstance(options.get("checkpoint"), Checkpoint) and (options.get("checkpoint") is not None or resume):
         options["checkpoint"] = Checkpoint(options.get("checkpoint"), every=every, resume=resume)
     if options.get("checkpoint") is not None and "checkpoint" not in inspect.signature(solve).parameters:
         raise ValueError(f"solver {solver!r} does not write checkpoints; use one that does "

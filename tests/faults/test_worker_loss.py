@@ -137,7 +137,7 @@ def _log(name: str, how: str, outcome: str) -> None:
 
 
 #: known failures, reported rather than hidden
-HANGS = {("sgd", "sigkill"): "sgd's dask.compute waited forever after a SIGKILL (seen 2026-11-22); open"}
+HANGS = {("sgd", "sigkill"): "sgd's dask.compute stalled for minutes after a SIGKILL before finishing (seen 2026-11-22); open"}
 
 
 @pytest.mark.parametrize("name,how", [
