@@ -80,9 +80,9 @@ def matmul(A: CSRMatrix, other: Any) -> Any:
     xp, _ = get_namespace(A)
     if x.ndim == 1:
         return da.blockwise(_matmul_block, "i", A.blocks, "ij", x, "j", dtype=dtype,
-                            meta=xp.empty((0,), dtype), concatenate=False)
+                            meta=xp.empty((0,), dtype), concatenate=False, align_arrays=False)
     return da.blockwise(_matmul_block, "ik", A.blocks, "ij", x, "jk", dtype=dtype,
-                        meta=xp.empty((0, 0), dtype), concatenate=False)
+                        meta=xp.empty((0, 0), dtype), concatenate=False, align_arrays=False)
 
 
 def _rmatmul_block(a: Any, x: Any) -> Any:
@@ -100,10 +100,10 @@ def rmatmul_transposed(A: CSRMatrix, x: Any) -> da.Array:
     xp, _ = get_namespace(A)
     if x.ndim == 1:
         partial = da.blockwise(_rmatmul_block, "ij", A.blocks, "ij", x, "i", dtype=dtype,
-                               adjust_chunks={"i": 1}, meta=xp.empty((0, 0), dtype))
+                               adjust_chunks={"i": 1}, meta=xp.empty((0, 0), dtype), align_arrays=False)
     else:
         partial = da.blockwise(_rmatmul_block, "ijk", A.blocks, "ij", x, "ik", dtype=dtype,
-                               adjust_chunks={"i": 1}, meta=xp.empty((0, 0, 0), dtype))
+                               adjust_chunks={"i": 1}, meta=xp.empty((0, 0, 0), dtype), align_arrays=False)
     return partial.sum(axis=0)
 
 
@@ -169,7 +169,7 @@ def spgemm(A: CSRMatrix, B: CSRMatrix, *, threshold: float | None = None) -> CSR
     dtype = np.result_type(A.dtype, B.dtype)
     whole_b = B.blocks.rechunk({0: -1}) if B.numblocks > 1 else B.blocks
     blocks = da.blockwise(_spgemm_block, "ik", A.blocks, "ij", whole_b, "jk", threshold=threshold,
-                          dtype=dtype, meta=sparse_meta(A._meta, dtype), concatenate=False)
+                          dtype=dtype, meta=sparse_meta(A._meta, dtype), concatenate=False, align_arrays=False)
     return CSRMatrix(blocks)
 
 
