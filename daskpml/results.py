@@ -11,6 +11,8 @@ converted to netCDF-compatible types).
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import os
 import time
 from typing import Any, Mapping, Sequence
@@ -20,6 +22,45 @@ import xarray as xr
 
 from ._files import atomic_path, check_readable
 from .backend import to_numpy
+
+
+def _summary(value: Any) -> str:
+    """One line about a result field: numbers and short strings as they are, arrays and
+    collections by shape and type (never computed)."""
+    if isinstance(value, (bool, int, float, str, np.number, np.bool_)) or value is None:
+        text = repr(value.item() if isinstance(value, np.generic) else value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"{type(value).__name__} {tuple(shape)} {getattr(value, 'dtype', '')}".strip()
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_summary(v)}" for k, v in list(value.items())[:6]) + "}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+class ResultDisplay:
+    """Mixin for the result dataclasses: a short text repr and, in Jupyter, an HTML table of
+    the fields with the iteration history (an xarray Dataset) folded out below it."""
+
+    def _fields(self) -> list[tuple[str, Any]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+    def __repr__(self) -> str:
+        parts = [f"{name}={_summary(value)}" for name, value in self._fields() if not isinstance(value, xr.Dataset)]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        rows, extra = [], []
+        for name, value in self._fields():
+            if isinstance(value, (xr.Dataset, xr.DataArray)):
+                extra.append(f"<details><summary>{html.escape(name)}</summary>{value._repr_html_()}</details>")
+            else:
+                rows.append(f"<tr><th style='text-align:left'>{html.escape(name)}</th>"
+                            f"<td style='text-align:left'><code>{html.escape(_summary(value))}</code></td></tr>")
+        return (f"<div><strong>{html.escape(type(self).__name__)}</strong>"
+                f"<table>{''.join(rows)}</table>{''.join(extra)}</div>")
 
 
 def _host(values: Any) -> np.ndarray:

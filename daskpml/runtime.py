@@ -15,6 +15,7 @@ The embedded cluster is started once per process and reused.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 from concurrent.futures import CancelledError
@@ -25,6 +26,7 @@ from dask.utils import parse_timedelta
 from distributed import Client, KilledWorker, LocalCluster, progress, wait
 
 from . import _config
+from ._progress import in_notebook
 
 _embedded: dict[tuple, Any] = {}
 _announced: set[str] = set()
@@ -180,7 +182,8 @@ def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
     if client is not None:
         persisted = client.persist(list(collections))
         if show:
-            progress(persisted)
+            # In Jupyter distributed draws an ipywidgets bar; without ipywidgets, its text bar.
+            progress(persisted, notebook=in_notebook() and importlib.util.find_spec("ipywidgets") is not None)
             print(file=sys.stdout, flush=True)
         wait(persisted)
         return tuple(persisted)

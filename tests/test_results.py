@@ -41,3 +41,22 @@ def test_labels_and_embedding_are_labelled():
 def test_write_netcdf_refuses_other_objects(tmp_path):
     with pytest.raises(TypeError, match="xarray"):
         write_netcdf({"a": 1}, tmp_path / "x.nc")
+
+
+def test_results_and_matrices_display_as_html():
+    import scipy.sparse as sp
+
+    from daskpml.datasets import make_regression
+    from daskpml.optim import fit_linear
+    from daskpml.sparse import from_array
+
+    X, y = make_regression(200, 5, chunks=50, random_state=0)
+    _, _, result = fit_linear(X, y, solver="lbfgs", progress=False)
+    page = result._repr_html_()
+    assert "<strong>OptimizeResult</strong>" in page and "n_iter" in page and "converged" in page
+    assert "<details><summary>history</summary>" in page and "xr-wrap" in page  # xarray's own display
+    text = repr(result)
+    assert text.startswith("OptimizeResult(") and "theta=ndarray (6,) float64" in text and "history" not in text
+    A = from_array(sp.random(100, 40, density=0.1, format="csr", random_state=0), chunks=30)
+    page = A._repr_html_()
+    assert "<strong>CSRMatrix</strong> 100 x 40 float64" in page and "4 row blocks of 10 to 30 rows" in page

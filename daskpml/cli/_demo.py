@@ -6,6 +6,11 @@ demo settings and returns rows for the summary table.
 
 from __future__ import annotations
 
+import base64
+import datetime
+import html
+import io
+import os
 import time
 from typing import Any, Callable
 
@@ -33,6 +38,21 @@ def _timed(func: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = func()
     return out, time.perf_counter() - start
+
+
+def _figure(settings: dict, title: str, draw: Callable[[Any], Any], size: tuple[float, float] = (5.5, 3.6)) -> None:
+    """Add a plot to the HTML report, when one is written: ``draw(fig)`` fills a new matplotlib
+    figure (built without pyplot, so no display backend is needed)."""
+    figures = settings.get("figures")
+    if figures is None:
+        return
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    draw(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    figures.append((settings["section"], title, base64.b64encode(buffer.getvalue()).decode("ascii")))
 
 
 @section("sparse")
@@ -71,6 +91,9 @@ def sparse_section(settings: dict) -> list[Row]:
     (K,), t = _timed(lambda: persist_with_progress(A2.topk_per_column(10), show=False))
     most = int(np.asarray(K.to_scipy().getnnz(axis=0)).max())
     rows.append(("sparse", "top-10 per column of A @ A", t, None, f"max entries per column {most}"))
+    degrees = np.asarray(reference.sum(axis=1)).ravel()
+    _figure(settings, "degrees of the generated graph", lambda fig: (
+        fig.add_subplot().hist(degrees, bins=40), fig.axes[0].set_xlabel("degree"), fig.axes[0].set_ylabel("nodes")))
     return rows
 
 
@@ -94,6 +117,7 @@ def linear_section(settings: dict) -> list[Row]:
     Xh, yh = to_numpy(X.compute()), to_numpy(y.compute())
     ref, t_ref = _timed(lambda: Reference(C=1.0, tol=1e-8, max_iter=1000).fit(Xh, yh))
     rows: list[Row] = []
+    histories = {}
     for solver, kw in [("newton", {}), ("lbfgs", {}), ("sgd", {"batch_size": 4096, "eta0": 0.5}),
                        ("local_sgd", {"local_steps": 10, "batch_size": 64}), ("one_shot_average", {})]:
         with warnings.catch_warnings():
@@ -101,13 +125,24 @@ def linear_section(settings: dict) -> list[Row]:
             model, t = _timed(lambda: LogisticRegression(C=1.0, solver=solver, tol=1e-8 if "sgd" not in solver
                                                          else 1e-4, max_iter=100 if "sgd" not in solver else 3,
                                                          random_state=0, solver_kwargs=kw).fit(X, y))
-        h = model.history_
+        h = histories[solver] = model.history_
         acc = float((model.predict(X) == y).mean().compute())
         rows.append(("linear", f"logistic {solver}", t, t_ref,
                      f"objective {float(h['objective'].values[-1]):.5f}, accuracy {acc:.3f}, "
                      f"{int(h['rounds'].values[-1])} rounds"))
     rows.append(("linear", "scikit-learn lbfgs (reference)", t_ref, None,
                  f"accuracy {ref.score(Xh, yh):.3f}"))
+
+    def draw(fig: Any) -> None:
+        from ..plot import convergence
+
+        ax = fig.add_subplot()
+        for solver, h in histories.items():
+            if h.sizes.get("iteration", 0) > 1:
+                convergence(h, x="time", ax=ax, label=solver)
+        ax.set_xlabel("seconds")
+
+    _figure(settings, "logistic regression: objective against time, per solver", draw)
     return rows
 
 
@@ -140,9 +175,26 @@ def spectral_section(settings: dict) -> list[Row]:
                  f"ARI vs planted {adjusted_rand_score(to_numpy(truth.compute()), labels):.3f}"))
     X, y = make_blobs(n, 10, centers=k, cluster_std=2.0, random_state=seed)
     click.echo(f"spectral clustering of {n} points (10-NN graph) ...")
-    labels, t = _timed(lambda: SpectralClustering(k, random_state=seed).fit(X).labels_)
+    model, t = _timed(lambda: SpectralClustering(k, random_state=seed).fit(X))
+    labels = to_numpy(model.labels_.compute())
     rows.append(("spectral", f"SpectralClustering of {n} blobs", t, None,
-                 f"ARI {adjusted_rand_score(to_numpy(y.compute()), to_numpy(labels.compute())):.3f}"))
+                 f"ARI {adjusted_rand_score(to_numpy(y.compute()), labels):.3f}"))
+
+    def eigenvalues(fig: Any) -> None:
+        ax = fig.add_subplot()
+        ax.plot(np.sort(ref), "o", label="ARPACK", markersize=9, mfc="none")
+        ax.plot(np.sort(w), "x", label="daskpml Lanczos")
+        ax.set_xlabel("index"), ax.set_ylabel("eigenvalue"), ax.legend()
+
+    def embedding(fig: Any) -> None:
+        from ..plot import embedding as scatter
+
+        E = to_numpy(model.embedding_.compute() if hasattr(model.embedding_, "compute") else model.embedding_)
+        scatter(E[:, 1:3] if E.shape[1] > 2 else E, labels, ax=fig.add_subplot(), size=3,
+                title="spectral embedding of the blobs, coloured by cluster")
+
+    _figure(settings, "Laplacian eigenvalues: daskpml against ARPACK", eigenvalues)
+    _figure(settings, "spectral clustering of the blobs", embedding)
     return rows
 
 
@@ -167,6 +219,15 @@ def nmf_section(settings: dict) -> list[Row]:
         warnings.simplefilter("ignore")
         ref, t_ref = _timed(lambda: SKNMF(k, solver="cd", max_iter=100, tol=0, random_state=seed).fit(host))
     theirs = ref.reconstruction_err_ / float(np.linalg.norm(host))
+
+    def draw(fig: Any) -> None:
+        from ..plot import convergence
+
+        ax = convergence(result.history, "relative_error", ax=fig.add_subplot())
+        ax.axhline(theirs, color="gray", linestyle="--", label="scikit-learn cd, 100 iterations")
+        ax.legend()
+
+    _figure(settings, "NMF: relative error per iteration", draw)
     return [("nmf", f"nmf hals k={k}, 100 iterations (vs scikit-learn cd)", t, t_ref,
              f"relative error {float(result.history.relative_error[-1]):.5f} vs {theirs:.5f}")]
 
@@ -188,6 +249,7 @@ def mcl_section(settings: dict) -> list[Row]:
     click.echo(f"Markov clustering of a {n}-node graph with {n // 100} planted communities ...")
     result, t = _timed(lambda: mcl(A, 1.6))
     labels = result.labels.values
+    _figure(settings, "MCL: chaos and stored entries per iteration", lambda fig: _mcl_plot(fig, result.history))
     rows: list[Row] = [("mcl", f"mcl -I 1.6 ({result.n_iter} iterations, {len(result.clusters)} clusters)", t, None,
                         f"ARI vs planted {adjusted_rand_score(np.asarray(planted), labels):.3f}")]
     program = shutil.which("mcl")
@@ -207,6 +269,14 @@ def mcl_section(settings: dict) -> list[Row]:
     return rows
 
 
+def _mcl_plot(fig: Any, history: Any) -> None:
+    from ..plot import convergence
+
+    left, right = fig.subplots(1, 2)
+    convergence(history, "chaos", ax=left)
+    convergence(history, "nnz", ax=right)
+
+
 @section("gnn")
 def gnn_section(settings: dict) -> list[Row]:
     """A GCN and a GraphSAGE trained on a generated graph split into partitions (halo exchange)."""
@@ -223,10 +293,11 @@ def gnn_section(settings: dict) -> list[Row]:
     train, val, test = order[: n // 10], order[n // 10: n // 5], order[n // 5:]
     click.echo(f"GCN and GraphSAGE on a {n}-node graph with {k} classes, 10% of the labels known ...")
     rows: list[Row] = []
+    histories = {}
     for cls in (GCN, GraphSAGE):
         model = cls(epochs=100, n_parts=2, random_state=seed, progress=False)
         _, t = _timed(lambda: model.fit(A, X, y, train, val))
-        h = model.history_
+        h = histories[cls.__name__] = model.history_
         rows.append(("gnn", f"{cls.__name__}, 2 partitions (edge cut {h.attrs['edge_cut_fraction']:.2f})", t, None,
                      f"test acc {model.score(test):.3f}, "
                      f"{float(np.median(h.epoch_time)) * 1e3:.0f} ms/epoch"))
@@ -234,6 +305,14 @@ def gnn_section(settings: dict) -> list[Row]:
 
     features_only = LogisticRegression(max_iter=1000).fit(X[train], y[train]).score(X[test], y[test])
     rows.append(("gnn", "logistic regression on the features alone", None, None, f"test acc {features_only:.3f}"))
+
+    def draw(fig: Any) -> None:
+        from ..plot import accuracy
+
+        for ax, (name, h) in zip(fig.subplots(1, len(histories), sharey=True), histories.items()):
+            accuracy(h, ax=ax).set_title(name)
+
+    _figure(settings, "GNN training: accuracy per epoch", draw, size=(8, 3.4))
     return rows
 
 
@@ -252,8 +331,10 @@ def pca_section(settings: dict) -> list[Row]:
     click.echo(f"PCA of a {m} x 50 matrix with a rank-10 signal ...")
     rows: list[Row] = []
     ref, t_ref = _timed(lambda: SkPCA(5).fit(X))
+    ratios = {}
     for solver in ("covariance_eigh", "tsqr", "randomized"):
         model, t = _timed(lambda: PCA(5, svd_solver=solver, random_state=seed).fit(X))
+        ratios[solver] = np.asarray(model.explained_variance_ratio_)
         signs = np.sign((model.components_ * ref.components_).sum(axis=1))[:, None]
         rows.append(("pca", f"PCA(5, svd_solver={solver!r})", t, t_ref,
                      f"components vs sklearn {np.abs(model.components_ * signs - ref.components_).max():.1e}"))
@@ -263,6 +344,15 @@ def pca_section(settings: dict) -> list[Row]:
     rows.append(("pca", f"PCA of the same matrix sparsified ({S.nnz / S.shape[0] / S.shape[1]:.0%} stored)", t,
                  t_ref, f"explained var ratio vs sklearn "
                         f"{np.abs(model.explained_variance_ratio_ - ref_s.explained_variance_ratio_).max():.1e}"))
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        width = 0.8 / (len(ratios) + 1)
+        for j, (name, r) in enumerate([("scikit-learn", ref.explained_variance_ratio_), *ratios.items()]):
+            ax.bar(np.arange(len(r)) + j * width, r, width, label=name)
+        ax.set_xlabel("component"), ax.set_ylabel("explained variance ratio"), ax.legend(fontsize=7)
+
+    _figure(settings, "PCA: explained variance ratio per solver", draw)
     return rows
 
 
@@ -303,6 +393,14 @@ def lasso_section(settings: dict) -> list[Row]:
     model, t = _timed(lambda: Lasso(alpha=1.0, solver="shotgun", tol=1e-6, random_state=seed).fit(X, y))
     rows: list[Row] = [("lasso", f"Lasso(solver='shotgun'), P = {model.n_parallel_} of 500", t, t_ref,
                         f"coef vs sklearn {np.abs(model.coef_ - ref.coef_).max():.1e}")]
+    ours, theirs = np.asarray(model.coef_), np.asarray(ref.coef_)
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        ax.scatter(theirs, ours, s=8)
+        ax.set_xlabel("scikit-learn Lasso coefficient"), ax.set_ylabel("daskpml Shotgun coefficient")
+
+    _figure(settings, "Lasso coefficients: Shotgun against scikit-learn", draw)
     from sklearn.linear_model import ElasticNet as SkElasticNet
 
     ref, t_ref = _timed(lambda: SkElasticNet(alpha=1.0, l1_ratio=0.5, tol=1e-6).fit(X, y))
@@ -314,7 +412,7 @@ def lasso_section(settings: dict) -> list[Row]:
 
 
 def _print_table(rows: list[Row]) -> None:
-    header = ("section", "operation", "daskpml s", "scipy s", "check")
+    header = ("section", "operation", "daskpml s", "reference s", "check")
     cells = [header] + [(s, op, f"{t:.3f}" if t is not None else "-", f"{r:.3f}" if r is not None else "-", c)
                         for s, op, t, r, c in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -322,6 +420,36 @@ def _print_table(rows: list[Row]) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
         if k == 0:
             click.echo("  ".join("-" * w for w in widths))
+
+
+def _write_report(path: str, rows: list[Row], figures: list, header: str, elapsed: float) -> None:
+    """The summary table and the plots as one self-contained HTML file (PNG images inlined)."""
+    from .._files import atomic_path
+
+    def cell(value: float | None) -> str:
+        return f"{value:.3f}" if value is not None else "-"
+
+    table = "".join(f"<tr><td>{html.escape(s)}</td><td>{html.escape(op)}</td><td>{cell(t)}</td><td>{cell(r)}</td>"
+                    f"<td>{html.escape(c)}</td></tr>" for s, op, t, r, c in rows)
+    plots = "".join(f"<figure><img src='data:image/png;base64,{png}' alt='{html.escape(title)}'>"
+                    f"<figcaption>{html.escape(section)}: {html.escape(title)}</figcaption></figure>"
+                    for section, title, png in figures)
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>daskpml demo</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} figure{{display:inline-block;margin:1em}}
+figcaption{{font-size:90%;color:#444}}</style></head><body>
+<h1>daskpml demo</h1>
+<p>{html.escape(header)}<br>written {datetime.datetime.now().isoformat(timespec="seconds")},
+the tour took {elapsed:.1f} s</p>
+<h2>Summary</h2>
+<table><tr><th>section</th><th>operation</th><th>daskpml s</th><th>reference s</th><th>check</th></tr>{table}</table>
+<h2>Plots</h2>
+{plots or "<p>(no plots)</p>"}
+</body></html>
+"""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(page)
 
 
 @cli.command()
@@ -332,19 +460,40 @@ def _print_table(rows: list[Row]) -> None:
 @click.option("--quick", is_flag=True, help="Small data (a few seconds).")
 @click.option("--only", type=click.Choice(sorted(SECTIONS) or ["sparse"]), multiple=True,
               help="Run only these sections.")
+@click.option("--report", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write an HTML report (the summary table and plots; needs matplotlib) to this file.")
 @click.pass_obj
-def demo(session: Session, nodes: int, clusters: int, seed: int, quick: bool, only: tuple[str, ...]) -> None:
+def demo(session: Session, nodes: int, clusters: int, seed: int, quick: bool, only: tuple[str, ...],
+         report: str | None) -> None:
     """Start (or join) a cluster, generate data, run each algorithm and print a summary table."""
+    if report:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--report needs matplotlib: pip install 'daskpml[plot]'.") from None
+        folder = os.path.dirname(os.path.abspath(report))
+        if not os.path.isdir(folder):
+            raise click.UsageError(f"--report {report}: the folder {folder} does not exist; create it or "
+                                   "name a file in an existing folder.")
+    start = time.perf_counter()
     client = session.client()
     n_workers = len(client.nthreads())
-    click.echo(f"cluster: {client.scheduler.address} with {n_workers} worker(s), "
-               f"{sum(client.nthreads().values())} thread(s); dashboard: {dashboard_link(client) or 'none'}")
-    settings = {"nodes": 2_000 if quick else nodes, "clusters": clusters, "seed": seed, "backend": session.backend}
+    header = (f"cluster: {client.scheduler.address} with {n_workers} worker(s), "
+              f"{sum(client.nthreads().values())} thread(s); dashboard: {dashboard_link(client) or 'none'}")
+    click.echo(header)
+    settings = {"nodes": 2_000 if quick else nodes, "clusters": clusters, "seed": seed, "backend": session.backend,
+                "figures": [] if report else None}
     rows: list[Row] = []
     for name, func in SECTIONS.items():
         if only and name not in only:
             continue
         click.echo(f"== {name}: {(func.__doc__ or '').strip().splitlines()[0]}")
+        settings["section"] = name
         rows += func(settings)
+    elapsed = time.perf_counter() - start
     click.echo("")
     _print_table(rows)
+    click.echo(f"\nthe tour took {elapsed:.1f} s")
+    if report:
+        _write_report(report, rows, settings["figures"], f"{header}; nodes={settings['nodes']}, seed={seed}", elapsed)
+        click.echo(f"report: {report} ({len(settings['figures'])} plots)")

@@ -29,7 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .. import _checkpoint, _config
 from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse, sparse_meta
-from ..results import history as make_history
+from ..results import ResultDisplay, history as make_history
 from ..runtime import total_threads
 from ..sparse import CSRMatrix, from_array
 from ..validation import check_array
@@ -41,8 +41,8 @@ SOLVERS = ("hals", "mu", "anls")
 LAYOUTS = ("auto", "rows", "grid")
 
 
-@dataclass
-class NMFResult:
+@dataclass(repr=False)
+class NMFResult(ResultDisplay):
     """What :func:`nmf` returns.
 
     Attributes

@@ -44,6 +44,7 @@ from .._checkpoint import Checkpoint, read_manifest
 from .._progress import ProgressLine
 from ..backend import backend_name, get_namespace, is_sparse, to_backend, to_numpy
 from ..partition import Partitioning, partition_graph
+from ..results import ResultDisplay
 from ..runtime import gather_watching
 from ._gnn_tasks import _Local, _Spec, adam_step, backward, begin, dropout, forward, pick, reduce_results, release
 
@@ -266,8 +267,8 @@ class Trainer:
         self.ex.run(release, self.token)
 
 
-@dataclass
-class GNNResult:
+@dataclass(repr=False)
+class GNNResult(ResultDisplay):
     """What :func:`train_gnn` returns."""
 
     params: list            # per layer (W, b) or (W, b, R)

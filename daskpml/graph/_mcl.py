@@ -60,8 +60,8 @@ OVERLAPS = ("remove", "cut", "keep")
 __all__ = ["MCLResult", "interpret", "mcl", "prepare"]
 
 
-@dataclass
-class MCLResult:
+@dataclass(repr=False)
+class MCLResult(results.ResultDisplay):
     """What :func:`mcl` returns.
 
     labels : DataArray of cluster ids over ``node`` (clusters numbered largest first)

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _config
-from ..results import history as make_history
+from ..results import ResultDisplay, history as make_history
 from ..runtime import WorkerLostError, current_client, total_threads
 
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
@@ -59,8 +59,8 @@ class SVSet:
     model: Any = None               # the fitted SVC (top node solved by libsvm only)
 
 
-@dataclass
-class CascadeResult:
+@dataclass(repr=False)
+class CascadeResult(ResultDisplay):
     top: SVSet                      # the final top node: support vectors, dual_coef, intercept
     model: Any                      # sklearn.svm.SVC of the top node (when libsvm solved it)
     support: np.ndarray             # global row numbers of its support vectors

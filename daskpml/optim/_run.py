@@ -15,11 +15,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._checkpoint import Checkpoint, Snapshot, history_columns
 from .._progress import ProgressLine
-from ..results import history
+from ..results import ResultDisplay, history
 
 
-@dataclass
-class OptimizeResult:
+@dataclass(repr=False)
+class OptimizeResult(ResultDisplay):
     """What every solver returns.
 
     Attributes

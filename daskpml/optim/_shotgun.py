@@ -49,7 +49,7 @@ import numpy as np
 
 from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse
-from ..results import history as make_history
+from ..results import ResultDisplay, history as make_history
 from .. import _config
 from ..runtime import current_client, total_threads
 
@@ -64,8 +64,8 @@ class ColumnBlock:
     sqnorm: Any
 
 
-@dataclass
-class ShotgunResult:
+@dataclass(repr=False)
+class ShotgunResult(ResultDisplay):
     coef: np.ndarray
     intercept: float
     n_iter: int

@@ -226,6 +226,14 @@ class CSRMatrix:
         return (f"<CSRMatrix shape={self.shape} dtype={self.dtype} blocks={self.numblocks} "
                 f"backend={self.backend}>")
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the shape, type and row blocks, and the block graph's own dask display."""
+        rows = self.row_chunks
+        head = (f"<p><strong>CSRMatrix</strong> {self.shape[0]:,} x {self.shape[1]:,} {self.dtype} "
+                f"({self.backend} CSR blocks): {self.numblocks} row blocks of {min(rows):,} to "
+                f"{max(rows):,} rows</p>")
+        return head + self.blocks._repr_html_()
+
     # --------------------------------------------------- dask collection API
     def __dask_graph__(self):
         return self.blocks.__dask_graph__()

@@ -73,13 +73,27 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.exit_code == 1 and "No dask scheduler answered at 'tcp://127.0.0.1:9'" in result.output
 
 
-def test_demo_quick():
-    result = run(*LOCAL, "demo", "--quick")
+def test_demo_quick_with_report(tmp_path):
+    report = tmp_path / "demo.html"
+    result = run(*LOCAL, "demo", "--quick", "--report", str(report))
     assert result.exit_code == 0, result.output
     assert "dashboard" in result.output and "SpGEMM A @ A" in result.output and "NOT symmetric" not in result.output
     for line in result.output.splitlines():
         if "max |err|" in line:
             assert float(line.split("max |err|")[1].split()[0]) < 1e-9
+    assert re.search(r"the tour took \d+\.\d s", result.output)
+    page = report.read_text()
+    sections = ("sparse", "linear", "spectral", "nmf", "mcl", "gnn", "pca", "svm", "lasso")
+    for name in sections:
+        assert f"<td>{name}</td>" in page, name
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) == 9 and all(len(b) > 2000 for b in images)
+    assert "SpGEMM A @ A" in page and "the tour took" in page
+
+
+def test_demo_report_needs_an_existing_folder(tmp_path):
+    result = CliRunner().invoke(cli, [*LOCAL, "demo", "--quick", "--report", str(tmp_path / "no" / "r.html")])
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
 
 
 def test_reachable_as_dask_pml():
