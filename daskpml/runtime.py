@@ -18,10 +18,13 @@ import contextlib
 import importlib.util
 import os
 import sys
+import uuid
 from concurrent.futures import CancelledError
 from typing import Any, Iterator
 
 import dask
+import dask.array as da
+from dask.highlevelgraph import HighLevelGraph
 from dask.utils import parse_timedelta
 from distributed import Client, KilledWorker, LocalCluster, progress, wait
 
@@ -156,6 +159,47 @@ def current_client() -> Client | None:
         return Client.current()
     except ValueError:
         return None
+
+
+SCATTER_BYTES = 4 << 20
+
+
+def _nbytes(x: Any) -> int:
+    if hasattr(x, "nbytes"):
+        return int(x.nbytes)
+    return sum(int(getattr(x, a).nbytes) for a in ("data", "indices", "indptr") if hasattr(x, a))
+
+
+def _scatter_client(nbytes: int) -> Client | None:
+    """The client to scatter ``nbytes`` of in-memory data with, or None to embed it in the graph."""
+    client = current_client()
+    return client if client is not None and nbytes >= SCATTER_BYTES else None
+
+
+def scatter_blocks(blocks: list) -> list:
+    """In-memory blocks as they should enter a task graph: on a distributed client, and when
+    they hold more than 4 MiB together, scattered to the workers (sent once, spread over them)
+    and returned as futures; otherwise returned as they are (embedded in the graph)."""
+    client = _scatter_client(sum(_nbytes(b) for b in blocks))
+    return list(blocks) if client is None else client.scatter(list(blocks), hash=False)
+
+
+def distribute_rows(x: Any, chunks: Any) -> da.Array:
+    """An in-memory NumPy/CuPy array as a dask array in row blocks of ``chunks`` (an int, a
+    tuple of sizes or "auto"). Large arrays on a distributed client are scattered block by block
+    instead of being pickled into the task graph (what dask's "Sending large graph" warning asks)."""
+    normalized = da.core.normalize_chunks((chunks,) + (-1,) * (x.ndim - 1), x.shape, dtype=x.dtype)
+    client = _scatter_client(_nbytes(x))
+    if client is None:
+        return da.from_array(x, chunks=normalized, name=False)
+    bounds = [0]
+    for r in normalized[0]:
+        bounds.append(bounds[-1] + r)
+    futures = client.scatter([x[a:b] for a, b in zip(bounds[:-1], bounds[1:])], hash=False)
+    name = f"scattered-{uuid.uuid4().hex}"
+    dsk = {(name, i) + (0,) * (x.ndim - 1): f for i, f in enumerate(futures)}
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+    return da.Array(graph, name, chunks=normalized, dtype=x.dtype, meta=x[:0])
 
 
 def total_threads() -> int:

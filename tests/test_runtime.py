@@ -6,7 +6,7 @@ import time
 
 import dask
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, Future, LocalCluster
 
 from daskpml import runtime
 from daskpml.runtime import connect, current_client, shutdown
@@ -87,3 +87,35 @@ def test_dashboard_link_printed_once(two_clusters, capsys):
     connect(a)
     out = capsys.readouterr().out
     assert out.count(f"connected to {a}") == 1 and "dashboard" in out
+
+
+def test_large_in_memory_inputs_are_scattered_not_pickled_into_graphs(two_clusters):
+    """On a distributed client, a NumPy or SciPy input over 4 MiB is sent to the workers block by
+    block; dask's "Sending large graph" warning must not appear and results must not change."""
+    import warnings
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from daskpml.decomposition import PCA
+    from daskpml.runtime import distribute_rows
+    from daskpml.sparse import from_array
+
+    a, _ = two_clusters
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60_000, 20))            # 9.6 MB
+    S = sp.random(60_000, 400, density=0.02, format="csr", random_state=0)
+    with Client(a, set_as_default=True) as client, warnings.catch_warnings():
+        warnings.simplefilter("error")               # dask's large-graph UserWarning included
+        D = distribute_rows(X, 15_000)
+        assert D.chunks[0] == (15_000,) * 4
+        assert all(isinstance(v, Future) for v in dict(D.__dask_graph__()).values())
+        np.testing.assert_array_equal(D.compute(), X)
+        A = from_array(S, chunks=15_000)
+        np.testing.assert_allclose((A @ np.ones(400)).compute(), S @ np.ones(400))
+        pca = PCA(3, svd_solver="covariance_eigh").fit(X)
+        assert pca.components_.shape == (3, 20)
+        small = distribute_rows(X[:100], 50)          # small inputs stay in the graph
+        assert not any(isinstance(v, Future) for v in dict(small.__dask_graph__()).values())
+        del D, A
+        client.close()

@@ -30,7 +30,7 @@ from .. import _checkpoint, _config
 from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse, sparse_meta
 from ..results import ResultDisplay, history as make_history
-from ..runtime import total_threads
+from ..runtime import distribute_rows, total_threads
 from ..sparse import CSRMatrix, from_array
 from ..validation import check_array
 from ._nmf_engine import Engine
@@ -102,7 +102,7 @@ def as_grid(A: Any, dtype: Any, layout: str, col_chunks: int | None, k: int) -> 
         op = from_array(A, chunks=_rows_for(A.shape[0], A.data.nbytes + A.indices.nbytes + A.indptr.nbytes))
     else:
         A = A.astype(dtype, copy=False)
-        op = da.from_array(A, chunks=(_rows_for(A.shape[0], A.nbytes), -1), name=False)  # (no hashing of A)
+        op = distribute_rows(A, _rows_for(A.shape[0], A.nbytes))
     n = op.shape[1]
     limit = max(1, int(_config.get("decomposition.replicate-bytes", 256 * 2**20)) // (k * np.dtype(dtype).itemsize))
     own_cols = None if isinstance(op, CSRMatrix) else op.chunks[1]

@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .. import _config
 from ..backend import get_namespace, is_sparse, to_numpy
 from ..linalg import truncated_svd
+from ..runtime import distribute_rows
 from ..sparse import CSRMatrix, from_array
 from ..validation import check_array, check_is_fitted
 from ._nmf import _rows_for
@@ -56,7 +57,7 @@ def as_rows(X: Any, name: str = "X") -> Any:
         return from_array(X, chunks=_rows_for(X.shape[0], X.data.nbytes + X.indices.nbytes + X.indptr.nbytes))
     if not np.issubdtype(X.dtype, np.floating):
         X = X.astype(np.float64)
-    return da.from_array(X, chunks=(_rows_for(X.shape[0], X.nbytes), (X.shape[1],)), name=False)
+    return distribute_rows(X, _rows_for(X.shape[0], X.nbytes))
 
 
 def _moments_block(block: Any) -> Any:

@@ -36,6 +36,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .. import _config
 from ..backend import get_namespace, is_sparse, to_numpy
+from ..runtime import distribute_rows
 from ..sparse import CSRMatrix, from_block_graph
 from ..validation import check_array
 
@@ -59,7 +60,7 @@ def as_points(X: Any, name: str = "X") -> da.Array:
             )
         return X
     rows = max(1, min(X.shape[0], int(_config.get("graph.block-rows", 20_000))))
-    return da.from_array(X, chunks=(rows, -1))
+    return distribute_rows(X, rows)
 
 
 def _sq_norms(x: Any) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 from .. import _config
 from .._checkpoint import Checkpoint
 from ..backend import get_namespace, is_sparse
-from ..runtime import current_client, total_threads, worker_errors
+from ..runtime import current_client, distribute_rows, total_threads, worker_errors
 from ._families import Family, Penalty, get_family, get_penalty
 from ._objective import Layout, Objective, as_row_chunks, pack, row_chunked
 from ._registry import checkpointing_solvers, get_solver, needs_cluster
@@ -65,7 +65,7 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True,
             X = from_array(X.tocsr(), chunks=chunks)
             y = as_row_chunks(y, X.row_chunks)
         else:
-            X = da.from_array(X, chunks=(chunks, X.shape[1]))
+            X = distribute_rows(X, chunks)
             y = as_row_chunks(y, X.chunks[0])
     if persist:                        # on the active scheduler: the default client, or dask's config
         X, y = dask.persist(X, y)

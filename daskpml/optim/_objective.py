@@ -28,6 +28,7 @@ from dask import delayed
 
 from .. import _config
 from ..backend import get_namespace, is_sparse, to_numpy
+from ..runtime import distribute_rows
 from ._families import Family, Penalty
 
 
@@ -345,4 +346,4 @@ def as_row_chunks(y: Any, chunks: tuple) -> Any:
     """``y`` as a dask array with the row chunks of ``X``."""
     if isinstance(y, da.Array):
         return y.rechunk((chunks,)) if y.chunks[0] != chunks else y
-    return da.from_array(y, chunks=(chunks,))
+    return distribute_rows(y, chunks)

@@ -23,6 +23,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .. import _config
 from ..backend import backend_name, get_namespace, is_sparse, sparse_meta, to_backend
+from ..runtime import scatter_blocks
 
 
 def auto_row_chunks(n_rows: int, nnz: int, chunks: Any = "auto") -> tuple[int, ...]:
@@ -485,6 +486,7 @@ def from_array(x: Any, chunks: Any = "auto", *, backend: str | None = None) -> C
         row_chunks = auto_row_chunks(x.shape[0], x.nnz, chunks)
         name = f"csr-from-array-{uuid.uuid4().hex}"
         offsets = np.concatenate([[0], np.cumsum(row_chunks)])
-        dsk = {(name, i, 0): x[int(offsets[i]):int(offsets[i + 1])] for i in range(len(row_chunks))}
+        pieces = scatter_blocks([x[int(offsets[i]):int(offsets[i + 1])] for i in range(len(row_chunks))])
+        dsk = {(name, i, 0): piece for i, piece in enumerate(pieces)}
         out = from_block_graph(name, dsk, [], row_chunks, x.shape[1], sparse_meta(x, x.dtype))
     return out if backend is None else to_backend(out, backend)
