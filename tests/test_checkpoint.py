@@ -16,6 +16,7 @@ from daskpml.datasets import make_blobs, make_sbm
 from daskpml.graph import mcl, train_gnn
 from daskpml.linear_model import LogisticRegression
 from daskpml.optim import fit_linear
+from daskpml.sparse import from_array
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2400, 12))
@@ -146,3 +147,91 @@ def test_gnn_resume(tmp_path):
     with pytest.raises(ValueError, match="hidden=16"):
         train_gnn(A, feats, y, train, checkpoint=tmp_path, resume=True, **{**kw, "hidden": 8})
     assert sp.issparse(A)
+
+
+def test_shotgun_resume(tmp_path):
+    from daskpml.linear_model import Lasso
+    from daskpml.optim import shotgun
+
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((1500, 60)) + 0.8 * rng.standard_normal((1500, 1))   # correlated columns
+    b = A[:, :8] @ rng.standard_normal(8) + 0.1 * rng.standard_normal(1500)
+    kw = dict(l1=20.0, l2=1.0, n_parallel=8, n_blocks=3, max_iter=40, tol=1e-12, random_state=2)
+    full = shotgun(A, b, **kw)
+    assert full.n_iter > 12
+    stop = int(STOPS[1]) + 2
+    with pytest.raises(Interrupted):
+        shotgun(A, b, checkpoint=tmp_path, checkpoint_every=3, callback=_stop_at(stop), **kw)
+    assert (tmp_path / "latest").read_text() == f"iter-{3 * ((stop - 1) // 3):06d}"
+    resumed = shotgun(A, b, checkpoint=tmp_path, checkpoint_every=3, resume=True, **kw)
+    np.testing.assert_array_equal(resumed.coef, full.coef)
+    assert resumed.n_iter == full.n_iter and resumed.n_parallel == full.n_parallel
+    np.testing.assert_array_equal(resumed.history.objective, full.history.objective)
+    with pytest.raises(ValueError, match=r"written for l1=20.0 \(params\), but this run has l1=30.0"):
+        shotgun(A, b, checkpoint=tmp_path, resume=True, **{**kw, "l1": 30.0})
+    with pytest.raises(ValueError, match="written by shotgun, not lbfgs"):
+        fit_linear(A, b, solver="lbfgs", checkpoint=tmp_path, resume=True)
+    model = Lasso(alpha=0.05, solver="shotgun", tol=1e-10, max_iter=30, random_state=1, checkpoint=tmp_path / "est",
+                  checkpoint_every=4)
+    reference = Lasso(alpha=0.05, solver="shotgun", tol=1e-10, max_iter=30, random_state=1).fit(A, b)
+    with pytest.raises(Interrupted):
+        model.set_params(solver_kwargs={"callback": _stop_at(6)}).fit(A, b)
+    model.set_params(solver_kwargs=None).fit(A, b, resume=True)
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_cascade_svm_resume(tmp_path, sparse):
+    from sklearn.datasets import make_classification
+
+    from daskpml.svm import CascadeSVC
+
+    A, b = make_classification(1600, 10, n_informative=5, flip_y=0.1, random_state=3)
+    if sparse:
+        A = sp.csr_matrix(np.where(np.abs(A) > 0.5, A, 0.0))
+    kw = dict(n_partitions=4, max_passes=4, random_state=7)
+    full = CascadeSVC(**kw).fit(A, b)
+    assert full.n_passes_ >= 3
+    model = CascadeSVC(checkpoint=tmp_path, **kw)
+    with pytest.raises(Interrupted):
+        model.fit(A, b, callback=_stop_at(2))
+    assert (tmp_path / "latest").read_text() == "iter-000001"
+    model.fit(A, b, resume=True)
+    np.testing.assert_array_equal(model.support_, full.support_)
+    np.testing.assert_array_equal(model.dual_coef_, full.dual_coef_)
+    assert model.intercept_ == full.intercept_ and model.n_passes_ == full.n_passes_
+    np.testing.assert_array_equal(model.history_.n_support, full.history_.n_support)
+    with pytest.raises(ValueError, match=r"written for C=1.0 \(params\), but this run has C=2.0"):
+        CascadeSVC(C=2.0, checkpoint=tmp_path, **kw).fit(A, b, resume=True)
+    with pytest.raises(ValueError, match=r"partition_crc32=.*\(data\)"):
+        CascadeSVC(checkpoint=tmp_path, **{**kw, "random_state": 8}).fit(A, b, resume=True)
+    unseeded = CascadeSVC(checkpoint=tmp_path, **{**kw, "random_state": None}).fit(A, b, resume=True)
+    np.testing.assert_array_equal(unseeded.support_, full.support_)    # the snapshot's partitioning
+
+
+@pytest.mark.parametrize("distributed_size", [False, True])
+def test_eigsh_resume(tmp_path, distributed_size):
+    """Lanczos interrupted after a few restarts and resumed gives the same eigenpairs, bit for bit,
+    both in-process (a small problem) and with the basis kept in row blocks by the scheduler."""
+    import dask
+
+    from daskpml.linalg import eigsh
+
+    n = 3000 if distributed_size else 600
+    R = sp.random(n, n, density=5 / n, random_state=1, format="csr")
+    A = from_array((R + R.T + sp.diags(np.linspace(0, 1, n) ** 3 * n)).tocsr(), chunks=n // 4)
+    kw = dict(k=4, which="LA", ncv=20, tol=1e-10, random_state=5, return_history=True)
+    with dask.config.set({"daskpml.linalg.local-bytes": 0 if distributed_size else 2**30}):
+        w, V, h = eigsh(A, **kw)
+        assert int(h.attrs["restarts"]) > 6
+        stop = int(STOPS[0]) + 1
+        with pytest.raises(Interrupted):
+            eigsh(A, checkpoint=tmp_path, checkpoint_every=2, callback=lambda info: _stop_at(stop)(info["restart"]),
+                  **kw)
+        assert (tmp_path / "latest").read_text() == f"iter-{2 * (stop // 2):06d}"
+        w2, V2, h2 = eigsh(A, checkpoint=tmp_path, checkpoint_every=2, resume=True, **{**kw, "random_state": None})
+    np.testing.assert_array_equal(w2, w)
+    np.testing.assert_array_equal(V2.compute(), V.compute())
+    np.testing.assert_array_equal(h2.max_residual, h.max_residual)
+    with pytest.raises(ValueError, match=r"written for k=4 \(params\), but this run has k=5"):
+        eigsh(A, checkpoint=tmp_path, resume=True, **{**kw, "k": 5})

@@ -62,6 +62,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import _config, results
+from .._checkpoint import Checkpoint, read_manifest
 from ..backend import get_namespace, is_sparse
 from ..datasets._generators import resolve_seed
 from ..sparse import CSRMatrix, auto_row_chunks, from_array
@@ -325,7 +326,8 @@ def _order(theta: np.ndarray, which: str) -> np.ndarray:
 def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, tol: float = 0.0,
           maxiter: int | None = None, v0: Any = None, return_eigenvectors: bool = True,
           random_state: Any = None, callback: Callable[[dict], Any] | None = None,
-          return_history: bool = False) -> Any:
+          return_history: bool = False, checkpoint: Any = None, checkpoint_every: int = 10,
+          resume: bool = False) -> Any:
     """Eigenvalues (and eigenvectors) of a distributed symmetric matrix by thick-restart Lanczos.
 
     Parameters
@@ -357,6 +359,11 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
         ``converged``, ``residuals``, ``ritz_values``); returning True stops.
     return_history : bool
         Also return an xarray history (one row per restart cycle).
+    checkpoint, checkpoint_every, resume :
+        A directory for a snapshot every ``checkpoint_every`` restarts: the basis blocks
+        (written by the tasks that hold them), the projected matrix and the counters.
+        ``resume=True`` goes on from the newest snapshot and gives exactly the
+        uninterrupted run's eigenpairs.
 
     Returns
     -------
@@ -390,18 +397,21 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
         blocks = check_array(blocks, name="A")
     return solve(RowOperator(blocks), k, which=which, ncv=ncv, tol=tol, maxiter=maxiter, v0=v0,
                  return_eigenvectors=return_eigenvectors, random_state=random_state,
-                 callback=callback, return_history=return_history)
+                 callback=callback, return_history=return_history, checkpoint=checkpoint,
+                 checkpoint_every=checkpoint_every, resume=resume)
 
 
 def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = None, tol: float = 0.0,
           maxiter: int | None = None, v0: Any = None, return_eigenvectors: bool = True,
           random_state: Any = None, callback: Callable[[dict], Any] | None = None,
-          return_history: bool = False, tol_shift: float = 0.0) -> Any:
+          return_history: bool = False, tol_shift: float = 0.0, checkpoint: Any = None,
+          checkpoint_every: int = 10, resume: bool = False) -> Any:
     """:func:`eigsh` on a validated :class:`RowOperator`.
 
     ``tol_shift``: measure the relative accuracy against ``|theta - tol_shift|``
     instead of ``|theta|``; after a spectral transformation ``theta = shift -
     lambda`` this makes ``tol`` relative to the original eigenvalue ``lambda``.
+    ``checkpoint`` (a path or :class:`~daskpml._checkpoint.Checkpoint`): snapshots at restarts.
     """
     blocks = op.blocks
     n, ncv = check_k_ncv(blocks, k, which, ncv)
@@ -420,12 +430,33 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
             if v0.shape != (n,):
                 raise ValueError(f"v0 must have shape ({n},), got {tuple(v0.shape)}.")
             v0 = check_array(v0, ensure_2d=False, allow_1d=True, name="v0").astype(dtype).rechunk((blocks.chunks[0],))
-        solver = _Lanczos(op, ncv, resolve_seed(random_state))
-        solver.start(v0, like)
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
+            checkpoint, every=checkpoint_every, resume=resume)
+        seed = resolve_seed(random_state)
+        if ckpt.resume and random_state is None:      # a resume draws what the interrupted run drew
+            manifest, _ = read_manifest(ckpt.path)
+            seed = int(manifest["params"].get("seed", seed)) if manifest else seed
+        ckpt.describe("eigsh", params={"k": k, "which": which, "ncv": ncv, "tol": tol, "tol_shift": tol_shift,
+                                       "seed": seed, "v0": v0 is not None},
+                      data={"n": n, "row_chunks": list(row_chunks), "dtype": str(np.dtype(dtype))})
+        solver = _Lanczos(op, ncv, seed)
         tol_eff = max(tol, EPS)
         records: dict[str, list] = {"matvecs": [], "converged": [], "max_residual": [], "time": []}
-        start_time = time.perf_counter()
-        j, restarts, verified = 0, 0, None
+        snap = ckpt.restore(like=like)
+        if snap is None:
+            solver.start(v0, like)
+            j, restarts, verified, elapsed = 0, 0, None, 0.0
+        else:                           # the basis after restart number snap.iteration
+            solver.basis = list(dask.persist(*snap.blocks["basis"]))
+            solver.pieces = list(dask.persist(*snap.blocks["pieces"]))
+            solver.H = np.array(snap.arrays["H"])
+            for name in ("matvecs", "rounds", "counter"):
+                setattr(solver, name, int(snap.state[name]))
+            j, restarts = int(snap.state["j"]), snap.iteration
+            verified = snap.arrays.get("verified")
+            records = {key: list(snap.history.get(key, [])) for key in records}
+            elapsed = records["time"][-1] if records["time"] else 0.0
+        start_time = time.perf_counter() - elapsed
         while True:
             last, beta = solver.extend(j, ncv)
             m = last
@@ -470,6 +501,11 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
             solver.restart(m, Y[:, kept], theta[kept], fresh=fresh)
             j = keep
             restarts += 1
+            if ckpt.due(restarts):
+                ckpt.save(restarts, arrays={"H": solver.H, **({} if verified is None else {"verified": verified})},
+                          blocks={"basis": solver.basis, "pieces": solver.pieces}, history=records,
+                          state={"j": j, "matvecs": solver.matvecs, "rounds": solver.rounds,
+                                 "counter": solver.counter})
         sel = wanted[np.argsort(theta[wanted], kind="stable")]
         w = theta[sel]
         out: list = [w]

@@ -184,7 +184,8 @@ def _add_diagonal(W: CSRMatrix, diag: da.Array, scale: float) -> CSRMatrix:
 
 def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0, ncv: int | None = None,
                     maxiter: int | None = None, v0: Any = None, random_state: Any = None,
-                    return_eigenvectors: bool = True, return_history: bool = False) -> Any:
+                    return_eigenvectors: bool = True, return_history: bool = False, checkpoint: Any = None,
+                    checkpoint_every: int = 10, resume: bool = False) -> Any:
     """The ``k`` smallest eigenpairs of a graph Laplacian, through a spectral transformation.
 
     Lanczos converges fastest to the extreme eigenvalues, and a relative
@@ -203,7 +204,8 @@ def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0,
     Laplacian's eigenvalue), as ARPACK's would be on ``L`` itself.
 
     Returns eigenvalues in ascending order, then eigenvectors (dask array
-    n x k) if asked, then the history if asked (see :func:`eigsh`).
+    n x k) if asked, then the history if asked (see :func:`eigsh`, also for ``checkpoint``,
+    ``checkpoint_every`` and ``resume``: snapshots of the Lanczos basis at restarts).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -218,7 +220,8 @@ def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0,
         op = RowOperator(W.blocks, scale=d.map_blocks(_degree_power, -0.5),
                          diag=d.map_blocks(_isolated) if n_isolated else None)
     out = solve(op, k, which="LA", tol=tol, ncv=ncv, maxiter=maxiter, v0=v0, random_state=random_state,
-                return_eigenvectors=return_eigenvectors, return_history=return_history, tol_shift=shift)
+                return_eigenvectors=return_eigenvectors, return_history=return_history, tol_shift=shift,
+                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     out = list(out) if isinstance(out, tuple) else [out]
     theta = out[0]
     order = np.argsort(shift - theta, kind="stable")

@@ -139,10 +139,6 @@ class LinearModelBase(BaseEstimator):
     def _fit_shotgun(self, X: Any, y: Any, checkpoint: Checkpoint | None = None) -> None:
         from ..optim._shotgun import shotgun
 
-        if checkpoint is not None:
-            raise ValueError("solver='shotgun' does not write checkpoints yet; leave checkpoint unset or use "
-                             "solver='proximal_gradient'.")
-
         options = dict(self.solver_kwargs or {})
         unknown = set(options) - {"n_parallel", "n_blocks", "callback", "progress"}
         if unknown:
@@ -157,7 +153,7 @@ class LinearModelBase(BaseEstimator):
             X = X.blocks
         result = shotgun(X, y, l1=n * strength * ratio, l2=n * strength * (1.0 - ratio),
                          fit_intercept=self.fit_intercept, max_iter=self.max_iter, tol=self.tol,
-                         random_state=self.random_state, **options)
+                         random_state=self.random_state, checkpoint=checkpoint, **options)
         self.coef_ = result.coef
         self.intercept_ = result.intercept if self.fit_intercept else 0.0
         self.n_iter_ = int(result.n_iter)

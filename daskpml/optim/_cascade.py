@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from operator import getitem
@@ -37,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _config
+from .._checkpoint import Checkpoint
 from ..results import ResultDisplay, history as make_history
 from ..runtime import WorkerLostError, current_client, total_threads
 
@@ -219,7 +221,8 @@ def _layers(leaves: list, train: Callable) -> list[list]:
 def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, kernel: str = "rbf",
                 gamma: float = 1.0, degree: int = 3, coef0: float = 0.0, max_passes: int = 3,
                 solver: str = "auto", svc_options: dict | None = None,
-                callback: Callable | None = None) -> CascadeResult:
+                callback: Callable | None = None, checkpoint: Any = None, checkpoint_every: int = 1,
+                resume: bool = False, seed: int | None = None) -> CascadeResult:
     """Cascade SVM over row blocks.
 
     Parameters
@@ -239,6 +242,13 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
         Further :class:`sklearn.svm.SVC` options for every node (``tol``, ``cache_size``).
     callback : callable(pass, SVSet) -> bool, optional
         Called with each pass's top node; returning True stops.
+    checkpoint, checkpoint_every, resume :
+        A directory (or :class:`~daskpml._checkpoint.Checkpoint`) for a snapshot after every
+        ``checkpoint_every`` passes that another pass follows: the top node's support vectors
+        (rows, labels, dual variables) that the next pass feeds back, and the history.
+        ``resume=True`` runs the passes after the newest snapshot; the result equals the
+        uninterrupted run's. The partition ``labels`` must be the same (their checksum is
+        compared); ``seed``, the seed that drew them, is recorded so a resume can draw them again.
 
     Returns
     -------
@@ -255,6 +265,14 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                   solver=solver, binary=len(classes) == 2, positive=classes[-1],
                   kernel_bytes=int(_config.get("svm.kernel-bytes", 2**31)))
     svc_options = dict(svc_options or {})
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
+        checkpoint, every=checkpoint_every, resume=resume)
+    ckpt.describe("cascade_svm", params={k: params[k] for k in ("C", "kernel", "gamma", "degree", "coef0", "solver")}
+                  | {"svc_options": svc_options},
+                  data={"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "n_partitions": n_parts,
+                        "labels_crc32": zlib.crc32(np.unique(y, return_inverse=True)[1].astype(np.int64).tobytes()),
+                        "partition_crc32": zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())})
+    snap = ckpt.restore(like=np.empty(0))
     pieces_of = _Pieces(X, y, labels, n_parts)
     pieces = pieces_of()
 
@@ -264,8 +282,16 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
     previous: np.ndarray | None = None
     top: SVSet | None = None
     converged = False
-    n_pass = 0
-    for n_pass in range(1, max_passes + 1):
+    first = 1
+    if snap is not None:                  # the support vectors the next pass feeds back
+        rows = dask.compute(snap.blocks["support_rows"][0])[0]
+        top = SVSet(snap.arrays["idx"], rows, snap.arrays["y"], alpha=snap.arrays.get("alpha"))
+        previous = np.sort(top.idx)
+        records = {k: list(snap.history.get(k, [])) for k in records}
+        first = snap.iteration + 1
+        start -= records["time"][-1] if records["time"] else 0.0
+    n_pass = first - 1
+    for n_pass in range(first, max_passes + 1):
         def train(parts, keep_model=False):
             return dask.delayed(_train_node, pure=True)(parts, params, svc_options, keep_model)
 
@@ -299,6 +325,10 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
         previous = current
         if converged or (callback is not None and callback(n_pass, top)):
             break
+        if n_pass < max_passes and ckpt.due(n_pass):
+            arrays = {"idx": top.idx, "y": top.y} | ({} if top.alpha is None else {"alpha": top.alpha})
+            ckpt.save(n_pass, arrays=arrays,
+                      blocks={"support_rows": [top.X]}, history=records, state={"seed": seed})
     settings = {k: params[k] for k in ("C", "kernel", "gamma", "degree", "coef0", "solver")}
     history = make_history(records, attrs=dict(n_partitions=n_parts, converged=int(converged), **settings))
     history = history.rename({"pass_": "pass"})

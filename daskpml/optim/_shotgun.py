@@ -47,6 +47,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .._checkpoint import Checkpoint
 from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse
 from ..results import ResultDisplay, history as make_history
@@ -283,7 +284,8 @@ def column_blocks(X: Any, fit_intercept: bool, n_blocks: int | None = None) -> _
 def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool = True,
             n_parallel: int | str = "auto", n_blocks: int | None = None, max_iter: int = 1000,
             tol: float = 1e-4, random_state: Any = None, callback: Callable | None = None,
-            progress: bool | None = None) -> ShotgunResult:
+            progress: bool | None = None, checkpoint: Any = None, checkpoint_every: int = 10,
+            resume: bool = False) -> ShotgunResult:
     """Minimize ``1/2 ||y - X w - b||^2 + l1 ||w||_1 + l2/2 ||w||^2`` by Shotgun coordinate descent.
 
     Parameters
@@ -304,6 +306,11 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     callback : callable(epoch, coef) -> bool, optional; returning True stops.
     progress : bool, optional
         A progress line per epoch (default: on a terminal, see ``daskpml.progress``).
+    checkpoint, checkpoint_every, resume :
+        A directory (or :class:`~daskpml._checkpoint.Checkpoint`) for a snapshot every
+        ``checkpoint_every`` epochs: the coefficients, the residual (written by the task that
+        holds it), the coordinate order's generator, P and the history. ``resume=True`` goes on
+        from the newest one and ends exactly as the uninterrupted run would.
 
     The history has, per epoch: the objective (scikit-learn's scaling, divided by n), the
     duality gap (NaN where it was not computed), the largest coordinate change, P, the
@@ -316,7 +323,8 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         with dask.config.set(scheduler="threads"):
             return shotgun(X, y, l1=l1, l2=l2, fit_intercept=fit_intercept, n_parallel=n_parallel,
                            n_blocks=n_blocks, max_iter=max_iter, tol=tol, random_state=random_state,
-                           callback=callback, progress=progress)
+                           callback=callback, progress=progress, checkpoint=checkpoint,
+                           checkpoint_every=checkpoint_every, resume=resume)
     from ..datasets._generators import resolve_seed
 
     n, d = X.shape
@@ -332,26 +340,40 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     y_mean = float(y.mean()) if fit_intercept else 0.0
     yc = y - y_mean
     scale = float(yc @ yc)
-    if n_parallel == "auto":
-        rho = spectral_radius(blocks, n, d, seed)
-        P = max(1, int(d // rho))
-    else:
-        rho = float("nan")
-        P = int(n_parallel)
-        if P < 1:
-            raise ValueError(f"n_parallel must be a positive integer or 'auto', got {n_parallel!r}.")
-    P = min(P, d)
+    if n_parallel != "auto" and int(n_parallel) < 1:
+        raise ValueError(f"n_parallel must be a positive integer or 'auto', got {n_parallel!r}.")
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
+        checkpoint, every=checkpoint_every, resume=resume)
+    ckpt.describe("shotgun", params={"l1": float(l1), "l2": float(l2), "fit_intercept": bool(fit_intercept),
+                                     "n_parallel": n_parallel, "seed": seed},
+                  data={"n_samples": int(n), "n_features": int(d), "column_blocks": list(widths)})
+    snap = ckpt.restore(like=xp.empty(0))
     yd = _put(yc)
-    r = yd
-    states = [dask.delayed(xp.zeros)(w) for w in widths]
     records: dict[str, list] = {k: [] for k in ("objective", "duality_gap", "max_update", "n_parallel",
                                                 "rounds", "bytes", "time")}
+    if snap is None:
+        if n_parallel == "auto":
+            rho = spectral_radius(blocks, n, d, seed)
+            P = max(1, int(d // rho))
+        else:
+            rho, P = float("nan"), int(n_parallel)
+        P = min(P, d)
+        r = yd
+        states = [dask.delayed(xp.zeros)(w) for w in widths]
+        objective = 0.5 * scale
+        w_all = np.zeros(d)
+        epoch, elapsed = 0, 0.0
+    else:                               # exactly where the snapshot left off
+        rho, P, objective = float(snap.state["rho"]), int(snap.state["P"]), float(snap.state["objective"])
+        rng.bit_generator.state = snap.state["rng"]
+        w_all = snap.arrays["coef"]
+        r = dask.persist(snap.blocks["residual"][0])[0]
+        states = [dask.delayed(xp.asarray)(w_all[offsets[b]:offsets[b + 1]]) for b in range(len(widths))]
+        records = {k: list(snap.history.get(k, [])) for k in records}
+        epoch, elapsed = snap.iteration, float(records["time"][-1]) if records["time"] else 0.0
     line = ProgressLine(progress)
-    start = time.perf_counter()
-    objective = 0.5 * scale
-    w_all = np.zeros(d)
+    start = time.perf_counter() - elapsed
     converged = False
-    epoch = 0
     while epoch < max_iter:
         order = rng.permutation(d)
         rounds = math.ceil(d / P)
@@ -387,10 +409,12 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         records["bytes"].append(16 * n * len(blocks) * rounds)
         line.update(epoch, max_iter, f"shotgun: epoch {epoch}/{max_iter}  objective {objective / n:.8g}  P {P}")
         records["time"].append(time.perf_counter() - start)
-        if np.isfinite(gap) and gap <= tol * scale:
-            converged = True
-            break
-        if callback is not None and callback(epoch, w_all):
+        converged = bool(np.isfinite(gap) and gap <= tol * scale)
+        stop = converged or (callback is not None and bool(callback(epoch, w_all)))
+        if ckpt.due(epoch, final=stop or epoch == max_iter):
+            ckpt.save(epoch, arrays={"coef": w_all}, blocks={"residual": [r]}, history=records,
+                      state={"rho": rho, "P": P, "objective": objective, "rng": rng.bit_generator.state})
+        if stop:
             break
     line.close()
     x_mean = np.concatenate([np.asarray(_host(m)) for m in

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
+from .._checkpoint import Checkpoint, read_manifest
 from ..backend import _is_cupy_object, is_sparse
 from ..datasets._generators import resolve_seed
 from ..decomposition._pca import as_rows
@@ -73,6 +74,13 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
         libsvm's kernel cache (MB) at nodes that libsvm solves.
     random_state : int, optional
         Seed of the partitioning.
+    checkpoint : path, optional
+        A directory for a snapshot after each pass that another pass follows (the support
+        vectors fed back); ``fit(X, y, resume=True)`` goes on from the newest one and gives
+        the uninterrupted fit's result. With ``random_state=None`` a resume reuses the
+        snapshot's partitioning seed.
+    checkpoint_every : int, default 1
+        Passes between snapshots.
 
     Attributes
     ----------
@@ -103,7 +111,7 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
     def __init__(self, C: float = 1.0, *, kernel: str = "rbf", gamma: Any = "scale", degree: int = 3,
                  coef0: float = 0.0, n_partitions: int | None = None, partition: str = "random",
                  max_passes: int = 3, solver: str = "auto", tol: float = 1e-3, cache_size: float = 200.0,
-                 random_state: Any = None) -> None:
+                 random_state: Any = None, checkpoint: Any = None, checkpoint_every: int = 1) -> None:
         self.C = C
         self.kernel = kernel
         self.gamma = gamma
@@ -116,6 +124,8 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.cache_size = cache_size
         self.random_state = random_state
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -163,9 +173,10 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
         return 1.0 / (d * var) if var > 0 else 1.0
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, *, callback: Any = None) -> "CascadeSVC":
+    def fit(self, X: Any, y: Any, *, callback: Any = None, resume: bool = False) -> "CascadeSVC":
         """Fit on ``X`` (NumPy, SciPy sparse, dask dense or sparse blocks) and labels ``y``;
-        ``callback(pass, top)`` runs after each pass (True stops)."""
+        ``callback(pass, top)`` runs after each pass (True stops); ``resume=True`` goes on
+        from the newest snapshot in ``checkpoint``."""
         X = _host_rows(X)
         y = check_array(y, ensure_2d=False, allow_1d=True, accept_sparse=False, name="y", dtype=None,
                         ensure_finite=False)
@@ -182,12 +193,17 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has only one class ({classes[0]!r}) but a classifier needs samples of at "
                              "least 2 classes.")
         n_parts = self._check_params(X.shape[0])
+        checkpoint = Checkpoint(self.checkpoint, every=self.checkpoint_every, resume=resume)
         seed = resolve_seed(self.random_state)
+        if resume and self.random_state is None:          # the partitioning of the interrupted fit
+            manifest, _ = read_manifest(self.checkpoint)
+            seed = int(manifest["state"].get("seed", seed)) if manifest else seed
         labels = self._partition(X, n_parts, seed)
         gamma = self._gamma(X)
         result = cascade_svm(X, y, labels, C=self.C, kernel=self.kernel, gamma=gamma, degree=self.degree,
                              coef0=self.coef0, max_passes=self.max_passes, solver=self.solver,
-                             svc_options=dict(tol=self.tol, cache_size=self.cache_size), callback=callback)
+                             svc_options=dict(tol=self.tol, cache_size=self.cache_size), callback=callback,
+                             checkpoint=checkpoint, seed=seed)
         top = result.top
         self.estimator_ = result.model
         self.classes_ = classes
