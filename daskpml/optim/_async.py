@@ -42,6 +42,17 @@ drive the stopping rule (``n_iter_no_change`` samples without an improvement of
 Stopping: ``max_iter`` epochs (rows processed / n), ``max_time`` seconds, the
 callback returning True, or ``KeyboardInterrupt``: all return the current model
 with the history so far (tasks in flight are cancelled).
+
+Checkpoints
+-----------
+With ``checkpoint=`` (through :func:`daskpml.optim.fit_linear` or an estimator), the driver
+writes a snapshot every ``checkpoint_every`` updates and at the end: the server's model (the
+centre and the local models for EASGD, every worker's newest model for gossip), each
+worker's place in its row order, the counters, the objective samples not yet evaluated and
+the history. ``resume=True`` restarts every worker from the snapshot's models; the updates
+that were in flight when the run stopped are lost, as with a lost worker. An asynchronous
+run is not reproducible update by update, so a resumed run matches an uninterrupted one in
+its total work (epochs) and quality, not bit for bit.
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ from typing import Any, Callable
 import numpy as np
 from distributed import as_completed, futures_of, get_worker, wait
 
+from .._checkpoint import Checkpoint
 from ..datasets._generators import resolve_seed
 from ..runtime import current_client
 from ._objective import Objective, Spec, _sum, chunk_loss_grad, chunk_losses
@@ -136,7 +148,7 @@ class Engine:
     def __init__(self, solver: str, objective: Objective, *, rows_per_update: int, max_iter: float,
                  max_time: float | None, tol: float | None, n_iter_no_change: int, eval_every: int | None,
                  delay: Mapping[int, float] | None, callback: Callable | None, progress: bool | None,
-                 **attrs: Any) -> None:
+                 checkpoint: Checkpoint | None = None, **attrs: Any) -> None:
         client = current_client()
         if client is None or not objective.distributed:
             raise RuntimeError(
@@ -169,7 +181,7 @@ class Engine:
         self.run = Run(solver, objective, max_iter=math.ceil(max_iter * updates_per_epoch),
                        tol=0.0 if tol is None else tol, callback=callback, progress=progress,
                        eval_every=self.eval_every, max_time=-1.0 if max_time is None else float(max_time),
-                       monitor="online" if self.online else "after", **attrs)
+                       monitor="online" if self.online else "after", checkpoint=checkpoint, **attrs)
         self.run.workers = list(range(self.P))
         self.ac = as_completed()
         self.inflight: dict[Any, tuple[int, dict]] = {}
@@ -185,6 +197,43 @@ class Engine:
         self.snapshots: list[tuple[int, np.ndarray]] = []
         self.reason = ""
         self.converged = False
+        self.solver_state: Callable[[], tuple[dict, dict]] | None = None
+        self.resumed = self.run.snapshot
+        if self.resumed is not None:
+            self._restore(self.resumed)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _restore(self, snap: Any) -> None:
+        """The driver's counters, the pending objective samples and the stopping rule's
+        state from a snapshot (the solver restores its models from ``snap`` itself)."""
+        st = snap.state
+        self.version, self.rows_done = int(st["version"]), int(st["rows_done"])
+        self.updates = np.array(snap.arrays["updates"], dtype=np.int64)
+        self.busy = np.array(snap.arrays["busy"], dtype=float)
+        self.failed = np.array(snap.arrays["failed"], dtype=np.int64)
+        if "sample_index" in snap.arrays:
+            self.snapshots = list(zip(snap.arrays["sample_index"].tolist(), np.array(snap.arrays["sample_theta"])))
+        if self.stopper is not None:
+            self.stopper.best, self.stopper.bad = float(st["best"]), int(st["bad"])
+        self.converged = bool(st.get("converged", False))
+
+    def _save(self, final: bool = False) -> None:
+        """A snapshot every ``checkpoint_every`` updates (and at the end): the solver's
+        ``solver_state()`` (arrays, JSON state) with the driver's counters."""
+        cp = self.run.checkpoint
+        total = int(self.updates.sum())
+        if cp is None or self.solver_state is None or not cp.due(total, final):
+            return
+        arrays, state = self.solver_state()
+        pending = self.snapshots + list(self.monitors.values())
+        if pending:
+            arrays["sample_index"] = np.array([i for i, _ in pending], dtype=np.int64)
+            arrays["sample_theta"] = np.stack([t for _, t in pending])
+        arrays.update(updates=self.updates, busy=self.busy, failed=self.failed)
+        state.update(version=self.version, rows_done=self.rows_done, converged=self.converged,
+                     best=float(self.stopper.best) if self.stopper else 0.0,
+                     bad=int(self.stopper.bad) if self.stopper else 0)
+        self.run.save(total, final=True, arrays=arrays, **state)
 
     def schedule(self, schedule: Schedule, eta0: float, **options: Any) -> Callable[[], float]:
         """The current learning rate: steps counted in server versions, epochs in rows processed."""
@@ -255,10 +304,11 @@ class Engine:
 
     # -- history ----------------------------------------------------------------------------
     def record(self, slot: int, theta: np.ndarray | Callable[[], np.ndarray], *, staleness: int, rows: int,
-               **extra: Any) -> bool:
+               save_point: bool = True, **extra: Any) -> bool:
         """One update row; takes an objective sample every ``eval_every`` updates.
         ``theta`` may be a function that makes the model, called only for a sample (the
-        callback then sees the model; otherwise None)."""
+        callback then sees the model; otherwise None). ``save_point=False``: the solver's
+        state is between two consistent points (a round half recorded); no snapshot here."""
         self.updates[slot] += 1
         self.rows_done += rows
         due = int(self.updates.sum()) % self.eval_every == 0
@@ -268,6 +318,8 @@ class Engine:
                                version=self.version, staleness=staleness, rows=self.rows_done, **extra)
         if due:
             self.sample(theta)
+        if save_point:
+            self._save()
         return stop
 
     def sample(self, theta: np.ndarray) -> None:
@@ -344,6 +396,7 @@ class Engine:
         last = len(self.run._rows) - 1
         if not any(i == last for i, _ in self.snapshots) and not any(i == last for i, _ in self.monitors.values()):
             self.snapshots.append((last, theta))
+        self._save(final=True)
         self._evaluate_after()
         lost = np.maximum(self._lost_to_worker_loss(), self.failed)
         self.run.worker_totals = {"updates": self.updates, "lost": lost, "busy_time": self.busy,
@@ -371,7 +424,8 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
               push_every: int = 1, pull_every: int = 1, max_iter: float = 10, max_time: float | None = None,
               tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
               delay: Mapping[int, float] | None = None, random_state: Any = None,
-              callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+              callback: Callable | None = None, progress: bool | None = None,
+              checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Asynchronous SGD with a parameter server.
 
     Every chunk (worker) loops on its own: pull the server's weights (version ``v``),
@@ -429,10 +483,14 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
                  delay=delay, callback=callback, progress=progress, batch_size=batch,
                  learning_rate=learning_rate_schedule, eta0=eta0, staleness=staleness,
                  max_staleness=-1 if bound is None else bound, push_every=push_every, pull_every=pull_every,
-                 seed=seed)
+                 seed=seed, checkpoint=checkpoint)
     spec, P, msg = objective.spec, eng.P, 8 * len(theta0)
     theta = np.array(theta0, dtype=np.float64)
     position = [0] * P                      # steps taken by each chunk (its place in its row order)
+    if eng.resumed is not None:             # every worker pulls the snapshot's weights
+        theta, position = np.array(eng.resumed.arrays["theta"]), list(eng.resumed.state["position"])
+        seed = int(eng.resumed.state["seed"])
+    eng.solver_state = lambda: ({"theta": theta}, {"position": list(position), "seed": seed})
     pulled = [0] * P                        # version each chunk last pulled
     since_pull = [pull_every] * P           # steps since that pull (forces the first pull)
     local: list[np.ndarray | None] = [None] * P
@@ -497,7 +555,7 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
         if not dispatch(i):
             waiting.append(i)
 
-    for i in range(P):
+    for i in range(P if not eng.done else 0):
         if not dispatch(i):
             waiting.append(i)
     eng.loop(on_result, on_lost)
@@ -510,7 +568,7 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
           max_iter: float = 10, max_time: float | None = None, tol: float | None = None,
           n_iter_no_change: int = 3, eval_every: int | None = None, delay: Mapping[int, float] | None = None,
           random_state: Any = None, callback: Callable | None = None,
-          progress: bool | None = None) -> OptimizeResult:
+          progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Elastic averaging SGD (EASGD), asynchronous or synchronous.
 
     Each worker ``i`` keeps its own model ``x_i`` and runs ``tau`` local SGD steps on
@@ -545,11 +603,17 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
     eng = Engine(name, objective, rows_per_update=batch * tau, max_iter=max_iter, max_time=max_time, tol=tol,
                  n_iter_no_change=n_iter_no_change, eval_every=eval_every, delay=delay, callback=callback,
                  progress=progress, tau=tau, alpha=alpha, synchronous=int(bool(synchronous)), batch_size=batch,
-                 learning_rate=learning_rate_schedule, eta0=eta0, seed=seed)
+                 learning_rate=learning_rate_schedule, eta0=eta0, seed=seed, checkpoint=checkpoint)
     spec, msg = objective.spec, 8 * len(theta0)
     centre = np.array(theta0, dtype=np.float64)
     models = [centre.copy() for _ in range(P)]
     position = [0] * P
+    if eng.resumed is not None:             # the centre and the local models of the snapshot
+        centre, position = np.array(eng.resumed.arrays["centre"]), list(eng.resumed.state["position"])
+        models = [np.array(m) for m in eng.resumed.arrays["models"]]
+        seed = int(eng.resumed.state["seed"])
+    eng.solver_state = lambda: ({"centre": centre, "models": np.stack(models)},
+                                {"position": list(position), "seed": seed})
     arrived: dict[int, tuple] = {}
 
     rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
@@ -588,7 +652,8 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
         arrived.clear()
         stop = False
         for j, (_, loss) in moves.items():
-            stop = eng.record(j, centre, staleness=0, rows=batch * tau, step_size=rate(), batch_loss=loss) or stop
+            stop = eng.record(j, centre, staleness=0, rows=batch * tau, step_size=rate(), batch_loss=loss,
+                              save_point=j == max(moves)) or stop
         if stop or eng.done:
             return True
         for j in range(P):
@@ -598,7 +663,7 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
     def on_lost(i: int, meta: dict) -> None:
         dispatch(i)                               # x_i is still in the driver: redo the round
 
-    for i in range(P):
+    for i in range(P if not eng.done else 0):
         dispatch(i)
     eng.loop(on_result, on_lost)
     return eng.finish(centre)
@@ -609,7 +674,8 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
                gamma: float = 0.1, step_size: int = 10, max_iter: float = 10, max_time: float | None = None,
                tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
                delay: Mapping[int, float] | None = None, random_state: Any = None,
-               callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+               callback: Callable | None = None, progress: bool | None = None,
+               checkpoint: Checkpoint | None = None) -> OptimizeResult:
     """Decentralized gossip SGD: no server.
 
     Each worker repeats, at its own pace: average its model with the latest model of a
@@ -641,7 +707,7 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     eng = Engine("gossip_sgd", objective, rows_per_update=batch * H, max_iter=max_iter, max_time=max_time, tol=tol,
                  n_iter_no_change=n_iter_no_change, eval_every=eval_every, delay=delay, callback=callback,
                  progress=progress, local_steps=H, batch_size=batch, learning_rate=learning_rate_schedule,
-                 eta0=eta0, seed=seed)
+                 eta0=eta0, seed=seed, checkpoint=checkpoint)
     spec, msg = objective.spec, 8 * len(theta0)
     weights = np.asarray(eng.sizes, dtype=float) / eng.n
     rng = np.random.default_rng([seed, 11])
@@ -649,6 +715,20 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     latest: list[Any] = [start] * P            # each worker's newest finished model (future or array)
     made_at = [0] * P                           # update count when it was made
     position = [0] * P
+    if eng.resumed is not None:                 # every worker's newest model, from the snapshot
+        st = eng.resumed.state
+        latest = [np.array(m) for m in eng.resumed.arrays["models"]]
+        made_at, position, seed = list(st["made_at"]), list(st["position"]), int(st["seed"])
+        rng.bit_generator.state = st["rng"]
+
+    def gossip_state() -> tuple[dict, dict]:
+        gathered = eng.client.gather([m for m in latest if not isinstance(m, np.ndarray)])
+        it = iter(gathered)
+        models = np.stack([m if isinstance(m, np.ndarray) else _model(next(it)) for m in latest])
+        return {"models": models}, {"made_at": list(made_at), "position": list(position), "seed": seed,
+                                    "rng": rng.bit_generator.state}
+
+    eng.solver_state = gossip_state
 
     rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
 
@@ -680,7 +760,7 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     def on_lost(i: int, meta: dict) -> None:
         dispatch(i)                               # from the last model it finished (recomputed if lost)
 
-    for i in range(P):
+    for i in range(P if not eng.done else 0):
         dispatch(i)
     eng.loop(on_result, on_lost, fetch=False)
     return eng.finish(average())

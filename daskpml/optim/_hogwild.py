@@ -113,7 +113,8 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
             learning_rate_schedule: str = "optimal", eta0: float = 0.01, power_t: float = 0.5,
             epochs_per_round: int = 1, max_iter: int = 5, max_time: float | None = None, tol: float | None = None,
             n_iter_no_change: int = 3, delay: Mapping[int, float] | None = None, random_state: Any = None,
-            callback: Callable | None = None, progress: bool | None = None) -> OptimizeResult:
+            callback: Callable | None = None, progress: bool | None = None,
+            checkpoint: Any = None) -> OptimizeResult:
     """Hogwild! SGD: lock-free threads inside each worker, model averaging across workers.
 
     Parameters
@@ -161,7 +162,7 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
     eng = Engine("hogwild", objective, rows_per_update=math.ceil(objective.n_samples / P) * E, max_iter=max_iter,
                  max_time=max_time, tol=tol, n_iter_no_change=n_iter_no_change, eval_every=P, delay=delay,
                  callback=callback, progress=progress, n_threads=int(n_threads), epochs_per_round=E,
-                 learning_rate=learning_rate_schedule, eta0=eta0, seed=seed)
+                 learning_rate=learning_rate_schedule, eta0=eta0, seed=seed, checkpoint=checkpoint)
     weights = np.asarray(eng.sizes, dtype=float) / eng.n
     msg = 8 * len(theta0)
     options = dict(seed=seed, n_threads=int(n_threads), kind=_KINDS[family], schedule=_SCHEDULES[learning_rate_schedule],
@@ -170,6 +171,11 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
     epoch = 0
     arrived: dict[int, tuple] = {}
     n_updates = np.zeros(P)
+    if eng.resumed is not None:              # the averaged model after the snapshot's round
+        theta, epoch = np.array(eng.resumed.arrays["theta"]), int(eng.resumed.state["epoch"])
+        n_updates = np.array(eng.resumed.arrays["sgd_updates"], dtype=float)
+        options["seed"] = int(eng.resumed.state["seed"])
+    eng.solver_state = lambda: ({"theta": theta, "sgd_updates": n_updates}, {"epoch": epoch, "seed": options["seed"]})
 
     def dispatch(i: int) -> None:
         eng.submit(hogwild_epochs, i, *eng.blocks[i], theta, chunk=i, first_epoch=epoch, epochs=E,
@@ -189,7 +195,7 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
             eng.busy[j] += elapsed
             n_updates[j] += updates
             objective.comm.add(2 * msg)
-            stop = eng.record(j, theta, staleness=0, rows=updates, batch_loss=loss,
+            stop = eng.record(j, theta, staleness=0, rows=updates, batch_loss=loss, save_point=j == P - 1,
                               updates_per_second=updates / max(elapsed, 1e-12)) or stop
         arrived.clear()
         if stop or eng.done:
@@ -201,7 +207,7 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
     def on_lost(i: int, meta: dict) -> None:
         dispatch(i)
 
-    for i in range(P):
+    for i in range(P if not eng.done else 0):
         dispatch(i)
     eng.loop(on_result, on_lost)
     return eng.finish(theta, sgd_updates=n_updates, updates_per_second=n_updates / np.maximum(eng.busy, 1e-12))

@@ -239,3 +239,59 @@ def test_the_delay_hook_slows_but_does_not_change_synchronous_solvers(cluster4, 
     np.testing.assert_array_equal(plain.theta, slowed.theta)
     with pytest.raises(TypeError, match="delay must map"):
         fit_linear(X, y, delay=3.0, **opts)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("variant", ["async_sgd", "easgd_async", "easgd_sync", "gossip_sgd", "hogwild"])
+def test_resume_from_a_checkpoint(cluster4, data, variant, tmp_path):
+    """An asynchronous run stopped by an error resumes from its newest snapshot: the history up to
+    the snapshot is kept, the counters go on, and the run ends with its full work and quality."""
+    import json
+
+    X, y, fstar = data
+    options, tolerance = VARIANTS[variant]
+    kw = dict(family="logistic", lam=LAM, random_state=0, checkpoint=tmp_path, checkpoint_every=8, **options)
+    at = 10 if variant == "hogwild" else 30          # hogwild: one update per worker per epoch, 16 in all
+
+    def stop(update, theta, row):
+        if update >= at:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        fit_linear(X, y, callback=stop, **kw)
+    latest = (tmp_path / "latest").read_text()
+    manifest = json.loads((tmp_path / latest / "manifest.json").read_text())
+    saved = manifest["iteration"]
+    assert 8 <= saved <= at and saved % 8 == 0
+    _, _, res = fit_linear(X, y, resume=True, **kw)
+    h = res.history
+    assert h.sizes["iteration"] > saved
+    np.testing.assert_array_equal(h.version.values[:saved], manifest["history"]["version"])
+    assert int(h.version.values[saved]) > int(h.version.values[saved - 1])      # the counter goes on
+    assert h.attrs["epochs"] >= options["max_iter"] and int(h.updates.sum()) == res.n_iter
+    assert np.isfinite(h.objective.values[:saved]).sum() >= 1                     # samples kept or evaluated
+    assert 0 <= _gap(res, fstar) < tolerance
+    with pytest.raises(ValueError, match=r"written for lam=0.01 \(params\), but this run has lam=0.02"):
+        fit_linear(X, y, resume=True, **{**kw, "lam": 2 * LAM})
+
+
+@pytest.mark.timeout(60)
+def test_keyboard_interrupt_snapshot_resumes_to_the_end(cluster4, data, tmp_path):
+    X, y, fstar = data
+    kw = dict(family="logistic", lam=LAM, solver="async_sgd", eta0=0.5, batch_size=64, max_iter=4, random_state=0,
+              checkpoint=tmp_path, checkpoint_every=1000)
+
+    def interrupt(update, theta, row):
+        if update == 25:
+            raise KeyboardInterrupt
+
+    _, _, first = fit_linear(X, y, callback=interrupt, **kw)
+    assert "KeyboardInterrupt" in first.message
+    assert (tmp_path / "latest").read_text() == "iter-000025"          # the final snapshot of the stopped run
+    _, _, res = fit_linear(X, y, resume=True, **kw)
+    assert res.history.attrs["epochs"] >= 4 and 0 <= _gap(res, fstar) < 5e-3
+    np.testing.assert_array_equal(res.history.staleness.values[:25], first.history.staleness.values)
