@@ -235,3 +235,22 @@ def test_eigsh_resume(tmp_path, distributed_size):
     np.testing.assert_array_equal(h2.max_residual, h.max_residual)
     with pytest.raises(ValueError, match=r"written for k=4 \(params\), but this run has k=5"):
         eigsh(A, checkpoint=tmp_path, resume=True, **{**kw, "k": 5})
+
+
+def test_resuming_a_finished_run_returns_its_result(tmp_path):
+    """The final snapshot of a finished run: a resume does no more work and returns the same."""
+    from daskpml.optim import shotgun
+
+    A, y = make_sbm(300, 3, in_degree=8, out_degree=2, random_state=0)
+    A, y = A.to_scipy(), np.asarray(y)
+    feats = (np.random.default_rng(0).standard_normal((300, 4)) + y[:, None]).astype(np.float32)
+    kw = dict(epochs=7, n_parts=2, random_state=1, client=False, checkpoint=tmp_path / "gnn", checkpoint_every=3)
+    first = train_gnn(A, feats, y, np.arange(0, 300, 5), **kw)
+    again = train_gnn(A, feats, y, np.arange(0, 300, 5), resume=True, **kw)
+    np.testing.assert_array_equal(again.proba, first.proba)
+    assert again.history.sizes["epoch"] == 7
+    kw = dict(l1=5.0, n_parallel=4, max_iter=50, tol=1e-8, random_state=0, checkpoint=tmp_path / "shotgun")
+    first = shotgun(X, Y, **kw)
+    again = shotgun(X, Y, resume=True, **kw)
+    np.testing.assert_array_equal(again.coef, first.coef)
+    assert again.n_iter == first.n_iter and again.history.sizes == first.history.sizes

@@ -10,7 +10,7 @@ import xarray as xr
 
 from .._files import check_readable
 from ..results import write_netcdf
-from ._main import Session, cli
+from ._main import Session, checkpoint_options, cli
 
 
 @cli.command()
@@ -30,10 +30,7 @@ from ._main import Session, cli
               help="Working precision (default: the matrix's floating type).")
 @click.option("--layout", type=click.Choice(["auto", "rows", "grid"]), default="auto", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
-              help="Directory for snapshots (every --checkpoint-every iterations).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue from the newest snapshot in --checkpoint.")
+@checkpoint_options(10, "iterations")
 @click.option("--no-w", "no_w", is_flag=True, help="Leave W (n_samples x rank) out of the output.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="netCDF with H ('components'), W and the iteration history.")

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from .._files import DataFormatError
-from ._main import Session, cli
+from ._main import Session, checkpoint_options, cli
 
 NPZ_FORMAT = """DATA.npz holds plain arrays (numpy.savez, no pickles):
 the graph as CSR `adj_data`, `adj_indices`, `adj_indptr`, `adj_shape` (or dense `adj`, or an
@@ -73,12 +73,13 @@ def load_node_data(path: str) -> dict:
 @click.option("--row-normalize", is_flag=True, help="Scale each node's features to sum 1 (the Cora setup).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--history", type=click.Path(dir_okay=False), default=None, help="netCDF of the training history.")
+@checkpoint_options(10, "epochs")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="TSV: node, predicted class, its probability.")
 @click.pass_obj
 def gnn_command(session: Session, data: str, model: str, parts: int | None, partition: str, epochs: int, hidden: int,
                 layers: int, dropout: float, lr: float, weight_decay: float, row_normalize: bool, seed: int,
-                history: str | None, out: str) -> None:
+                history: str | None, checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
     """Train a GCN or GraphSAGE on the labelled nodes of DATA.npz, split into partitions on the
     cluster's workers, and write a prediction for every node."""
     import scipy.sparse as sp
@@ -102,9 +103,10 @@ def gnn_command(session: Session, data: str, model: str, parts: int | None, part
     client = session.client()
     cls = GCN if model == "gcn" else GraphSAGE
     est = cls(hidden=hidden, n_layers=layers, dropout=dropout, lr=lr, weight_decay=weight_decay, epochs=epochs,
-              n_parts=parts, partition=partition, random_state=seed)
+              n_parts=parts, partition=partition, random_state=seed, checkpoint=checkpoint,
+              checkpoint_every=checkpoint_every)
     start = time.perf_counter()
-    est.fit(d["graph"], X, d["labels"], d["train"], d["val"], client=client)
+    est.fit(d["graph"], X, d["labels"], d["train"], d["val"], client=client, resume=resume)
     elapsed = time.perf_counter() - start
     proba = to_numpy(est.predict_proba())
     pred = proba.argmax(axis=1)

@@ -14,7 +14,7 @@ import xarray as xr
 from .._files import DataFormatError, check_readable
 from ..results import read_netcdf, write_netcdf
 from ..runtime import persist_with_progress
-from ._main import Session, cli
+from ._main import Session, checkpoint_options, cli
 
 MODELS = {"logistic": "LogisticRegression", "linear": "LinearRegression", "ridge": "Ridge", "lasso": "Lasso",
           "elasticnet": "ElasticNet", "svm": "LinearSVC"}
@@ -122,17 +122,19 @@ def _metric(est: Any, X: Any, y: Any) -> str:
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the stochastic solvers.")
 @click.option("--target", default=None, help="CSV: name or index of the target column (default: the last).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@checkpoint_options(10, "iterations")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Model file (netCDF).")
 @click.pass_obj
 def train(session: Session, data: str, model: str, solver: str, C: float, alpha: float, penalty: str,
           l1_ratio: float, max_iter: int | None, tol: float | None, seed: int | None, target: str | None,
-          quiet: bool, out: str) -> None:
+          quiet: bool, checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
     """Fit a linear model on DATA (svmlight, .npz with X and y, or CSV) and write it to --out."""
     session.client()
     X, y = load_xy(data, target)
     if hasattr(X, "__dask_graph__"):
         X, y = persist_with_progress(X, y, show=not quiet)
-    params: dict[str, Any] = {"solver": solver, "random_state": seed, "solver_kwargs": {"progress": not quiet}}
+    params: dict[str, Any] = {"solver": solver, "random_state": seed, "solver_kwargs": {"progress": not quiet},
+                              "checkpoint": checkpoint, "checkpoint_every": checkpoint_every}
     if model in ("logistic", "svm"):
         params["C"] = C
     if model == "logistic":
@@ -147,7 +149,7 @@ def train(session: Session, data: str, model: str, solver: str, C: float, alpha:
         params["tol"] = tol
     est = _estimator(model, params)
     start = time.perf_counter()
-    est.fit(X, y)
+    est.fit(X, y, resume=resume)
     elapsed = time.perf_counter() - start
     h = est.history_
     write_netcdf(model_dataset(est, model), out)
@@ -195,11 +197,13 @@ def predict(session: Session, model_file: str, data: str, target: str | None, ou
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--target", default=None, help="CSV: name or index of the target column (default: the last).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@checkpoint_options(10, "epochs")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Model file (netCDF, readable by `daskpml predict`).")
 @click.pass_obj
 def lasso(session: Session, data: str, alpha: float, l1_ratio: float, parallel: str, blocks: int | None,
-          max_iter: int, tol: float, no_intercept: bool, seed: int, target: str | None, quiet: bool, out: str) -> None:
+          max_iter: int, tol: float, no_intercept: bool, seed: int, target: str | None, quiet: bool,
+          checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
     """Lasso / elastic net on DATA by Shotgun parallel coordinate descent over column blocks."""
     from ..linear_model import ElasticNet, Lasso
 
@@ -210,11 +214,11 @@ def lasso(session: Session, data: str, alpha: float, l1_ratio: float, parallel: 
     options = {"n_parallel": parallel if parallel == "auto" else int(parallel), "n_blocks": blocks,
                "progress": not quiet}
     common = dict(alpha=alpha, fit_intercept=not no_intercept, solver="shotgun", max_iter=max_iter, tol=tol,
-                  random_state=seed, solver_kwargs=options)
+                  random_state=seed, solver_kwargs=options, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     est = Lasso(**common) if l1_ratio == 1.0 else ElasticNet(l1_ratio=l1_ratio, **common)
     name = "lasso" if l1_ratio == 1.0 else "elasticnet"
     start = time.perf_counter()
-    est.fit(X, y)
+    est.fit(X, y, resume=resume)
     elapsed = time.perf_counter() - start
     h = est.history_
     write_netcdf(model_dataset(est, name), out)

@@ -37,6 +37,20 @@ class Session:
         return "cupy" if self.gpu else None
 
 
+def checkpoint_options(every: int, unit: str) -> Any:
+    """``--checkpoint DIR``, ``--checkpoint-every K`` and ``--resume`` for a long command."""
+
+    def add(command: Any) -> Any:
+        command = click.option("--resume", is_flag=True,
+                               help="Continue from the newest snapshot in --checkpoint (same data and settings).")(command)
+        command = click.option("--checkpoint-every", type=click.IntRange(min=1), default=every, show_default=True,
+                               help=f"{unit.capitalize()} between snapshots.")(command)
+        return click.option("--checkpoint", type=click.Path(file_okay=False), default=None,
+                            help=f"Directory for snapshots, every --checkpoint-every {unit} (see --resume).")(command)
+
+    return add
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ._main import Session, cli
+from ._main import Session, checkpoint_options, cli
 
 
 @cli.command(name="mcl")
@@ -28,12 +28,14 @@ from ._main import Session, cli
 @click.option("--overlap", type=click.Choice(["remove", "cut", "keep"]), default="remove", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--history", type=click.Path(dir_okay=False), default=None, help="netCDF of the iteration history.")
+@checkpoint_options(5, "iterations")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Clusters, one per line, tab-separated node names (as mcl writes).")
 @click.pass_obj
 def mcl_command(session: Session, graph: str, inflation: float, expansion: int, loop_weight: float,
                 precision: int | None, prune_threshold: float, select: int, recover: int, pct: int, max_iter: int,
-                tol: float, overlap: str, dtype: str, history: str | None, out: str) -> None:
+                tol: float, overlap: str, dtype: str, history: str | None, checkpoint: str | None,
+                checkpoint_every: int, resume: bool, out: str) -> None:
     """Markov clustering of GRAPH: an .abc / edge list (label pairs, optional weight; mirrored,
     repeated edges keep the largest weight, as mcl reads them), .mtx or SciPy .npz."""
     from ..datasets import load_graph, write_clusters
@@ -50,7 +52,8 @@ def mcl_command(session: Session, graph: str, inflation: float, expansion: int, 
     start = time.perf_counter()
     result = mcl(adjacency, inflation, expansion=expansion, loop_weight=loop_weight,
                  prune_threshold=1.0 / precision if precision else prune_threshold, select=select, recover=recover,
-                 recover_pct=pct / 100.0, max_iter=max_iter, tol=tol, overlap=overlap, dtype=dtype)
+                 recover_pct=pct / 100.0, max_iter=max_iter, tol=tol, overlap=overlap, dtype=dtype,
+                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     elapsed = time.perf_counter() - start
     write_clusters(out, result.clusters, nodes=loaded.nodes)
     if history:

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .._files import check_readable
 from ..results import write_netcdf
-from ._main import Session, cli
+from ._main import Session, checkpoint_options, cli
 
 GRAPH_SUFFIXES = (".mtx", ".abc", ".tsv", ".txt", ".edges")
 
@@ -92,10 +92,11 @@ def spectral(session: Session, input_file: str, clusters: int, input_kind: str, 
 @click.option("--tol", type=float, default=1e-8, show_default=True)
 @click.option("--ncv", type=click.IntRange(min=2), default=None)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@checkpoint_options(10, "restarts")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="netCDF with eigenvalues and vectors.")
 @click.pass_obj
 def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: str, tol: float, ncv: int | None,
-                  seed: int, out: str) -> None:
+                  seed: int, checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
     """Eigenpairs of a graph's Laplacian (or of a symmetric matrix) by distributed Lanczos."""
     from ..backend import to_numpy
     from ..datasets import load_graph
@@ -106,10 +107,12 @@ def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: s
     start = time.perf_counter()
     if laplacian == "none":
         w, V, hist = eigsh(loaded.adjacency, k, which=which, tol=tol, ncv=ncv, random_state=seed,
-                           return_history=True)
+                           return_history=True, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                           resume=resume)
     else:
         w, V, hist = laplacian_eigsh(loaded.adjacency, k, kind=laplacian, tol=tol, ncv=ncv, random_state=seed,
-                                     return_history=True)
+                                     return_history=True, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                     resume=resume)
     vectors = np.asarray(to_numpy(V.compute()))
     elapsed = time.perf_counter() - start
     ds = xr.Dataset({"eigenvalues": (("component",), w),

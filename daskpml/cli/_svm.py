@@ -10,7 +10,7 @@ import xarray as xr
 
 from ..results import write_netcdf
 from ._linear import load_xy
-from ._main import Session, cli
+from ._main import Session, checkpoint_options, cli
 
 
 def svm_dataset(est, source: str) -> xr.Dataset:
@@ -49,11 +49,12 @@ def svm_dataset(est, source: str) -> xr.Dataset:
 @click.option("--target", default=None, help="CSV: name or index of the label column (default: the last).")
 @click.option("--predictions", type=click.Path(dir_okay=False), default=None,
               help="Write the test rows' predicted labels here, one per line.")
+@checkpoint_options(1, "passes")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Model file (netCDF).")
 @click.pass_obj
 def svm(session: Session, data: str, test: str | None, C: float, kernel: str, gamma: str, partitions: int | None,
         partition: str, passes: int, solver: str, seed: int, target: str | None, predictions: str | None,
-        out: str) -> None:
+        checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
     """Train a kernel SVM on DATA (svmlight, .npz with X and y, or CSV) with the Cascade SVM."""
     from ..svm import CascadeSVC
 
@@ -68,9 +69,10 @@ def svm(session: Session, data: str, test: str | None, C: float, kernel: str, ga
     session.client()
     X, y = load_xy(data, target)
     est = CascadeSVC(C=C, kernel=kernel, gamma=gamma, n_partitions=partitions, partition=partition,
-                     max_passes=passes, solver=solver, random_state=seed)
+                     max_passes=passes, solver=solver, random_state=seed, checkpoint=checkpoint,
+                     checkpoint_every=checkpoint_every)
     start = time.perf_counter()
-    est.fit(X, y)
+    est.fit(X, y, resume=resume)
     elapsed = time.perf_counter() - start
     write_netcdf(svm_dataset(est, data), out)
     objective = "" if np.isnan(est.objective_) else f", dual objective {est.objective_:.8g}"

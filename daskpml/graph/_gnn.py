@@ -488,7 +488,8 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
             if callback is not None and callback(done - 1, record):
                 break
         executor.cancel([f for finals in submitted for f in finals])
-        final_params, proba, final = trainer.evaluate(done, finals=previous)
+        # a resume from the final snapshot runs no epoch: evaluate the snapshot's weights
+        final_params, proba, final = trainer.evaluate(done, opt=opt0 if done == first else None, finals=previous)
     except KeyboardInterrupt:
         executor.cancel([f for finals in submitted for f in finals])
         raise

@@ -373,8 +373,9 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         epoch, elapsed = snap.iteration, float(records["time"][-1]) if records["time"] else 0.0
     line = ProgressLine(progress)
     start = time.perf_counter() - elapsed
-    converged = False
-    while epoch < max_iter:
+    converged = bool(snap.state.get("converged", False)) if snap is not None else False
+    finished = bool(snap.state.get("finished", False)) if snap is not None else False   # a final snapshot
+    while epoch < max_iter and not finished:
         order = rng.permutation(d)
         rounds = math.ceil(d / P)
         size = math.ceil(d / rounds)            # rounds of equal size, at most P
@@ -413,7 +414,8 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         stop = converged or (callback is not None and bool(callback(epoch, w_all)))
         if ckpt.due(epoch, final=stop or epoch == max_iter):
             ckpt.save(epoch, arrays={"coef": w_all}, blocks={"residual": [r]}, history=records,
-                      state={"rho": rho, "P": P, "objective": objective, "rng": rng.bit_generator.state})
+                      state={"rho": rho, "P": P, "objective": objective, "rng": rng.bit_generator.state,
+                             "converged": converged, "finished": stop})
         if stop:
             break
     line.close()
