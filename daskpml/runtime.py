@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import dask
 import dask.array as da
+from dask.array.core import normalize_chunks
 from dask.highlevelgraph import HighLevelGraph
 from dask.utils import parse_timedelta
 from distributed import Client, KilledWorker, LocalCluster, progress, wait
@@ -188,7 +189,7 @@ def distribute_rows(x: Any, chunks: Any) -> da.Array:
     """An in-memory NumPy/CuPy array as a dask array in row blocks of ``chunks`` (an int, a
     tuple of sizes or "auto"). Large arrays on a distributed client are scattered block by block
     instead of being pickled into the task graph (what dask's "Sending large graph" warning asks)."""
-    normalized = da.core.normalize_chunks((chunks,) + (-1,) * (x.ndim - 1), x.shape, dtype=x.dtype)
+    normalized = normalize_chunks((chunks,) + (-1,) * (x.ndim - 1), x.shape, dtype=x.dtype)
     client = _scatter_client(_nbytes(x))
     if client is None:
         return da.from_array(x, chunks=normalized, name=False)

@@ -92,8 +92,13 @@ def sparse_section(settings: dict) -> list[Row]:
     most = int(np.asarray(K.to_scipy().getnnz(axis=0)).max())
     rows.append(("sparse", "top-10 per column of A @ A", t, None, f"max entries per column {most}"))
     degrees = np.asarray(reference.sum(axis=1)).ravel()
-    _figure(settings, "degrees of the generated graph", lambda fig: (
-        fig.add_subplot().hist(degrees, bins=40), fig.axes[0].set_xlabel("degree"), fig.axes[0].set_ylabel("nodes")))
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        ax.hist(degrees, bins=40)
+        ax.set_xlabel("degree"), ax.set_ylabel("nodes")
+
+    _figure(settings, "degrees of the generated graph", draw)
     return rows
 
 

@@ -268,7 +268,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
         checkpoint, every=checkpoint_every, resume=resume)
     ckpt.describe("cascade_svm", params={k: params[k] for k in ("C", "kernel", "gamma", "degree", "coef0", "solver")}
-                  | {"svc_options": svc_options},
+                  | {"node_tol": svc_options.get("tol")},       # (cache_size changes no result)
                   data={"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "n_partitions": n_parts,
                         "labels_crc32": zlib.crc32(np.unique(y, return_inverse=True)[1].astype(np.int64).tobytes()),
                         "partition_crc32": zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())})
