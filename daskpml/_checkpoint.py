@@ -212,6 +212,20 @@ def read_manifest(path: str | os.PathLike) -> tuple[dict | None, str]:
         return json.load(fh), directory
 
 
+def recorded_seed(path: str | os.PathLike | None, algorithm: str, random_state: Any,
+                  section: str = "params") -> Any:
+    """The seed a resume must draw with: ``random_state`` when one is given, else the ``seed``
+    that the newest snapshot of ``algorithm`` in ``path`` recorded (in its ``section``), else
+    None. A run started with ``random_state=None`` drew a fresh seed, which a resume cannot
+    know otherwise."""
+    if random_state is not None or path is None:
+        return random_state
+    manifest, _ = read_manifest(path)
+    if manifest is None or manifest.get("algorithm") != algorithm:
+        return None
+    return manifest[section].get("seed")
+
+
 def history_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
     """Rows (dicts) as columns, for :meth:`Checkpoint.save`; a key missing in a row is NaN."""
     keys: list[str] = []

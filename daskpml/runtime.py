@@ -165,23 +165,29 @@ def current_client() -> Client | None:
 SCATTER_BYTES = 4 << 20
 
 
-def _nbytes(x: Any) -> int:
-    if hasattr(x, "nbytes"):
-        return int(x.nbytes)
-    return sum(int(getattr(x, a).nbytes) for a in ("data", "indices", "indptr") if hasattr(x, a))
+def nbytes(x: Any) -> int:
+    """Bytes held by an in-memory array: dense, or the three arrays of a CSR matrix."""
+    if hasattr(x, "indptr"):
+        return sum(int(getattr(x, a).nbytes) for a in ("data", "indices", "indptr"))
+    return int(x.nbytes)
 
 
-def _scatter_client(nbytes: int) -> Client | None:
-    """The client to scatter ``nbytes`` of in-memory data with, or None to embed it in the graph."""
+def scatter_client(size: int = 0, threshold: int = 0) -> Client | None:
+    """The client to scatter ``size`` bytes of in-memory data with (sent once to the workers,
+    not pickled into task graphs), or None to embed it in the graph: when no client runs, when
+    dask's ``scheduler`` setting picks a local scheduler (which cannot read futures), or when
+    ``size`` is below ``threshold``."""
     client = current_client()
-    return client if client is not None and nbytes >= SCATTER_BYTES else None
+    if client is None or dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+        return None
+    return client if size >= threshold else None
 
 
 def scatter_blocks(blocks: list) -> list:
     """In-memory blocks as they should enter a task graph: on a distributed client, and when
     they hold more than 4 MiB together, scattered to the workers (sent once, spread over them)
     and returned as futures; otherwise returned as they are (embedded in the graph)."""
-    client = _scatter_client(sum(_nbytes(b) for b in blocks))
+    client = scatter_client(sum(nbytes(b) for b in blocks), SCATTER_BYTES)
     return list(blocks) if client is None else client.scatter(list(blocks), hash=False)
 
 
@@ -190,7 +196,7 @@ def distribute_rows(x: Any, chunks: Any) -> da.Array:
     tuple of sizes or "auto"). Large arrays on a distributed client are scattered block by block
     instead of being pickled into the task graph (what dask's "Sending large graph" warning asks)."""
     normalized = normalize_chunks((chunks,) + (-1,) * (x.ndim - 1), x.shape, dtype=x.dtype)
-    client = _scatter_client(_nbytes(x))
+    client = scatter_client(nbytes(x), SCATTER_BYTES)
     if client is None:
         return da.from_array(x, chunks=normalized, name=False)
     bounds = [0]

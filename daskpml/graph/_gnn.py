@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
-from .._checkpoint import Checkpoint, read_manifest
+from .._checkpoint import Checkpoint, recorded_seed
 from .._progress import ProgressLine
 from ..backend import backend_name, get_namespace, is_sparse, to_backend, to_numpy
 from ..partition import Partitioning, partition_graph
@@ -427,10 +427,8 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     if not lr > 0 or not weight_decay >= 0:
         raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={lr!r}, weight_decay={weight_decay!r}.")
     dtype = np.dtype(dtype)
-    if resume and checkpoint is not None and random_state is None:    # continue with the snapshot's seed
-        manifest, _ = read_manifest(checkpoint)
-        if manifest is not None and manifest.get("algorithm") == "train_gnn":
-            random_state = manifest["params"]["seed"]
+    if resume:                                  # continue with the snapshot's seed
+        random_state = recorded_seed(checkpoint, "train_gnn", random_state)
     trainer, params, n_classes = prepare(graph, features, labels, train_idx, val_idx, model=model, hidden=hidden,
                                          n_layers=n_layers, dropout=dropout, n_parts=n_parts, partition=partition,
                                          random_state=random_state, dtype=dtype, lr=lr,

@@ -62,7 +62,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import _config, results
-from .._checkpoint import Checkpoint, read_manifest
+from .._checkpoint import Checkpoint, recorded_seed
 from ..backend import get_namespace, is_sparse
 from ..datasets._generators import resolve_seed
 from ..sparse import CSRMatrix, auto_row_chunks, from_array
@@ -432,10 +432,8 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
             v0 = check_array(v0, ensure_2d=False, allow_1d=True, name="v0").astype(dtype).rechunk((blocks.chunks[0],))
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
             checkpoint, every=checkpoint_every, resume=resume)
-        seed = resolve_seed(random_state)
-        if ckpt.resume and random_state is None:      # a resume draws what the interrupted run drew
-            manifest, _ = read_manifest(ckpt.path)
-            seed = int(manifest["params"].get("seed", seed)) if manifest else seed
+        # a resume draws what the interrupted run drew
+        seed = resolve_seed(recorded_seed(ckpt.path, "eigsh", random_state) if ckpt.resume else random_state)
         ckpt.describe("eigsh", params={"k": k, "which": which, "ncv": ncv, "tol": tol, "tol_shift": tol_shift,
                                        "seed": seed, "v0": v0 is not None},
                       data={"n": n, "row_chunks": list(row_chunks), "dtype": str(np.dtype(dtype))})

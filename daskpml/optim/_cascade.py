@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from .. import _config
 from .._checkpoint import Checkpoint
 from ..results import ResultDisplay, history as make_history
-from ..runtime import WorkerLostError, current_client, total_threads
+from ..runtime import WorkerLostError, scatter_client, total_threads
 
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
 
@@ -353,8 +353,8 @@ class _Pieces:
             rows = _row_chunks(X.shape[0])
             bounds = np.concatenate([[0], np.cumsum(rows)])
             blocks = [X[bounds[b]:bounds[b + 1]] for b in range(len(rows))]
-            client = current_client()
-            if client is not None and dask.config.get("scheduler", None) in (None, "dask.distributed"):
+            client = scatter_client()
+            if client is not None:
                 blocks = client.scatter(blocks, hash=False)
         offsets = np.concatenate([[0], np.cumsum(rows)])
         split = [dask.delayed(_pieces_of_block, nout=None, pure=True)(

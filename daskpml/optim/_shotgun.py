@@ -52,7 +52,7 @@ from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse
 from ..results import ResultDisplay, history as make_history
 from .. import _config
-from ..runtime import current_client, total_threads
+from ..runtime import current_client, nbytes, scatter_client, total_threads
 
 
 @dataclass
@@ -254,8 +254,8 @@ class _Blocks(list):
 def _put(value: Any) -> Any:
     """``value`` as a task input: scattered once to a connected cluster (not embedded in every
     graph), else a delayed value under a fresh name (no hashing, no copy)."""
-    client = current_client()
-    if client is not None and dask.config.get("scheduler", None) in (None, "dask.distributed"):
+    client = scatter_client()
+    if client is not None:
         return client.scatter(value, hash=False)
     return dask.delayed(value, name=f"shotgun-input-{uuid.uuid4().hex}")
 
@@ -317,7 +317,7 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     rounds and the bytes of residual moved (each block receives r and sends ``X_b delta_b``
     once per round: ``16 n`` bytes per block and round).
     """
-    if not isinstance(X, da.Array) and _nbytes(X) <= int(_config.get("shotgun.local-bytes", 16 * 2**20)) \
+    if not isinstance(X, da.Array) and nbytes(X) <= int(_config.get("shotgun.local-bytes", 16 * 2**20)) \
             and dask.config.get("scheduler", None) is None and current_client() is not None:
         # A small in-memory problem: task and round-trip costs on a cluster would dominate.
         with dask.config.set(scheduler="threads"):
@@ -427,12 +427,6 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
                                                total_bytes=int(sum(records["bytes"]))))
     return ShotgunResult(coef=w_all, intercept=intercept, n_iter=epoch, n_parallel=P, rho=rho,
                          converged=converged, history=history)
-
-
-def _nbytes(X: Any) -> int:
-    if is_sparse(X):
-        return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
-    return int(X.nbytes)
 
 
 def _duality_gap(dual_norm: float, rr: float, ry: float, w: np.ndarray, l1: float, l2: float) -> float:

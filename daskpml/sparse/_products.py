@@ -29,7 +29,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..backend import get_namespace, is_sparse, sparse_meta
-from ..runtime import current_client
+from ..runtime import scatter_client
 from ._csr import CSRMatrix, _even_split, _prune, auto_row_chunks, from_block_graph, row_indices
 
 
@@ -50,8 +50,8 @@ def _as_dask_dense(x: Any, A: CSRMatrix) -> da.Array:
     if not isinstance(x, da.Array):
         xp, _ = get_namespace(A)
         x = xp.asarray(x)
-        client = current_client()
-        if client is not None and x.nbytes > SCATTER_BYTES:
+        client = scatter_client(x.nbytes, SCATTER_BYTES)
+        if client is not None:
             future = client.scatter(x, hash=False)
             meta = xp.empty((0,) * x.ndim, dtype=x.dtype)
             x = da.from_delayed(dask.delayed(future), shape=x.shape, dtype=x.dtype, meta=meta)

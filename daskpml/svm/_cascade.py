@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._checkpoint import Checkpoint, read_manifest
+from .._checkpoint import Checkpoint, recorded_seed
 from ..backend import _is_cupy_object, is_sparse
 from ..datasets._generators import resolve_seed
 from ..decomposition._pca import as_rows
@@ -194,10 +194,9 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
                              "least 2 classes.")
         n_parts = self._check_params(X.shape[0])
         checkpoint = Checkpoint(self.checkpoint, every=self.checkpoint_every, resume=resume)
-        seed = resolve_seed(self.random_state)
-        if resume and self.random_state is None:          # the partitioning of the interrupted fit
-            manifest, _ = read_manifest(self.checkpoint)
-            seed = int(manifest["state"].get("seed", seed)) if manifest else seed
+        # a resume partitions as the interrupted fit did
+        seed = resolve_seed(recorded_seed(self.checkpoint, "cascade_svm", self.random_state, "state")
+                            if resume else self.random_state)
         labels = self._partition(X, n_parts, seed)
         gamma = self._gamma(X)
         result = cascade_svm(X, y, labels, C=self.C, kernel=self.kernel, gamma=gamma, degree=self.degree,
