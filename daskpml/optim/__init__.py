@@ -12,17 +12,18 @@ from ._families import (FAMILIES, PENALTIES, Family, Hinge, Logistic, Multinomia
                         SquaredLoss, get_family, get_penalty)
 from ._hogwild import hogwild, hogwild_epochs
 from ._newton import newton
-from ._objective import Layout, Objective, allreduce_cost, chunk_loss_grad, pack, tree_sum
+from ..perf import allreduce_time as allreduce_cost
+from ._objective import Layout, Objective, chunk_loss_grad, pack, tree_sum
 from ._registry import ASYNC_SOLVERS, SOLVERS, checkpointing_solvers, get_solver, needs_cluster, register_solver
 from ._run import OptimizeResult
-from ._stochastic import batch_rows, learning_rate, local_sgd, one_shot_average, sgd, slowdown, straggle
+from ._stochastic import batch_rows, critical_batch_size, learning_rate, local_sgd, one_shot_average, sgd, slowdown, straggle
 
 __all__ = [
     "ASYNC_SOLVERS", "CascadeResult", "Engine", "ShotgunResult", "cascade_svm", "shotgun", "async_sgd", "easgd", "gossip_sgd", "hogwild", "hogwild_epochs", "local_steps",
     "needs_cluster", "slowdown", "straggle",
     "FAMILIES", "PENALTIES", "SOLVERS", "Family", "Hinge", "Layout", "Logistic", "Multinomial", "Objective",
     "OptimizeResult", "Penalty", "SquaredHinge", "SquaredLoss", "allreduce_cost", "batch_rows",
-    "checkpointing_solvers", "chunk_loss_grad", "fit_linear", "get_family", "get_penalty", "get_solver", "gradient_descent",
+    "checkpointing_solvers", "chunk_loss_grad", "critical_batch_size", "fit_linear", "get_family", "get_penalty", "get_solver", "gradient_descent",
     "learning_rate", "lbfgs", "local_sgd", "newton", "newton_cg", "one_shot_average", "pack", "prepare",
     "proximal_gradient", "register_solver", "sgd", "tree_sum", "wolfe_line_search",
 ]

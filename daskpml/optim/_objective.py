@@ -17,7 +17,6 @@ tree (``P - 1`` partial sums of ``|W| + 8`` bytes, plus the result to the client
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,15 +319,6 @@ class Objective:
     def total(self, f_smooth: float, theta: np.ndarray) -> float:
         """Full objective from its smooth part (adds the L1 part of the penalty)."""
         return f_smooth + self.lam * self.penalty.l1 * float(np.abs(self._coef(theta)).sum())
-
-
-def allreduce_cost(n_bytes: float, n_workers: int, *, latency: float, inv_bandwidth: float) -> float:
-    """Modelled time of an all-reduce of ``n_bytes`` over ``n_workers``:
-    ``2 a log2(P) + b (P - 1) / P |W|`` (Rabenseifner's bound with the bandwidth term as
-    commonly quoted; the tree reduction plus broadcast dask performs moves ``2 |W| log P``)."""
-    if n_workers <= 1:
-        return 0.0
-    return 2 * latency * math.log2(n_workers) + inv_bandwidth * (n_workers - 1) / n_workers * n_bytes
 
 
 def row_chunked(X: Any, name: str = "X") -> Any:

@@ -412,3 +412,57 @@ def one_shot_average(objective: Objective, theta0: np.ndarray, *, local_solver: 
                                                 "worker_bytes": np.full(len(local), 8 * len(theta0))})
     return run.finish(theta, 1, bool(stats[:, 2].all()),
                       "" if stats[:, 2].all() else "some chunks did not converge locally")
+
+
+def critical_batch_size(X: Any, *, max_iter: int = 500, tol: float = 1e-7, random_state: Any = 0) -> float:
+    """The critical mini-batch size of least squares on ``X``: ``E||x||^2 / lambda_max``,
+    with ``lambda_max`` the largest eigenvalue of the second-moment matrix ``X'X / n``.
+
+    For least squares that a linear model fits exactly, mini-batch SGD with the best
+    step for batch ``B`` needs ``B`` times fewer serial steps than batch 1 while ``B``
+    stays below this size, and gains little beyond it (Ma, Bassily & Belkin, 2018, with
+    the mean squared row norm in place of the largest). It tells how many rows per step
+    a synchronous data-parallel SGD can use before more workers stop shortening the run.
+
+    Parameters
+    ----------
+    X : (n, d) NumPy, CuPy, SciPy sparse or dask array, or CSRMatrix
+    max_iter, tol, random_state :
+        Power iteration for ``lambda_max`` when ``d > 2048`` or ``X`` is a CSRMatrix
+        (the Gram matrix is formed otherwise); it stops when the estimate changes by
+        less than ``tol`` relative.
+
+    Returns
+    -------
+    float
+    """
+    from ..sparse import CSRMatrix
+    from ..validation import check_array
+
+    X = check_array(X, name="X")
+    n, d = X.shape
+    squares = X.power(2).sum() if hasattr(X, "power") else (X * X).sum()
+    mean_sq = float(dask.compute(squares)[0]) / n
+    if mean_sq == 0:
+        raise ValueError("X is all zeros: least squares on it has no curvature and no critical batch size.")
+    if d <= 2048 and not isinstance(X, CSRMatrix):
+        gram = X.T @ X
+        gram = dask.compute(gram)[0]
+        gram = gram.toarray() if hasattr(gram, "toarray") else gram
+        gram = gram.get() if hasattr(gram, "get") else np.asarray(gram)
+        lam_max = float(np.linalg.eigvalsh(np.asarray(gram, dtype=float) / n)[-1])
+    else:
+        rng = np.random.default_rng(resolve_seed(random_state))
+        v = rng.standard_normal(d)
+        v /= np.linalg.norm(v)
+        lam_max = 0.0
+        for _ in range(max_iter):
+            g = dask.compute((X @ v) @ X)[0]
+            g = np.asarray(g.get() if hasattr(g, "get") else g, dtype=float).ravel() / n
+            new = float(np.linalg.norm(g))
+            v = g / new
+            if abs(new - lam_max) <= tol * new:
+                lam_max = new
+                break
+            lam_max = new
+    return mean_sq / lam_max
