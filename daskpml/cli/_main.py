@@ -104,7 +104,7 @@ def info(session: Session, no_cluster: bool) -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
-from . import _datasets, _decomposition, _demo, _gnn, _linear, _mcl, _spectral, _svm  # noqa: E402,F401  (register the subcommands)
+from . import _datasets, _decomposition, _demo, _gnn, _linear, _mcl, _perf, _spectral, _svm  # noqa: E402,F401  (register the subcommands)
 
 # ``dask pml ...``: dask's CLI adds entry-point groups under their own name
 dask_cli = copy.copy(cli)
