@@ -84,7 +84,7 @@ def allreduce_time(nbytes: float, n_workers: int, *, latency: float, inv_bandwid
     P = int(n_workers)
     if P == 1:
         return 0.0
-    q = 1 << int(math.floor(math.log2(P)))
+    q = 1 << math.floor(math.log2(P))
     a, c, b, beta, g = latency, per_task, inv_bandwidth, shared_inv_bandwidth, reduce_per_byte
     t = 0.0
     if P > q:                                               # fold in, and hand the result back at the end
@@ -268,7 +268,7 @@ def _placement(client: Any, parts: Sequence, workers: Sequence[str] | None) -> l
             if not holders:
                 raise ValueError("every part must be a finished future held by a worker; wait for them first "
                                  "or pass workers=[...] naming where each part lives.")
-            workers.append(sorted(holders)[0])
+            workers.append(min(holders))
     if len(workers) != len(parts):
         raise ValueError(f"workers names {len(workers)} places for {len(parts)} parts; give one per part.")
     return list(workers)
@@ -295,7 +295,7 @@ def allreduce(client: Any, parts: Sequence, workers: Sequence[str] | None = None
     P = len(parts)
     if P == 1:
         return list(parts)
-    q = 1 << int(math.floor(math.log2(P)))
+    q = 1 << math.floor(math.log2(P))
     seg = list(parts[:q])
     for r in range(q, P):                                   # fold the extra workers in
         seg[r - q] = _on(client, _add, seg[r - q], parts[r], worker=where[r - q])
@@ -447,7 +447,7 @@ def _cores_shared(client: Any, workers: list[str]) -> int | None:
     by_host: dict[str, tuple[int, int]] = {}
     for w in workers:
         host = info[w].get("host", w)
-        threads, cores = by_host.get(host, (0, 0))
+        threads, _ = by_host.get(host, (0, 0))
         by_host[host] = (threads + int(info[w].get("nthreads", 1)), int(cpus.get(w) or 1))
     if all(threads <= cores for threads, cores in by_host.values()):
         return None
