@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
@@ -31,3 +34,23 @@ class PeakMemory:
     def __exit__(self, *exc):
         self.stop = True
         self.thread.join()
+
+
+def machine() -> dict:
+    """What the figures were measured on: cores, CPU model, memory and versions."""
+    import dask
+    import distributed
+    import numpy as np
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "memory_GiB": round(mem, 1), "os": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__, "dask": dask.__version__,
+            "distributed": distributed.__version__}

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -46,13 +44,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import machine
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_GiB": round(mem, 1), "python": platform.python_version()}
 
 
 def time_to(history, target: float) -> float:

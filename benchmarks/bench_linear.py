@@ -24,22 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import machine
 
 LADDER = [1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7]
 RESULTS = Path(__file__).parent / "results"
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_GiB": round(mem, 1), "python": platform.python_version()}
 
 
 def objective(X, y, coef, intercept, C=1.0) -> float:

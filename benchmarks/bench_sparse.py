@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import machine
 
 
 def median_time(func, repeats: int, warmup: int = 1) -> float:
@@ -48,11 +47,6 @@ def copy_bandwidth(n_bytes: int) -> float:
 def spmv_bytes(nnz: int, n: int, k: int) -> int:
     """Bytes an SpMV/SpMM must move: values + column indices + row pointers + x + y."""
     return nnz * (8 + 4) + (n + 1) * 4 + 2 * n * k * 8
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_GiB": round(mem, 1), "python": platform.python_version()}
 
 
 LAYOUTS = {"2 workers x 1 thread (processes)": dict(n_workers=2, threads_per_worker=1, processes=True),

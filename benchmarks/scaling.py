@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -48,6 +47,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from _common import machine
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "scaling"  # committed: SCALING.md shows these
@@ -56,24 +56,6 @@ DOC = HERE / "SCALING.md"
 
 
 # ----------------------------------------------------------------------------- the cluster
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import dask
-    import distributed
-
-    return {"cores": os.cpu_count(), "cpu": model, "memory_GiB": round(mem, 1), "os": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "dask": dask.__version__,
-            "distributed": distributed.__version__}
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -132,9 +132,10 @@ _MODELS: dict[str, Callable[..., float]] = {
 }
 
 
-def _pattern(pattern: str) -> Callable[..., float]:
+def _pattern(pattern: str, table: dict | None = None) -> Callable:
+    """The model (or, with ``table=_ROUNDS``, the round on futures) of ``pattern``."""
     try:
-        return _MODELS[pattern]
+        return (_MODELS if table is None else table)[pattern]
     except KeyError:
         raise ValueError(f"Unknown communication pattern {pattern!r}; use one of {PATTERNS}.") from None
 
@@ -391,15 +392,8 @@ def measure(client: Any, pattern: str, nbytes: int, n_workers: int | None = None
             rounds: tuple[int, int] = (1, 4)) -> float:
     """Measured seconds per round of ``pattern`` on ``nbytes`` vectors held by
     ``n_workers`` workers (default all), without the client's submit and wait."""
-    step = _ROUNDS.get(pattern)
-    if step is None:
-        raise ValueError(f"Unknown communication pattern {pattern!r}; use one of {PATTERNS}.")
-    workers = _workers(client, n_workers)
-    parts = _vectors(client, nbytes, workers)
-    try:
-        return _per_round(client, lambda p: step(client, p, workers), parts, *rounds, repeats)
-    finally:
-        client.cancel(parts)
+    step = _pattern(pattern, _ROUNDS)
+    return float(_chain_times(client, step, [nbytes], _workers(client, n_workers), rounds, repeats)[0])
 
 
 def _hop(client: Any, parts: list, workers: list[str]) -> list:
@@ -419,26 +413,25 @@ def _ping(client: Any, parts: list, workers: list[str]) -> list:
     return [_on(client, _same, there, worker=workers[0]), parts[1]]
 
 
+def _best_time(func: Callable[[], Any], repeats: int = 5) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def _add_rate(n: int) -> float:
     x, y = np.ones(n), np.ones(n)
-    best = math.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        x + y
-        best = min(best, time.perf_counter() - t0)
-    return best / x.nbytes
+    return _best_time(lambda: x + y) / x.nbytes
 
 
 def _gradient_rate(rows: int, cols: int) -> float:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((rows, cols))
     w = rng.standard_normal(cols)
-    best = math.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        X.T @ (X @ w)
-        best = min(best, time.perf_counter() - t0)
-    return best / X.nbytes
+    return _best_time(lambda: X.T @ (X @ w)) / X.nbytes
 
 
 def _cores_shared(client: Any, workers: list[str]) -> int | None:
@@ -466,7 +459,7 @@ def _chain_times(client: Any, hop: Callable, sizes: Sequence[int], workers: list
             out.append(_per_round(client, lambda p: hop(client, p, workers), parts, *rounds, repeats))
         finally:
             client.cancel(parts)
-    return np.maximum(np.asarray(out), 1e-9)
+    return np.asarray(out)
 
 
 def calibrate(client: Any, *, sizes: Sequence[int] = DEFAULT_SIZES, n_workers: int | None = None,
@@ -501,9 +494,9 @@ def calibrate(client: Any, *, sizes: Sequence[int] = DEFAULT_SIZES, n_workers: i
         raise ValueError("calibrate needs at least two different sizes to separate latency from bandwidth.")
     P = len(workers) - len(workers) % 2                     # workers that take part in the swap
     x = np.asarray([8 * max(1, s // 8) for s in sizes], dtype=float)
-    single = _chain_times(client, _ping, sizes, workers[:2], rounds, repeats) / 2
+    single = np.maximum(_chain_times(client, _ping, sizes, workers[:2], rounds, repeats) / 2, 1e-9)
     (a1, b), _ = nnls(np.column_stack([1 / single, x / single]), np.ones_like(single))
-    swap = _chain_times(client, _hop, sizes, workers[:P], rounds, repeats)
+    swap = np.maximum(_chain_times(client, _hop, sizes, workers[:P], rounds, repeats), 1e-9)
     small = x <= 100_000
     c = max(float(np.median(swap[small] - a1)) / max(P - 1, 1), 0.0) if small.any() else 0.0
     a = max(a1 - c, 0.0)
