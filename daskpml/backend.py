@@ -136,6 +136,14 @@ def to_numpy(x: Any) -> Any:
     return _convert_block(x, "numpy")
 
 
+def synchronize(x: Any) -> None:
+    """Wait until the device has finished the work that produces ``x`` (CuPy runs
+    kernels asynchronously; a no-op for NumPy/SciPy). Time GPU work only after this."""
+    if _is_cupy_object(_meta(x)):
+        cupy, _ = import_cupy()
+        cupy.cuda.get_current_stream().synchronize()
+
+
 def zeros_like(meta: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
     """Zeros on the backend of ``meta`` (a NumPy/CuPy array or a dask ``_meta``)."""
     xp, _ = get_namespace(meta)

@@ -218,8 +218,10 @@ class CommModel:
 
 
 # ----------------------------------------------------------------------------- patterns on futures
-def _ones(n: int, seed: int) -> np.ndarray:
-    return np.full(n, 1.0 + seed * 1e-3)
+def _ones(n: int, seed: int, backend: str = "numpy") -> Any:
+    from .backend import to_backend
+
+    return to_backend(np.full(n, 1.0 + seed * 1e-3), backend)
 
 
 def _same(x: Any) -> Any:
@@ -353,11 +355,11 @@ def _workers(client: Any, n_workers: int | None) -> list[str]:
     return workers
 
 
-def _vectors(client: Any, nbytes: int, workers: Sequence[str]) -> list:
+def _vectors(client: Any, nbytes: int, workers: Sequence[str], backend: str) -> list:
     from distributed import wait
 
     n = max(1, int(nbytes) // 8)
-    parts = [_on(client, _ones, n, i, worker=w) for i, w in enumerate(workers)]
+    parts = [_on(client, _ones, n, i, backend, worker=w) for i, w in enumerate(workers)]
     wait(parts)
     return parts
 
@@ -389,11 +391,18 @@ def _per_round(client: Any, step: Callable[[list], list], parts: list, short: in
 
 
 def measure(client: Any, pattern: str, nbytes: int, n_workers: int | None = None, *, repeats: int = 3,
-            rounds: tuple[int, int] = (1, 4)) -> float:
+            rounds: tuple[int, int] = (1, 4), backend: str = "numpy") -> float:
     """Measured seconds per round of ``pattern`` on ``nbytes`` vectors held by
-    ``n_workers`` workers (default all), without the client's submit and wait."""
+    ``n_workers`` workers (default all), without the client's submit and wait. The
+    vectors are NumPy arrays, or CuPy arrays with ``backend="cupy"``."""
     step = _pattern(pattern, _ROUNDS)
-    return float(_chain_times(client, step, [nbytes], _workers(client, n_workers), rounds, repeats)[0])
+    _check_backend(backend)
+    return float(_chain_times(client, step, [nbytes], _workers(client, n_workers), rounds, repeats, backend)[0])
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("numpy", "cupy"):
+        raise ValueError(f"backend must be 'numpy' or 'cupy', got {backend!r}.")
 
 
 def _hop(client: Any, parts: list, workers: list[str]) -> list:
@@ -414,23 +423,27 @@ def _ping(client: Any, parts: list, workers: list[str]) -> list:
 
 
 def _best_time(func: Callable[[], Any], repeats: int = 5) -> float:
+    from .backend import synchronize
+
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        func()
+        synchronize(func())
         best = min(best, time.perf_counter() - t0)
     return best
 
 
-def _add_rate(n: int) -> float:
-    x, y = np.ones(n), np.ones(n)
+def _add_rate(n: int, backend: str = "numpy") -> float:
+    x, y = _ones(n, 0, backend), _ones(n, 1, backend)
     return _best_time(lambda: x + y) / x.nbytes
 
 
-def _gradient_rate(rows: int, cols: int) -> float:
+def _gradient_rate(rows: int, cols: int, backend: str = "numpy") -> float:
+    from .backend import to_backend
+
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((rows, cols))
-    w = rng.standard_normal(cols)
+    X = to_backend(rng.standard_normal((rows, cols)), backend)
+    w = to_backend(rng.standard_normal(cols), backend)
     return _best_time(lambda: X.T @ (X @ w)) / X.nbytes
 
 
@@ -451,10 +464,10 @@ DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 
 
 def _chain_times(client: Any, hop: Callable, sizes: Sequence[int], workers: list[str], rounds: tuple[int, int],
-                 repeats: int) -> np.ndarray:
+                 repeats: int, backend: str) -> np.ndarray:
     out = []
     for size in sizes:
-        parts = _vectors(client, size, workers)
+        parts = _vectors(client, size, workers, backend)
         try:
             out.append(_per_round(client, lambda p: hop(client, p, workers), parts, *rounds, repeats))
         finally:
@@ -463,7 +476,7 @@ def _chain_times(client: Any, hop: Callable, sizes: Sequence[int], workers: list
 
 
 def calibrate(client: Any, *, sizes: Sequence[int] = DEFAULT_SIZES, n_workers: int | None = None,
-              repeats: int = 3, rounds: tuple[int, int] = (1, 4)) -> CommModel:
+              repeats: int = 3, rounds: tuple[int, int] = (1, 4), backend: str = "numpy") -> CommModel:
     """Fit the communication constants of the cluster behind ``client`` from measured
     worker-to-worker transfers, and measure its round-trip overhead and compute rates.
 
@@ -478,11 +491,15 @@ def calibrate(client: Any, *, sizes: Sequence[int] = DEFAULT_SIZES, n_workers: i
        the small sizes give ``c`` (the extra time of ``P`` tasks over one), the largest
        two the machine-wide ``beta`` where ``P n beta`` exceeds ``b n``.
 
+    The vectors, adds and gradient pass are on ``backend`` (``"cupy"`` for the device
+    memory of a dask-cuda cluster; GPU work is synchronized before it is timed).
+
     Needs two workers. Returns a :class:`CommModel` whose ``fit`` holds the sizes, both
     sets of times and the largest relative error of the fitted model on them.
     """
     from scipy.optimize import nnls
 
+    _check_backend(backend)
     workers = _workers(client, n_workers)
     if len(workers) < 2:
         raise ValueError(f"calibrate needs at least 2 workers to time transfers between them; the cluster has "
@@ -494,9 +511,9 @@ def calibrate(client: Any, *, sizes: Sequence[int] = DEFAULT_SIZES, n_workers: i
         raise ValueError("calibrate needs at least two different sizes to separate latency from bandwidth.")
     P = len(workers) - len(workers) % 2                     # workers that take part in the swap
     x = np.asarray([8 * max(1, s // 8) for s in sizes], dtype=float)
-    single = np.maximum(_chain_times(client, _ping, sizes, workers[:2], rounds, repeats) / 2, 1e-9)
+    single = np.maximum(_chain_times(client, _ping, sizes, workers[:2], rounds, repeats, backend) / 2, 1e-9)
     (a1, b), _ = nnls(np.column_stack([1 / single, x / single]), np.ones_like(single))
-    swap = np.maximum(_chain_times(client, _hop, sizes, workers[:P], rounds, repeats), 1e-9)
+    swap = np.maximum(_chain_times(client, _hop, sizes, workers[:P], rounds, repeats, backend), 1e-9)
     small = x <= 100_000
     c = max(float(np.median(swap[small] - a1)) / max(P - 1, 1), 0.0) if small.any() else 0.0
     a = max(a1 - c, 0.0)
@@ -513,10 +530,10 @@ def calibrate(client: Any, *, sizes: Sequence[int] = DEFAULT_SIZES, n_workers: i
         t0 = time.perf_counter()
         client.submit(_same, 0, pure=False).result()
         trips.append(time.perf_counter() - t0)
-    rate = client.submit(_gradient_rate, 20_000, 100, workers=workers[:1], pure=False).result()
+    rate = client.submit(_gradient_rate, 20_000, 100, backend, workers=workers[:1], pure=False).result()
     # 64 MB vectors: above glibc's largest mmap threshold, so each add pays for fresh pages, as the
     # adds and the concatenation of large messages do
-    gamma = client.submit(_add_rate, 8_000_000, workers=workers[:1], pure=False).result()
+    gamma = client.submit(_add_rate, 8_000_000, backend, workers=workers[:1], pure=False).result()
     return CommModel(latency=a, inv_bandwidth=float(b), per_task=c, shared_inv_bandwidth=beta,
                      reduce_per_byte=float(gamma), overhead=float(statistics.median(trips)),
                      compute_per_byte=float(rate), cores=_cores_shared(client, workers), workers=len(workers),

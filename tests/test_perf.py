@@ -5,8 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import host, on
 
 from daskpml import perf
+from daskpml.backend import backend_name
 
 A, B = 2e-3, 1e-9
 
@@ -89,15 +91,16 @@ def _parts(client, values, workers):
 
 
 @pytest.mark.parametrize("P", [1, 2, 3, 4, 5])
-def test_allreduce_sums_on_every_worker(client, P):
+def test_allreduce_sums_on_every_worker(client, P, backend):
     names = sorted(client.scheduler_info()["workers"])
     where = [names[i % len(names)] for i in range(P)]
     rng = np.random.default_rng(P)
     values = [rng.standard_normal(37) for _ in range(P)]          # odd length: halves of unequal size
-    out = perf.allreduce(client, _parts(client, values, where), workers=where)
+    out = perf.allreduce(client, _parts(client, [on(backend, v) for v in values], where), workers=where)
     results = client.gather(out)
     for r in results:
-        np.testing.assert_allclose(r, np.sum(values, axis=0), rtol=1e-12)
+        assert backend_name(r) == backend
+        np.testing.assert_allclose(host(r), np.sum(values, axis=0), rtol=1e-12)
     who = client.who_has(out)
     assert all(where[i] in who[f.key] for i, f in enumerate(out))
 
@@ -123,13 +126,13 @@ def test_collectives_refuse_bad_input(client):
         perf.measure(client, "ring", 1000)
 
 
-def test_calibrate_and_measure(client):
-    model = perf.calibrate(client, sizes=(1_000, 100_000, 1_000_000), repeats=1, rounds=(1, 3))
+def test_calibrate_and_measure(client, backend):
+    model = perf.calibrate(client, sizes=(1_000, 100_000, 1_000_000), repeats=1, rounds=(1, 3), backend=backend)
     assert 0 < model.latency + model.per_task < 1.0
     assert model.inv_bandwidth >= 0 and model.shared_inv_bandwidth >= 0 and model.reduce_per_byte > 0
     assert model.overhead > 0 and model.compute_per_byte > 0 and model.workers == 2
     assert len(model.fit["single_s"]) == 3 and np.isfinite(model.fit["max_rel_error"])
-    measured = perf.measure(client, "gossip", 1_000, repeats=1)
+    measured = perf.measure(client, "gossip", 1_000, repeats=1, backend=backend)
     assert 0 < measured < 1.0
     assert model.to_dict()["latency"] == model.latency
 
@@ -141,6 +144,10 @@ def test_calibrate_refuses(client):
         perf.calibrate(client, sizes=(1000, 1000))
     with pytest.raises(ValueError, match="positive"):
         perf.calibrate(client, sizes=(0, 1000))
+    with pytest.raises(ValueError, match="backend must be 'numpy' or 'cupy'"):
+        perf.calibrate(client, backend="torch")
+    with pytest.raises(ValueError, match="backend must be 'numpy' or 'cupy'"):
+        perf.measure(client, "gossip", 1000, backend="gpu")
 
 
 # ----------------------------------------------------------------------------- task stream
@@ -171,7 +178,7 @@ def test_time_split_from_a_real_task_stream(client):
 
 
 # ----------------------------------------------------------------------------- critical batch size
-def test_critical_batch_size_matches_the_dense_formula():
+def test_critical_batch_size_matches_the_dense_formula(backend):
     import dask.array as da
     import scipy.sparse as sp
 
@@ -181,15 +188,15 @@ def test_critical_batch_size_matches_the_dense_formula():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3000, 40)) / np.arange(1, 41) ** 0.5
     expected = (X * X).sum(1).mean() / np.linalg.eigvalsh(X.T @ X / 3000)[-1]
-    assert critical_batch_size(X) == pytest.approx(expected, rel=1e-10)
-    assert critical_batch_size(da.from_array(X, chunks=700)) == pytest.approx(expected, rel=1e-10)
-    assert critical_batch_size(sp.csr_matrix(X)) == pytest.approx(expected, rel=1e-10)
+    assert critical_batch_size(on(backend, X)) == pytest.approx(expected, rel=1e-10)
+    assert critical_batch_size(on(backend, da.from_array(X, chunks=700))) == pytest.approx(expected, rel=1e-10)
+    assert critical_batch_size(on(backend, sp.csr_matrix(X))) == pytest.approx(expected, rel=1e-10)
     # CSRMatrix: lambda_max by power iteration
-    assert critical_batch_size(from_array(sp.csr_matrix(X), chunks=1000), tol=1e-12) == pytest.approx(expected,
-                                                                                                     rel=1e-6)
+    assert critical_batch_size(on(backend, from_array(sp.csr_matrix(X), chunks=1000)), tol=1e-12) == pytest.approx(
+        expected, rel=1e-6)
     # isotropic rows: E||x||^2 / lambda_max is about d
     Z = rng.standard_normal((20000, 10))
-    assert 8 < critical_batch_size(Z) < 10.5
+    assert 8 < critical_batch_size(on(backend, Z)) < 10.5
 
 
 def test_critical_batch_size_refuses_bad_input():

@@ -28,7 +28,8 @@ def calibrate(session: Session, repeats: int, max_bytes: int, predict_for: tuple
     parameter server and gossip. Needs 2 workers or more."""
     client = session.client()
     sizes = [s for s in perf.DEFAULT_SIZES if s <= max_bytes]          # at least 1 KB and 10 KB
-    model = perf.calibrate(client, sizes=sizes, repeats=repeats)
+    backend = session.backend or "numpy"                               # --gpu: time CuPy vectors
+    model = perf.calibrate(client, sizes=sizes, repeats=repeats, backend=backend)
     workers = model.workers
     gbs = lambda v: f"{1 / v / 1e9:.2f} GB/s" if v else "not limiting"      # noqa: E731
     click.echo(f"workers {workers}, cores shared: {model.cores or 'no (one or more each)'}")
@@ -50,7 +51,7 @@ def calibrate(session: Session, repeats: int, max_bytes: int, predict_for: tuple
         for pattern in perf.PATTERNS:
             rows = []
             for size in sizes:
-                t = perf.measure(client, pattern, size, repeats=repeats)
+                t = perf.measure(client, pattern, size, repeats=repeats, backend=backend)
                 p = model.comm_time(size, workers, pattern)
                 rows.append({"bytes": size, "measured_s": t, "predicted_s": p})
                 click.echo(f"{pattern:<17} {size:>12,d}  {t * 1e3:9.2f} / {p * 1e3:9.2f}  ({t / p:.2f})")

@@ -32,6 +32,7 @@ from typing import Any, Callable, Literal
 
 import dask
 import numpy as np
+import scipy.sparse
 from dask import delayed
 
 from ..datasets._generators import resolve_seed
@@ -436,6 +437,7 @@ def critical_batch_size(X: Any, *, max_iter: int = 500, tol: float = 1e-7, rando
     -------
     float
     """
+    from ..backend import asarray_like, to_numpy
     from ..sparse import CSRMatrix
     from ..validation import check_array
 
@@ -447,9 +449,8 @@ def critical_batch_size(X: Any, *, max_iter: int = 500, tol: float = 1e-7, rando
         raise ValueError("X is all zeros: least squares on it has no curvature and no critical batch size.")
     if d <= 2048 and not isinstance(X, CSRMatrix):
         gram = X.T @ X
-        gram = dask.compute(gram)[0]
-        gram = gram.toarray() if hasattr(gram, "toarray") else gram
-        gram = gram.get() if hasattr(gram, "get") else np.asarray(gram)
+        gram = to_numpy(dask.compute(gram)[0])
+        gram = gram.toarray() if scipy.sparse.issparse(gram) else gram
         lam_max = float(np.linalg.eigvalsh(np.asarray(gram, dtype=float) / n)[-1])
     else:
         rng = np.random.default_rng(resolve_seed(random_state))
@@ -457,8 +458,8 @@ def critical_batch_size(X: Any, *, max_iter: int = 500, tol: float = 1e-7, rando
         v /= np.linalg.norm(v)
         lam_max = 0.0
         for _ in range(max_iter):
-            g = dask.compute((X @ v) @ X)[0]
-            g = np.asarray(g.get() if hasattr(g, "get") else g, dtype=float).ravel() / n
+            g = dask.compute((X @ asarray_like(v, X)) @ X)[0]      # v on X's backend (CuPy on GPU)
+            g = np.asarray(to_numpy(g), dtype=float).ravel() / n
             new = float(np.linalg.norm(g))
             v = g / new
             if abs(new - lam_max) <= tol * new:
