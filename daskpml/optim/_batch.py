@@ -32,6 +32,10 @@ def _require_smooth_penalty(objective: Objective, solver: str) -> None:
                          "use solver='proximal_gradient' (FISTA) or 'sgd' for L1 and elastic-net penalties.")
 
 
+#: shorter steps tried before gradient descent declares that no decrease is representable
+STAGNATION_TRIALS = 8
+
+
 def _max_abs(g: np.ndarray) -> float:
     return float(np.max(np.abs(g))) if g.size else 0.0
 
@@ -65,6 +69,7 @@ def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | 
     else:
         theta, g, f, t, it = snap.arrays["theta"], snap.arrays["g"], snap.state["f"], snap.state["t"], snap.iteration
     converged = _max_abs(g) <= tol
+    status = ""
     while not converged and it < max_iter:
         it += 1
         gg = float(g @ g)
@@ -74,6 +79,20 @@ def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | 
             if fixed or ft <= f - 0.5 * t * gg or t < 1e-20:
                 break
             t *= 0.5
+        if not fixed and not ft < f:
+            # Armijo accepted a step only because its decrease rounds to zero (or the steps
+            # ran below 1e-20). A few shorter steps may still decrease f; if none does, no
+            # decrease is representable from here, and doubling and halving the step again
+            # would repeat this iteration until max_iter.
+            for _ in range(STAGNATION_TRIALS):
+                t *= 0.5
+                trial = theta - t * g
+                ft, gt = objective.value_grad(trial)
+                if ft < f:
+                    break
+            else:
+                status = "stagnated"
+                break
         theta, f, g = trial, ft, gt
         converged = _max_abs(g) <= tol
         stop = run.record(it, theta, f, _max_abs(g), step=t)
@@ -82,6 +101,12 @@ def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | 
         if not fixed:
             t *= 2.0
         run.save(it, final=converged, arrays=dict(theta=theta, g=g), f=float(f), t=t)
+    if status == "stagnated":
+        it -= 1                                 # the last trial changed nothing
+        run.save(it, final=True, arrays=dict(theta=theta, g=g), f=float(f), t=t)
+        return run.finish(theta, it, False, f"stopped after iteration {it}: no decrease of the objective "
+                          f"is representable in floating point from here (max |grad| {_max_abs(g):.3g} > "
+                          f"tol {tol:g}); the point is as accurate as this precision allows", status="stagnated")
     return run.finish(theta, it, converged, "" if np.isfinite(f) else "the objective diverged; use a smaller step")
 
 

@@ -33,6 +33,11 @@ class OptimizeResult(ResultDisplay):
     n_iter : int
     converged : bool
     message : str
+    status : str
+        Why the solver stopped: ``"converged"`` (the tolerance was met), ``"max_iter"``,
+        ``"stagnated"`` (no decrease of the objective is representable in floating point from
+        here: the point is as accurate as the precision allows, but the tolerance was not met),
+        ``"diverged"`` or ``"stopped"`` (a callback, ``max_time`` or Ctrl-C).
     """
 
     theta: np.ndarray
@@ -40,6 +45,7 @@ class OptimizeResult(ResultDisplay):
     n_iter: int
     converged: bool
     message: str
+    status: str = ""
 
 
 class Run:
@@ -150,15 +156,23 @@ class Run:
             self.stopped = True
         return self.stopped
 
-    def finish(self, theta: np.ndarray, n_iter: int, converged: bool, message: str = "") -> OptimizeResult:
+    def finish(self, theta: np.ndarray, n_iter: int, converged: bool, message: str = "",
+               status: str | None = None) -> OptimizeResult:
+        """The result; ``status`` (see :class:`OptimizeResult`) defaults to what ``converged``,
+        a callback stop and ``message`` say."""
         self.progress.close()
-        if not converged and not self.stopped:
-            message = message or f"reached max_iter={self.max_iter} before tol={self.tol:g}"
-            warnings.warn(f"{self.solver} did not converge: {message}. Increase max_iter or tol, "
-                          "or scale the data.", ConvergenceWarning, stacklevel=3)
+        if converged:
+            status = "converged"
         elif self.stopped:
+            status = "stopped"
             message = message or "stopped by the callback"
-        self.attrs.update(converged=int(converged), message=message or "converged",
+        else:
+            status = status or ("diverged" if message and "diverged" in message else "max_iter")
+            message = message or f"reached max_iter={self.max_iter} before tol={self.tol:g}"
+            fix = ("Increase tol, or use a solver with curvature (lbfgs, newton)" if status == "stagnated"
+                   else "Increase max_iter or tol, or scale the data")
+            warnings.warn(f"{self.solver} did not converge: {message}. {fix}.", ConvergenceWarning, stacklevel=3)
+        self.attrs.update(converged=int(converged), message=message or "converged", status=status,
                           total_rounds=self.objective.comm.rounds, total_bytes=self.objective.comm.bytes)
         keys: list[str] = []
         for row in self._rows:
@@ -174,4 +188,4 @@ class Run:
             hist = hist.assign_coords(worker=np.asarray(self.workers if self.workers is not None
                                                         else np.arange(len(value))))
         return OptimizeResult(theta=theta, history=hist, n_iter=n_iter,
-                              converged=converged, message=message or "converged")
+                              converged=converged, message=message or "converged", status=status)
