@@ -4,11 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 
 class DataFormatError(ValueError):
     """A file's contents do not match the format its name (or the caller) says."""
+
+
+#: the first bytes of the binary formats daskpml reads, and what they are
+MAGIC = {b"PK\x03\x04": "a zip archive (.npz)", b"PK\x05\x06": "an empty zip archive (.npz)",
+         b"\x1f\x8b": "gzip-compressed", b"\x93NUMPY": "a NumPy .npy array", b"%%Matrix": "Matrix Market (.mtx)",
+         b"\x89HDF": "HDF5 / netCDF4", b"CDF": "netCDF3"}
+
+
+def read_head(path: str, n: int = 64) -> bytes:
+    """The first ``n`` bytes of a file."""
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def describe_head(head: bytes) -> str:
+    """What a file starting with ``head`` looks like, in words ("a zip archive (.npz)", "text
+    starting with 'x,y'", "an empty file", ...)."""
+    for magic, what in MAGIC.items():
+        if head.startswith(magic):
+            return what
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown format"
+    first = head.decode("utf-8", "replace").splitlines()[0][:40] if head.strip() else ""
+    return f"text starting with {first!r}" if first else "an empty file"
+
+
+def expect_magic(path: str, head: bytes, magic: tuple[bytes, ...], what: str) -> None:
+    """Refuse a file named like ``what`` whose first bytes are none of ``magic``."""
+    if not head.startswith(magic):
+        raise DataFormatError(
+            f"{path} is named like {what} but its contents are {describe_head(head)}. Rename it to "
+            "match its contents, or convert it with `daskpml datasets convert IN OUT`."
+        )
 
 
 def check_readable(path: str | os.PathLike) -> str:
@@ -25,6 +60,47 @@ def check_readable(path: str | os.PathLike) -> str:
     return path
 
 
+def temporary_name(path: str) -> str:
+    """A name next to ``path`` for writing it before the rename: same folder (so the rename is
+    atomic), same extension (writers that pick the format by the suffix see the right one)."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.tmp-{os.getpid()}{ext}"
+
+
+def check_writable(path: str | os.PathLike, what: str = "") -> str:
+    """``path`` as a string, or an error naming the real path when it cannot be written: its
+    folder is missing or not writable, it is a folder, or it exists and is read-only."""
+    path = os.fspath(path)
+    label = f"{what} {path}" if what else path
+    if path == "":
+        raise ValueError(f"{what or 'the output path'} is empty; give a file name.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {label}: it is a directory; give a file name inside it.")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {label}: the folder {directory} does not exist; create it "
+                                f"(mkdir -p {directory}) or write somewhere else.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {label}: the folder {directory} is not writable (permission "
+                              "denied); write somewhere else or fix its permissions.")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(f"cannot write {label}: the file exists and is read-only; remove it, fix its "
+                              "permissions or write somewhere else.")
+    return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same resolved path, or the same inode (hard links,
+    symbolic links, bind mounts)."""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:                       # one of them does not exist (yet)
+        return False
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary name next to ``path``; rename it to ``path`` only if the block succeeds."""
@@ -32,11 +108,67 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {path}: the directory {directory} does not exist.")
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp-{os.getpid()}{ext}"
+    tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+class Outputs:
+    """The files one command writes, all or nothing.
+
+    ``Outputs({"--out": "m.nc", "--history": "h.nc"}, inputs={"DATA": "d.npz"})`` checks, before
+    any work, that every output can be written (its folder exists and is writable) and that no
+    output is an input or another output (same resolved path or same inode). Inside ``with``,
+    ``outputs["--out"]`` is a temporary name next to the final file; the temporary files are
+    renamed to their final names only when the block ends without an error, after every one of
+    them was written. On an error they are removed and no final file is touched.
+    """
+
+    def __init__(self, outputs: Mapping[str, str | os.PathLike | None],
+                 inputs: Mapping[str, str | os.PathLike | None] | Sequence = ()) -> None:
+        self.final = {name: os.fspath(p) for name, p in outputs.items() if p is not None}
+        items = inputs.items() if isinstance(inputs, Mapping) else ((os.fspath(p), p) for p in inputs)
+        self.inputs = {name: os.fspath(p) for name, p in items if p is not None}
+        self.temporary = {name: temporary_name(p) for name, p in self.final.items()}
+        self.check()
+
+    def check(self) -> None:
+        """Refuse outputs that would overwrite an input or each other, or cannot be written."""
+        names = list(self.final)
+        for i, name in enumerate(names):
+            path = self.final[name]
+            for input_name, source in self.inputs.items():
+                if os.path.exists(source) and same_file(path, source):
+                    label = input_name if input_name == source else f"{input_name} ({source})"
+                    raise ValueError(f"{name} {path} is the same file as the input {label}: writing it would "
+                                     f"replace the input. Give {name} another file name.")
+            for other in names[:i]:
+                if same_file(path, self.final[other]):
+                    raise ValueError(f"{other} and {name} both name {path}; give each output its own file.")
+            check_writable(path, name)
+
+    def __getitem__(self, name: str) -> str:
+        return self.temporary[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.final
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        try:
+            if kind is None:
+                missing = [n for n, t in self.temporary.items() if not os.path.exists(t)]
+                if missing:
+                    raise RuntimeError(f"internal error: {', '.join(missing)} was not written")
+                for name, tmp in self.temporary.items():
+                    os.replace(tmp, self.final[name])
+        finally:
+            for tmp in self.temporary.values():
+                if os.path.exists(tmp):
+                    os.remove(tmp)

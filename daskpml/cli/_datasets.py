@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import datasets as ds
 from ..results import write_netcdf
-from ._main import Session, cli
+from .._files import Outputs
+from ._main import Session, cli, outputs
 
 
 @cli.group()
@@ -35,13 +36,15 @@ def _suffix(path: str) -> str:
 def make_sbm(session: Session, nodes: int, clusters: int, in_degree: float, out_degree: float, shuffle: bool,
              seed: int, out: str, labels_out: str | None) -> None:
     """A stochastic block model graph with planted communities."""
+    files = outputs({}, out=out, labels=labels_out)
     session.client()
     A, labels = ds.make_sbm(nodes, clusters, in_degree=in_degree, out_degree=out_degree, shuffle=shuffle,
                             random_state=seed)
     A = A.persist()
-    ds.save_graph(out, A)
-    if labels_out:
-        ds.write_labels(labels_out, labels)
+    with files:
+        ds.save_graph(files["--out"], A)
+        if labels_out:
+            ds.write_labels(files["--labels"], labels)
     click.echo(f"wrote {out}: {nodes} nodes, {A.nnz} stored entries, {clusters} communities")
 
 
@@ -58,15 +61,17 @@ def make_blobs(session: Session, samples: int, features: int, centers: int, std:
     """Gaussian blobs for clustering."""
     import xarray as xr
 
+    if _suffix(out) not in (".npz", ".nc"):
+        raise click.BadParameter(f"{out}: use .npz or .nc", param_hint="--out")
+    files = outputs({}, out=out)
     session.client()
     X, y = ds.make_blobs(samples, features, centers=centers, cluster_std=std, random_state=seed)
     X, y = np.asarray(X.compute()), np.asarray(y.compute())
-    if _suffix(out) == ".npz":
-        np.savez(out, X=X, y=y)
-    elif _suffix(out) == ".nc":
-        write_netcdf(xr.Dataset({"X": (("sample", "feature"), X), "y": ("sample", y)}), out)
-    else:
-        raise click.BadParameter(f"{out}: use .npz or .nc", param_hint="--out")
+    with files:
+        if _suffix(out) == ".npz":
+            np.savez(files["--out"], X=X, y=y)
+        else:
+            write_netcdf(xr.Dataset({"X": (("sample", "feature"), X), "y": ("sample", y)}), files["--out"])
     click.echo(f"wrote {out}: {samples} x {features}, {centers} centers")
 
 
@@ -84,15 +89,19 @@ def make_blobs(session: Session, samples: int, features: int, centers: int, std:
 def make_low_rank(session: Session, rows: int, cols: int, rank: int, noise: float, density: float | None,
                   seed: int, out: str) -> None:
     """A non-negative low-rank matrix (for NMF)."""
-    session.client()
-    A = ds.make_low_rank(rows, cols, rank, noise=noise, density=density, random_state=seed)
-    if density is not None:
-        ds.save_graph(out, A) if _suffix(out) == ".mtx" else ds.save_npz(out, A)
-    elif _suffix(out) == ".npy":
-        np.save(out, np.asarray(A.compute()))
-    else:
+    if density is None and _suffix(out) != ".npy":
         raise click.BadParameter(f"{out}: a dense matrix is written as .npy (add --density for sparse)",
                                  param_hint="--out")
+    if density is not None and _suffix(out) not in (".npz", ".mtx"):
+        raise click.BadParameter(f"{out}: a sparse matrix is written as .npz or .mtx", param_hint="--out")
+    files = outputs({}, out=out)
+    session.client()
+    A = ds.make_low_rank(rows, cols, rank, noise=noise, density=density, random_state=seed)
+    with files:
+        if density is not None:
+            ds.save_graph(files["--out"], A) if _suffix(out) == ".mtx" else ds.save_npz(files["--out"], A)
+        else:
+            np.save(files["--out"], np.asarray(A.compute()))
     click.echo(f"wrote {out}: {rows} x {cols}, rank {rank}")
 
 
@@ -103,14 +112,18 @@ def make_low_rank(session: Session, rows: int, cols: int, rank: int, noise: floa
 @click.option("--directed", is_flag=True, help="Keep edge lists directed (default: symmetrize).")
 def convert(source: str, target: str, matrix: bool, directed: bool) -> None:
     """Convert between .npz, .mtx, edge lists (.tsv, .abc, .txt) and, with --matrix, .npy."""
+    files = Outputs({"TARGET": target}, {"SOURCE": source})
+    tmp = files["TARGET"]
     if matrix:
         M = ds.load_matrix(source)
-        if hasattr(M, "to_scipy"):
-            ds.save_graph(target, M) if _suffix(target) != ".npz" else ds.save_npz(target, M)
-        else:
-            np.save(target, np.asarray(M.compute()))
+        with files:
+            if hasattr(M, "to_scipy"):
+                ds.save_graph(tmp, M) if _suffix(target) != ".npz" else ds.save_npz(tmp, M)
+            else:
+                np.save(tmp, np.asarray(M.compute()))
         click.echo(f"wrote {target}: {M.shape[0]} x {M.shape[1]}")
         return
     graph = ds.load_graph(source, symmetrize=False if directed else None)
-    ds.save_graph(target, graph.adjacency, nodes=graph.nodes)
+    with files:
+        ds.save_graph(tmp, graph.adjacency, nodes=graph.nodes)
     click.echo(f"wrote {target}: {graph.adjacency.shape[0]} nodes")

@@ -10,7 +10,7 @@ import xarray as xr
 
 from .._files import check_readable
 from ..results import write_netcdf
-from ._main import Session, checkpoint_options, cli
+from ._main import Session, checkpoint_options, cli, outputs
 
 
 @cli.command()
@@ -43,6 +43,7 @@ def nmf(session: Session, matrix: str, rank: int, solver: str, init: str, max_it
     from ..datasets import load_matrix
     from ..decomposition import nmf as factor
 
+    files = outputs({"MATRIX": matrix}, out=out)
     session.client()
     A = load_matrix(check_readable(matrix), backend=session.backend)
     start = time.perf_counter()
@@ -63,7 +64,8 @@ def nmf(session: Session, matrix: str, rank: int, solver: str, init: str, max_it
     ds = xr.Dataset(data, coords={"iteration": hist.iteration.values},
                     attrs=dict(hist.attrs, source=matrix, n_iter=result.n_iter,
                                reconstruction_err=result.reconstruction_err))
-    write_netcdf(ds, out)
+    with files:
+        write_netcdf(ds, files["--out"])
     click.echo(f"{A.shape[0]} x {A.shape[1]}, rank {rank} ({solver}): {result.n_iter} iterations in "
                f"{elapsed:.2f} s, relative error {float(hist.relative_error[-1]):.6g}"
                f"{'' if result.converged else ' (not converged)'}")
@@ -89,19 +91,22 @@ def pca(session: Session, matrix: str, components: int, solver: str, no_center: 
     from ..datasets import load_matrix
     from ..decomposition import PCA, TruncatedSVD
 
+    files = outputs({"MATRIX": matrix}, out=out, transform=transform)
     session.client()
     A = load_matrix(check_readable(matrix), backend=session.backend)
     cls = TruncatedSVD if no_center else PCA
     start = time.perf_counter()
     model = cls(components, svd_solver=solver, random_state=seed).fit(A)
     elapsed = time.perf_counter() - start
-    write_netcdf(model.results_, out)
     ratio = np.asarray(to_numpy(model.explained_variance_ratio_))
     click.echo(f"{cls.__name__} of {A.shape[0]} x {A.shape[1]} ({model.svd_solver_}) in {elapsed:.2f} s; "
                f"explained variance ratio {', '.join(f'{r:.4f}' for r in ratio[:5])}"
                f"{' ...' if ratio.shape[0] > 5 else ''} (total {ratio.sum():.4f})")
+    with files:                                     # both files, or neither
+        write_netcdf(model.results_, files["--out"])
+        if transform:
+            Z = model.transform(A)
+            np.save(files["--transform"], np.asarray(to_numpy(Z.compute() if hasattr(Z, "compute") else Z)))
     if transform:
-        Z = model.transform(A)
-        np.save(transform, np.asarray(to_numpy(Z.compute() if hasattr(Z, "compute") else Z)))
         click.echo(f"wrote {transform}")
     click.echo(f"wrote {out}")

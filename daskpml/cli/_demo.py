@@ -10,7 +10,6 @@ import base64
 import datetime
 import html
 import io
-import os
 import time
 from typing import Any, Callable
 
@@ -18,7 +17,7 @@ import click
 import numpy as np
 
 from ..runtime import dashboard_link, persist_with_progress
-from ._main import Session, cli
+from ._main import Session, cli, outputs
 
 Row = tuple[str, str, float | None, float | None, str]
 SECTIONS: dict[str, Callable[..., list[Row]]] = {}
@@ -476,10 +475,7 @@ def demo(session: Session, nodes: int, clusters: int, seed: int, quick: bool, on
             import matplotlib  # noqa: F401
         except ImportError:
             raise click.UsageError("--report needs matplotlib: pip install 'daskpml[plot]'.") from None
-        folder = os.path.dirname(os.path.abspath(report))
-        if not os.path.isdir(folder):
-            raise click.UsageError(f"--report {report}: the folder {folder} does not exist; create it or "
-                                   "name a file in an existing folder.")
+    files = outputs({}, report=report)
     start = time.perf_counter()
     client = session.client()
     n_workers = len(client.nthreads())
@@ -500,5 +496,7 @@ def demo(session: Session, nodes: int, clusters: int, seed: int, quick: bool, on
     _print_table(rows)
     click.echo(f"\nthe tour took {elapsed:.1f} s")
     if report:
-        _write_report(report, rows, settings["figures"], f"{header}; nodes={settings['nodes']}, seed={seed}", elapsed)
+        with files:
+            _write_report(files["--report"], rows, settings["figures"],
+                          f"{header}; nodes={settings['nodes']}, seed={seed}", elapsed)
         click.echo(f"report: {report} ({len(settings['figures'])} plots)")

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from .._files import DataFormatError
-from ._main import Session, checkpoint_options, cli
+from ._main import Session, checkpoint_options, cli, outputs
 
 NPZ_FORMAT = """DATA.npz holds plain arrays (numpy.savez, no pickles):
 the graph as CSR `adj_data`, `adj_indices`, `adj_indptr`, `adj_shape` (or dense `adj`, or an
@@ -88,6 +88,7 @@ def gnn_command(session: Session, data: str, model: str, parts: int | None, part
     from ..gnn import GCN, GraphSAGE
     from ..results import write_netcdf
 
+    files = outputs({"DATA": data}, out=out, history=history)
     d = load_node_data(data)
     if d["test"] is not None:
         both = np.intersect1d(d["train"], d["test"])
@@ -110,11 +111,12 @@ def gnn_command(session: Session, data: str, model: str, parts: int | None, part
     elapsed = time.perf_counter() - start
     proba = to_numpy(est.predict_proba())
     pred = proba.argmax(axis=1)
-    with open(out, "w") as f:
-        f.write("node\tpredicted\tprobability\n")
-        f.writelines(f"{i}\t{c}\t{p:.6g}\n" for i, (c, p) in enumerate(zip(pred, proba.max(axis=1))))
-    if history:
-        write_netcdf(est.history_, history)
+    with files:                                     # both files, or neither
+        with open(files["--out"], "w") as f:
+            f.write("node\tpredicted\tprobability\n")
+            f.writelines(f"{i}\t{c}\t{p:.6g}\n" for i, (c, p) in enumerate(zip(pred, proba.max(axis=1))))
+        if history:
+            write_netcdf(est.history_, files["--history"])
     h = est.history_
     line = (f"{model} on {proba.shape[0]} nodes, {est.partitioning_.n_parts} partition(s) "
             f"(edge cut {h.attrs['edge_cut_fraction']:.3f}), {est.n_epochs_} epochs in {elapsed:.2f} s "

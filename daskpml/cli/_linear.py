@@ -11,10 +11,10 @@ import click
 import numpy as np
 import xarray as xr
 
-from .._files import DataFormatError, check_readable
+from .._files import DataFormatError, check_readable, describe_head, read_head
 from ..results import read_netcdf, write_netcdf
 from ..runtime import persist_with_progress
-from ._main import Session, checkpoint_options, cli
+from ._main import Session, checkpoint_options, cli, outputs
 
 MODELS = {"logistic": "LogisticRegression", "linear": "LinearRegression", "ridge": "Ridge", "lasso": "Lasso",
           "elasticnet": "ElasticNet", "svm": "LinearSVC"}
@@ -87,6 +87,21 @@ def model_dataset(est: Any, model: str) -> xr.Dataset:
     return ds
 
 
+def read_model_file(path: str) -> xr.Dataset:
+    """A model file written by ``daskpml train``/``lasso``, or an error saying what the file is."""
+    check_readable(path)
+    head = read_head(path)
+    if not head.startswith((b"CDF", b"\x89HDF")):
+        raise DataFormatError(f"{path} is not a model file (a netCDF file written by `daskpml train` or "
+                              f"`daskpml lasso`): its contents are {describe_head(head)}. Give the model first, "
+                              "then the data: daskpml predict MODEL.nc DATA.")
+    try:
+        return read_netcdf(path)
+    except (OSError, ValueError) as err:
+        raise DataFormatError(f"{path} looks like netCDF but could not be read ({err}); it may be truncated. "
+                              "Write it again with `daskpml train ... --out`.") from err
+
+
 def model_from_dataset(ds: xr.Dataset) -> Any:
     model = ds.attrs.get("model")
     if model not in MODELS:
@@ -129,6 +144,7 @@ def train(session: Session, data: str, model: str, solver: str, C: float, alpha:
           l1_ratio: float, max_iter: int | None, tol: float | None, seed: int | None, target: str | None,
           quiet: bool, checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
     """Fit a linear model on DATA (svmlight, .npz with X and y, or CSV) and write it to --out."""
+    files = outputs({"DATA": data}, out=out)
     session.client()
     X, y = load_xy(data, target)
     if hasattr(X, "__dask_graph__"):
@@ -152,7 +168,8 @@ def train(session: Session, data: str, model: str, solver: str, C: float, alpha:
     est.fit(X, y, resume=resume)
     elapsed = time.perf_counter() - start
     h = est.history_
-    write_netcdf(model_dataset(est, model), out)
+    with files:
+        write_netcdf(model_dataset(est, model), files["--out"])
     click.echo(f"{MODELS[model]} ({est.solver_}): {est.n_iter_} iterations in {elapsed:.2f} s, "
                f"objective {float(h['objective'].values[-1]):.6g}, {int(h['rounds'].values[-1])} rounds, "
                f"{int(h.attrs['total_bytes']):,} bytes; training {_metric(est, X, y)}")
@@ -168,14 +185,16 @@ def train(session: Session, data: str, model: str, solver: str, C: float, alpha:
 @click.pass_obj
 def predict(session: Session, model_file: str, data: str, target: str | None, out: str | None) -> None:
     """Predict DATA with a model written by `daskpml train`; prints the accuracy / R^2 against DATA's labels."""
-    est = model_from_dataset(read_netcdf(model_file))
+    files = outputs({"MODEL_FILE": model_file, "DATA": data}, out=out)
+    est = model_from_dataset(read_model_file(model_file))
     session.client()
     X, y = load_xy(data, target)
     pred = est.predict(X)
     pred = np.asarray(pred.compute() if hasattr(pred, "compute") else pred)
     lines = "\n".join(str(v) for v in pred) + "\n"
     if out:
-        Path(out).write_text(lines)
+        with files:
+            Path(files["--out"]).write_text(lines)
         click.echo(f"wrote {len(pred)} predictions to {out}")
     else:
         click.echo(lines, nl=False)
@@ -209,6 +228,7 @@ def lasso(session: Session, data: str, alpha: float, l1_ratio: float, parallel: 
 
     if parallel != "auto" and not (parallel.isdigit() and int(parallel) > 0):
         raise click.BadParameter(f"must be a positive integer or 'auto', got {parallel!r}", param_hint="--parallel")
+    files = outputs({"DATA": data}, out=out)
     session.client()
     X, y = load_xy(data, target)
     options = {"n_parallel": parallel if parallel == "auto" else int(parallel), "n_blocks": blocks,
@@ -221,7 +241,8 @@ def lasso(session: Session, data: str, alpha: float, l1_ratio: float, parallel: 
     est.fit(X, y, resume=resume)
     elapsed = time.perf_counter() - start
     h = est.history_
-    write_netcdf(model_dataset(est, name), out)
+    with files:
+        write_netcdf(model_dataset(est, name), files["--out"])
     gap = float(h["duality_gap"].values[-1])
     click.echo(f"{MODELS[name]} (shotgun, P = {est.n_parallel_} of {X.shape[1]}): {est.n_iter_} epochs in "
                f"{elapsed:.2f} s, objective {float(h['objective'].values[-1]):.8g}, duality gap {gap:.3g}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import platform
 from importlib import metadata
 from typing import Any
@@ -10,7 +12,8 @@ from typing import Any
 import click
 
 from .. import __version__
-from .._files import DataFormatError
+from .._checkpoint import read_manifest
+from .._files import DataFormatError, Outputs, check_writable
 from ..backend import gpu_count
 from ..runtime import connect, dashboard_link, shutdown
 
@@ -37,10 +40,46 @@ class Session:
         return "cupy" if self.gpu else None
 
 
-def checkpoint_options(every: int, unit: str) -> Any:
-    """``--checkpoint DIR``, ``--checkpoint-every K`` and ``--resume`` for a long command."""
+def outputs(inputs: dict[str, str | None], **named: str | None) -> Outputs:
+    """The command's output files (``out="m.nc"`` is ``--out``), checked before any work starts:
+    each can be written and none is an input or another output; written all or nothing."""
+    return Outputs({"--" + k.replace("_", "-"): v for k, v in named.items()}, inputs)
 
-    def add(command: Any) -> Any:
+
+def check_checkpoint(path: str | None, resume: bool) -> None:
+    """``--checkpoint``/``--resume`` before any work: the folder can be written, ``--resume``
+    names one; a resume that finds no snapshot says that it starts from the beginning."""
+    if path is None:
+        if resume:
+            raise click.UsageError("--resume needs --checkpoint DIR (the folder of the snapshots to go on from).")
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise click.UsageError(f"--checkpoint {path} is a file, not a folder; name a folder for the snapshots.")
+    if os.path.isdir(path):
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write snapshots in --checkpoint {path}: permission denied; name "
+                                  "another folder or fix its permissions.")
+    else:
+        check_writable(path, "--checkpoint")
+    if resume:
+        exists = os.path.isdir(path)
+        found = exists and read_manifest(path)[0] is not None
+        if not found:
+            why = "holds no snapshot" if exists else "does not exist"
+            click.echo(f"daskpml: --resume: the checkpoint folder {path} {why}; starting from the beginning.",
+                       err=True)
+
+
+def checkpoint_options(every: int, unit: str) -> Any:
+    """``--checkpoint DIR``, ``--checkpoint-every K`` and ``--resume`` for a long command; the
+    folder is checked (:func:`check_checkpoint`) before the command runs."""
+
+    def add(function: Any) -> Any:
+        @functools.wraps(function)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            check_checkpoint(kwargs.get("checkpoint"), bool(kwargs.get("resume")))
+            return function(*args, **kwargs)
+
         command = click.option("--resume", is_flag=True,
                                help="Continue from the newest snapshot in --checkpoint (same data and settings).")(command)
         command = click.option("--checkpoint-every", type=click.IntRange(min=1), default=every, show_default=True,

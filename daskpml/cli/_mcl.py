@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ._main import Session, checkpoint_options, cli
+from ._main import Session, checkpoint_options, cli, outputs
 
 
 @cli.command(name="mcl")
@@ -44,6 +44,7 @@ def mcl_command(session: Session, graph: str, inflation: float, expansion: int, 
     from ..results import write_netcdf
     from ..validation import check_graph
 
+    files = outputs({"GRAPH": graph}, out=out, history=history)
     session.client()
     loaded = load_graph(graph, duplicates="max", symmetrize=False)
     adjacency = check_graph(loaded.adjacency, name=graph)        # before mirroring could hide a bad weight
@@ -55,9 +56,10 @@ def mcl_command(session: Session, graph: str, inflation: float, expansion: int, 
                  recover_pct=pct / 100.0, max_iter=max_iter, tol=tol, overlap=overlap, dtype=dtype,
                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     elapsed = time.perf_counter() - start
-    write_clusters(out, result.clusters, nodes=loaded.nodes)
-    if history:
-        write_netcdf(result.history, history)
+    with files:                                     # both files, or neither
+        write_clusters(files["--out"], result.clusters, nodes=loaded.nodes)
+        if history:
+            write_netcdf(result.history, files["--history"])
     state = "converged" if result.converged else f"NOT converged (chaos {float(result.history.chaos[-1]):.3g})"
     click.echo(f"{len(result.clusters)} clusters of {adjacency.shape[0]} nodes in {elapsed:.2f} s, "
                f"{result.n_iter} iterations, {state}")

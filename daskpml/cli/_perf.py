@@ -7,7 +7,7 @@ import json
 import click
 
 from .. import perf
-from ._main import Session, cli
+from ._main import Session, cli, outputs
 
 
 @cli.command()
@@ -26,6 +26,7 @@ def calibrate(session: Session, repeats: int, max_bytes: int, predict_for: tuple
     """Fit the communication model (latency, bandwidths, round trip) from transfers between
     the cluster's workers, and print the predicted time per round of all-reduce,
     parameter server and gossip. Needs 2 workers or more."""
+    files = outputs({}, out=out)
     client = session.client()
     sizes = [s for s in perf.DEFAULT_SIZES if s <= max_bytes]          # at least 1 KB and 10 KB
     backend = session.backend or "numpy"                               # --gpu: time CuPy vectors
@@ -57,6 +58,6 @@ def calibrate(session: Session, repeats: int, max_bytes: int, predict_for: tuple
                 click.echo(f"{pattern:<17} {size:>12,d}  {t * 1e3:9.2f} / {p * 1e3:9.2f}  ({t / p:.2f})")
             record["measured"][pattern] = rows
     if out:
-        with open(out, "w") as f:
+        with files, open(files["--out"], "w") as f:
             json.dump(record, f, indent=1)
         click.echo(f"\nwrote {out}")

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .._files import check_readable
 from ..results import write_netcdf
-from ._main import Session, checkpoint_options, cli
+from ._main import Session, checkpoint_options, cli, outputs
 
 GRAPH_SUFFIXES = (".mtx", ".abc", ".tsv", ".txt", ".edges")
 
@@ -67,6 +67,7 @@ def spectral(session: Session, input_file: str, clusters: int, input_kind: str, 
     from ..cluster import SpectralClustering
     from ..datasets import write_labels
 
+    files = outputs({"INPUT": input_file}, out=out)
     session.client()
     kind, data, nodes = load_input(input_file, input_kind)
     model = SpectralClustering(clusters, affinity="precomputed" if kind == "graph" else affinity,
@@ -75,7 +76,8 @@ def spectral(session: Session, input_file: str, clusters: int, input_kind: str, 
     start = time.perf_counter()
     labels = np.asarray(model.fit(data).labels_)
     elapsed = time.perf_counter() - start
-    write_labels(out, labels, nodes=nodes)
+    with files:
+        write_labels(files["--out"], labels, nodes=nodes)
     sizes = np.bincount(labels)
     click.echo(f"{kind} ({len(labels)} nodes): {len(sizes)} clusters in {elapsed:.2f} s, "
                f"sizes {sorted(sizes.tolist(), reverse=True)}")
@@ -102,6 +104,7 @@ def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: s
     from ..datasets import load_graph
     from ..linalg import eigsh, laplacian_eigsh
 
+    files = outputs({"GRAPH": graph}, out=out)
     session.client()
     loaded = load_graph(graph)
     start = time.perf_counter()
@@ -121,7 +124,8 @@ def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: s
                     attrs={"laplacian": laplacian, "which": which if laplacian == "none" else "smallest",
                            "tol": tol, "matvecs": int(hist.attrs["matvecs"]),
                            "restarts": int(hist.attrs["restarts"]), "source": graph})
-    write_netcdf(ds, out)
+    with files:
+        write_netcdf(ds, files["--out"])
     click.echo(f"{k} eigenpairs in {elapsed:.2f} s ({hist.attrs['matvecs']} products, "
                f"{hist.attrs['restarts']} restarts): {np.array2string(w, precision=6)}")
     click.echo(f"wrote {out}")

@@ -10,7 +10,7 @@ import xarray as xr
 
 from ..results import write_netcdf
 from ._linear import load_xy
-from ._main import Session, checkpoint_options, cli
+from ._main import Session, checkpoint_options, cli, outputs
 
 
 def svm_dataset(est, source: str) -> xr.Dataset:
@@ -66,6 +66,7 @@ def svm(session: Session, data: str, test: str | None, C: float, kernel: str, ga
                                      param_hint="--gamma") from None
     if predictions and not test:
         raise click.UsageError("--predictions needs --test (the rows to predict).")
+    files = outputs({"DATA": data, "--test": test}, out=out, predictions=predictions)
     session.client()
     X, y = load_xy(data, target)
     est = CascadeSVC(C=C, kernel=kernel, gamma=gamma, n_partitions=partitions, partition=partition,
@@ -74,23 +75,25 @@ def svm(session: Session, data: str, test: str | None, C: float, kernel: str, ga
     start = time.perf_counter()
     est.fit(X, y, resume=resume)
     elapsed = time.perf_counter() - start
-    write_netcdf(svm_dataset(est, data), out)
     objective = "" if np.isnan(est.objective_) else f", dual objective {est.objective_:.8g}"
     click.echo(f"CascadeSVC ({kernel}, C={C}, {int(est.history_.attrs['n_partitions'])} partitions, {partition}): "
                f"{est.n_passes_} pass(es){' (converged)' if est.converged_ else ''} in {elapsed:.2f} s, "
                f"{len(est.support_)} support vectors{objective}")
-    if test:
-        if test.lower().endswith((".npz", ".csv")):
-            Xt, yt = load_xy(test, target)
-        else:                      # svmlight: the test file may end before the last feature
-            from ..datasets import load_svmlight
+    with files:                                     # the model and the predictions, or neither
+        write_netcdf(svm_dataset(est, data), files["--out"])
+        if test:
+            if test.lower().endswith((".npz", ".csv")):
+                Xt, yt = load_xy(test, target)
+            else:                      # svmlight: the test file may end before the last feature
+                from ..datasets import load_svmlight
 
-            Xt, yt = load_svmlight(test, n_features=X.shape[1])
-        pred = est.predict(Xt)
-        pred, yt = (np.asarray(v.compute() if hasattr(v, "compute") else v) for v in (pred, yt))
-        click.echo(f"test accuracy {float((pred == yt).mean()):.4f} on {len(pred)} rows")
-        if predictions:
-            with open(predictions, "w") as f:
-                f.write("\n".join(str(v) for v in pred) + "\n")
-            click.echo(f"wrote {predictions}")
+                Xt, yt = load_svmlight(test, n_features=X.shape[1])
+            pred = est.predict(Xt)
+            pred, yt = (np.asarray(v.compute() if hasattr(v, "compute") else v) for v in (pred, yt))
+            click.echo(f"test accuracy {float((pred == yt).mean()):.4f} on {len(pred)} rows")
+            if predictions:
+                with open(files["--predictions"], "w") as f:
+                    f.write("\n".join(str(v) for v in pred) + "\n")
+    if predictions:
+        click.echo(f"wrote {predictions}")
     click.echo(f"wrote {out}")

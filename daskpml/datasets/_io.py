@@ -17,15 +17,12 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from .._files import DataFormatError, atomic_path, check_readable
+from .._files import MAGIC, DataFormatError, atomic_path, check_readable, describe_head, expect_magic, read_head
 from ..backend import is_sparse, to_backend, to_numpy
 from ..results import write_netcdf
 from ..sparse import CSRMatrix, from_array
 
 EDGE_LIST_SUFFIXES = (".tsv", ".txt", ".abc", ".csv", ".edges")
-_MAGIC = {b"PK\x03\x04": "a zip archive (.npz)", b"PK\x05\x06": "an empty zip archive (.npz)",
-          b"\x1f\x8b": "gzip-compressed", b"\x93NUMPY": "a NumPy .npy array", b"%%Matrix": "Matrix Market (.mtx)",
-          b"\x89HDF": "HDF5 / netCDF4", b"CDF": "netCDF3"}
 
 
 class LoadedGraph(NamedTuple):
@@ -52,33 +49,8 @@ def _suffix(path: str) -> str:
     return os.path.splitext(name)[1]
 
 
-def _describe(head: bytes) -> str:
-    for magic, what in _MAGIC.items():
-        if head.startswith(magic):
-            return what
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "binary data of an unknown format"
-    first = head.decode("utf-8", "replace").splitlines()[0][:40] if head.strip() else ""
-    return f"text starting with {first!r}" if first else "an empty file"
-
-
-def _expect(path: str, head: bytes, magic: tuple[bytes, ...], what: str) -> None:
-    if not head.startswith(magic):
-        raise DataFormatError(
-            f"{path} is named like {what} but its contents are {_describe(head)}. Rename it to "
-            "match its contents, or convert it with `daskpml datasets convert IN OUT`."
-        )
-
-
-def _head(path: str, n: int = 64) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
-
-
 def _load_npz_sparse(path: str) -> sp.csr_matrix:
-    _expect(path, _head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
+    expect_magic(path, read_head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
     try:
         return sp.load_npz(path).tocsr()
     except (ValueError, KeyError, OSError) as err:
@@ -91,7 +63,7 @@ def _load_npz_sparse(path: str) -> sp.csr_matrix:
 
 
 def _read_mtx(path: str) -> Any:
-    _expect(path, _head(path), (b"%%MatrixMarket", b"%%matrixmarket"), "a Matrix Market (.mtx) file")
+    expect_magic(path, read_head(path), (b"%%MatrixMarket", b"%%matrixmarket"), "a Matrix Market (.mtx) file")
     try:
         return scipy.io.mmread(path)
     except Exception as err:
@@ -101,8 +73,8 @@ def _read_mtx(path: str) -> Any:
 def _read_edge_list(path: str, nodes: Sequence | None, duplicates: str = "sum") -> tuple[sp.csr_matrix, np.ndarray]:
     import pandas as pd
 
-    found = _describe(_head(path))
-    if found in _MAGIC.values() or found.startswith("binary"):
+    found = describe_head(read_head(path))
+    if found in MAGIC.values() or found.startswith("binary"):
         raise DataFormatError(
             f"{path} is named like a text edge list but its contents are {found}. Rename it to "
             "match its contents, or convert it with `daskpml datasets convert IN OUT`."
@@ -221,10 +193,10 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
     path = check_readable(path)
     suffix = _suffix(path)
     if suffix == ".npy":
-        _expect(path, _head(path), (b"\x93NUMPY",), "a NumPy .npy array")
+        expect_magic(path, read_head(path), (b"\x93NUMPY",), "a NumPy .npy array")
         dense = np.load(path, allow_pickle=False)
     elif suffix == ".npz":
-        _expect(path, _head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
+        expect_magic(path, read_head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
         with np.load(path, allow_pickle=False) as f:
             files = f.files
             if "format" in files and "indptr" in files:
@@ -258,9 +230,9 @@ def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None, chu
 
     path = check_readable(path)
     gz = path.lower().endswith(".gz")
-    head = _head(path)
+    head = read_head(path)
     if gz:
-        _expect(path, head, (b"\x1f\x8b",), "a gzip-compressed (.gz) file")
+        expect_magic(path, head, (b"\x1f\x8b",), "a gzip-compressed (.gz) file")
     elif head.startswith(b"\x1f\x8b"):
         raise DataFormatError(f"{path} is gzip-compressed but its name does not end in .gz; rename it to {path}.gz.")
     try:
@@ -281,7 +253,7 @@ def load_planetoid(path: str | os.PathLike, *, chunks: Any = "auto", backend: st
     """Read a Planetoid node-classification set stored as plain arrays in one ``.npz``
     (``adj_*`` and ``x_*`` CSR parts, ``labels``, ``idx_train``, ``idx_val``, ``idx_test``)."""
     path = check_readable(path)
-    _expect(path, _head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
+    expect_magic(path, read_head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
     with np.load(path, allow_pickle=False) as f:
         missing = [k for k in _PLANETOID_KEYS if k not in f.files]
         if missing:
