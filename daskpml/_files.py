@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, Mapping, Sequence
+import zipfile
+import zlib
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
 
 
 class DataFormatError(ValueError):
@@ -99,6 +103,51 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:                       # one of them does not exist (yet)
         return False
+
+
+#: what a truncated or damaged archive raises while it is read
+DAMAGED = (zipfile.BadZipFile, EOFError, zlib.error)
+
+
+def damaged_file(path: str, what: str, err: BaseException) -> DataFormatError:
+    """The error for a file of a known format that cannot be read to its end."""
+    return DataFormatError(f"{path} is a damaged {what} ({type(err).__name__}: {err}); it may be truncated (an "
+                           "interrupted write, copy or download). Write or copy it again.")
+
+
+@contextlib.contextmanager
+def open_npz(path: str | os.PathLike) -> Iterator[Any]:
+    """``np.load(path)`` of a ``.npz`` archive (no pickles), with one clear error for a missing,
+    empty, truncated or mislabelled file, also when a damaged member is read in the block."""
+    path = check_readable(path)
+    head = read_head(path)
+    if not head:
+        raise DataFormatError(f"{path} is an empty file (0 bytes), not a .npz archive; write it again "
+                              "(numpy.savez or daskpml datasets ...).")
+    expect_magic(path, head, (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except DAMAGED + (OSError, ValueError) as err:
+        raise damaged_file(path, ".npz archive", err) from err
+    with archive:
+        try:
+            yield archive
+        except DAMAGED as err:
+            raise damaged_file(path, ".npz archive", err) from err
+
+
+def load_npy(path: str | os.PathLike, **kwargs: Any) -> np.ndarray:
+    """``np.load`` of a ``.npy`` array (no pickles), with one clear error for an empty,
+    truncated or mislabelled file."""
+    path = check_readable(path)
+    head = read_head(path)
+    if not head:
+        raise DataFormatError(f"{path} is an empty file (0 bytes), not a .npy array; write it again (numpy.save).")
+    expect_magic(path, head, (b"\x93NUMPY",), "a NumPy .npy array")
+    try:
+        return np.load(path, allow_pickle=False, **kwargs)
+    except DAMAGED + (OSError, ValueError) as err:
+        raise damaged_file(path, ".npy array", err) from err
 
 
 @contextlib.contextmanager

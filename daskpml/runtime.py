@@ -14,8 +14,10 @@ The embedded cluster is started once per process and reused.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
+import multiprocessing
 import os
 import sys
 import uuid
@@ -59,6 +61,51 @@ def _connect_address(address: str, timeout: float, source: str) -> Client:
         ) from err
 
 
+GUARD_FIX = ("Put the code that uses daskpml under `if __name__ == \"__main__\":` (worker processes start by "
+             "importing the script again), or start the cluster with processes=False.")
+
+
+def _guarded_lines(path: str) -> list[tuple[int, int]]:
+    """Line ranges of the ``if __name__ == "__main__":`` blocks of a script."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    ranges = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = {getattr(n, "id", None) for n in [node.test.left, *node.test.comparators]}
+            values = {getattr(n, "value", None) for n in [node.test.left, *node.test.comparators]}
+            if "__name__" in names and "__main__" in values:
+                ranges.append((node.lineno, node.end_lineno or node.lineno))
+    return ranges
+
+
+def check_main_guard() -> None:
+    """Refuse to start worker processes from the top level of a script that has no
+    ``if __name__ == "__main__":`` guard around the call: every spawned worker would import
+    the script again, start a cluster of its own and fail with pages of tracebacks."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(f"daskpml started a cluster while a worker process was importing the script. "
+                           f"{GUARD_FIX}")
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
+        return                                   # an interactive session, or workers that are not spawned
+    frame, top = sys._getframe(1), None
+    while frame is not None:                     # the script's own top-level frame, if it is running
+        if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
+            top = frame
+        frame = frame.f_back
+    if top is None:
+        return
+    line = top.f_lineno
+    if not any(lo <= line <= hi for lo, hi in _guarded_lines(path)):
+        raise RuntimeError(f"{os.path.basename(path)}, line {line}: daskpml starts worker processes here, at the "
+                           f"top level of the script. {GUARD_FIX}")
+
+
 def _start_local(gpu: bool, n_workers: int | None, threads_per_worker: int | None,
                  processes: bool | None, **kwargs: Any) -> Client:
     cfg = _config.get("local-cluster", {}) or {}
@@ -83,6 +130,9 @@ def _start_local(gpu: bool, n_workers: int | None, threads_per_worker: int | Non
         else:
             kwargs.setdefault("dashboard_address", cfg.get("dashboard-address", ":8787"))
             procs = processes if processes is not None else bool(cfg.get("processes", True))
+            if procs:
+                check_main_guard()
+                kwargs.setdefault("preload", ["daskpml._worker_setup"])    # Ctrl-C is the client's
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads,
                                    processes=procs, **kwargs)
         _embedded[key] = cluster
@@ -128,9 +178,8 @@ def connect(address: str | None = None, *, gpu: bool = False, n_workers: int | N
     if resolved:
         client = _connect_address(resolved, timeout_s, source)
     else:
-        try:
-            client = Client.current()
-        except ValueError:
+        client = current_client()
+        if client is None:
             client = _start_local(gpu, n_workers, threads_per_worker, processes, **cluster_kwargs)
     announce(client)
     return client
@@ -246,14 +295,48 @@ def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
     return dask.persist(*collections)
 
 
+#: loggers whose messages during a deliberate shutdown only describe the shutdown itself
+#: (a worker's heartbeat to a closing scheduler, a nanny killing a slow worker, cancelled tasks)
+SHUTDOWN_LOGGERS = ("distributed", "asyncio", "tornado")
+
+
+def _mute_logs() -> None:
+    import logging
+
+    for name in SHUTDOWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def _muted() -> Iterator[None]:
+    import logging
+
+    loggers = [logging.getLogger(name) for name in SHUTDOWN_LOGGERS]
+    levels = [log.level for log in loggers]
+    _mute_logs()
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+
+
 def shutdown() -> None:
-    """Close the default client and the embedded clusters this process started."""
+    """Close the default client and the embedded clusters this process started: the workers'
+    and this process's cluster logs are muted first, so that the messages of an orderly close
+    (heartbeats to a closing scheduler, tasks cancelled in flight, a nanny killing a slow
+    worker) do not reach the user as errors."""
     client = current_client()
-    if client is not None and client.cluster in _embedded.values():
-        client.close()
-    for key, cluster in list(_embedded.items()):
-        cluster.close()
-        del _embedded[key]
+    with _muted():
+        if client is not None and client.cluster in _embedded.values():
+            if client.status == "running":
+                with contextlib.suppress(Exception):
+                    client.run(_mute_logs)
+            client.close()
+        for key, cluster in list(_embedded.items()):
+            with contextlib.suppress(Exception):
+                cluster.close()
+            del _embedded[key]
     # clients closed out of order restore each other's settings; with none left,
     # dask must fall back to its local schedulers
     if current_client() is None and dask.config.get("scheduler", None) == "dask.distributed":

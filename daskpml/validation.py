@@ -18,7 +18,16 @@ from sklearn.exceptions import NotFittedError
 from . import _config
 from .backend import get_namespace, is_sparse
 
-__all__ = ["check_array", "check_graph", "check_X_y", "check_is_fitted", "NotFittedError"]
+__all__ = ["check_array", "check_graph", "check_X_y", "check_is_fitted", "NotFittedError", "NotSymmetricError"]
+
+
+class NotSymmetricError(ValueError):
+    """A matrix that must be symmetric (an undirected graph, a matrix for ``eigsh``) is not;
+    ``name`` says which input."""
+
+    def __init__(self, message: str, name: str = "A") -> None:
+        super().__init__(message)
+        self.name = name
 
 FiniteMode = bool | Literal["lazy", "eager"]
 
@@ -212,9 +221,9 @@ def check_graph(A: Any, *, symmetric: bool = False, non_negative: bool = True,
             "for points, build a graph first (for example a k-nearest-neighbour graph)."
         )
     if symmetric and not _is_symmetric(A, tol):
-        raise ValueError(
+        raise NotSymmetricError(
             f"{name} is not symmetric (an undirected graph is required). Symmetrize it, "
-            "for example with (A + A.T) / 2 or A.maximum(A.T)."
+            "for example with (A + A.T) / 2 or A.maximum(A.T).", name
         )
     return A
 

@@ -254,3 +254,86 @@ def test_resuming_a_finished_run_returns_its_result(tmp_path):
     again = shotgun(X, Y, resume=True, **kw)
     np.testing.assert_array_equal(again.coef, first.coef)
     assert again.n_iter == first.n_iter and again.history.sizes == first.history.sizes
+
+
+# -- the data fingerprint: a resume on other data of the same shape is refused ----------------
+
+def test_block_fingerprint_sees_what_changes_the_data():
+    from daskpml._checkpoint import _same_fingerprint, block_fingerprint
+
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((5000, 7))
+    fp = block_fingerprint(base)
+    assert _same_fingerprint(fp, block_fingerprint(base.copy())) == ""
+    assert _same_fingerprint(fp, block_fingerprint(np.asfortranarray(base))) == ""      # layout is not data
+    swapped = base.copy()
+    swapped[[11, 12]] = swapped[[12, 11]]             # two rows outside the sample trade places
+    scaled = base * (1 + 1e-6)
+    one = base.copy()
+    one[2500, 3] += 0.5                               # one value, in rows the sample may miss
+    for other in (swapped, scaled, one, base[:, ::-1].copy(), base.astype(np.float32)):
+        assert _same_fingerprint(fp, block_fingerprint(other)) != ""
+    labels = (rng.random(5000) < 0.5).astype(float)
+    assert _same_fingerprint(block_fingerprint(labels), block_fingerprint(1 - labels)) != ""
+    S = sp.random(400, 50, density=0.05, format="csr", random_state=0)
+    T = S.copy()
+    T.data[len(T.data) // 2] *= -1
+    assert _same_fingerprint(block_fingerprint(S), block_fingerprint(S.copy())) == ""
+    assert _same_fingerprint(block_fingerprint(S), block_fingerprint(T)) != ""
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_linear_refuses_a_resume_on_flipped_labels(tmp_path):
+    """The reported defect: the same shape with the labels flipped was resumed into a wrong model."""
+    kw = dict(family="logistic", penalty="l2", lam=1e-3, solver="gradient_descent", chunks=600, tol=1e-10,
+              max_iter=12)
+    with pytest.raises(Interrupted):
+        fit_linear(X, Y, checkpoint=tmp_path, checkpoint_every=2, callback=_stop_at(5), **kw)
+    manifest = json.loads((tmp_path / (tmp_path / "latest").read_text() / "manifest.json").read_text())
+    assert [label for label, _ in manifest["fingerprint"]["X"]] == [[0, 0], [1, 0], [2, 0], [3, 0]]
+    flipped = 1.0 - Y
+    with pytest.raises(ValueError, match=r"written for other data: block 0 of y differs .*its (sampled rows|sums)"):
+        fit_linear(X, flipped, checkpoint=tmp_path, resume=True, **kw)
+    Xc = X.copy()
+    Xc[1900] *= 2                                      # one row, in chunk 3
+    with pytest.raises(ValueError, match=r"block \(3, 0\) of X differs"):
+        fit_linear(Xc, Y, checkpoint=tmp_path, resume=True, **kw)
+    resumed = fit_linear(X, Y, checkpoint=tmp_path, resume=True, **kw)[2]      # the same data go on
+    assert resumed.n_iter == 12
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_nmf_and_kmeans_refuse_other_data(tmp_path):
+    from daskpml.decomposition import nmf
+
+    A = np.abs(np.random.default_rng(1).standard_normal((300, 40)))
+    with pytest.raises(Interrupted):
+        nmf(A, 4, max_iter=20, tol=0, random_state=0, checkpoint=tmp_path / "nmf", checkpoint_every=2,
+            callback=_stop_at(4))
+    B = A.copy()
+    B[[3, 4]] = B[[4, 3]]
+    with pytest.raises(ValueError, match="written for other data: block .* of A differs"):
+        nmf(B, 4, max_iter=20, tol=0, random_state=0, checkpoint=tmp_path / "nmf", resume=True)
+    P, _ = make_blobs(4000, 3, centers=5, random_state=1, chunks=1000)
+    with pytest.raises(Interrupted):
+        kmeans(P, 5, random_state=0, tol=1e-12, checkpoint=tmp_path / "km", checkpoint_every=1, callback=_stop_at(2))
+    with pytest.raises(ValueError, match=r"block \(0, 0\) of X differs"):
+        kmeans(P + 1.0, 5, random_state=0, tol=1e-12, checkpoint=tmp_path / "km", resume=True)
+
+
+def test_damaged_checkpoints_are_named(tmp_path):
+    cp = Checkpoint(tmp_path, "demo", {"a": 1}, {"shape": [3]}, every=1)
+    cp.save(1, arrays={"w": np.arange(3.0)}, history={"loss": [1.0]})
+    manifest = tmp_path / "iter-000001" / "manifest.json"
+    text = manifest.read_text()
+    manifest.write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=f"{manifest} is not valid JSON"):
+        Checkpoint(tmp_path, "demo", {"a": 1}, {"shape": [3]}, resume=True).restore()
+    manifest.write_text(text)
+    arrays = tmp_path / "iter-000001" / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:40])
+    with pytest.raises(ValueError, match="arrays.npz is damaged"):
+        Checkpoint(tmp_path, "demo", {"a": 1}, {"shape": [3]}, resume=True).restore()
+    (tmp_path / "latest").write_text("iter-000009")
+    with pytest.raises(ValueError, match="names the snapshot 'iter-000009', but .* does not exist"):
+        Checkpoint(tmp_path, "demo", {"a": 1}, {"shape": [3]}, resume=True).restore()

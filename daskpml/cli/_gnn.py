@@ -8,15 +8,8 @@ from typing import Any
 import click
 import numpy as np
 
-from .._files import DataFormatError
+from .._files import DataFormatError, open_npz
 from ._main import Session, checkpoint_options, cli, outputs
-
-NPZ_FORMAT = """DATA.npz holds plain arrays (numpy.savez, no pickles):
-the graph as CSR `adj_data`, `adj_indices`, `adj_indptr`, `adj_shape` (or dense `adj`, or an
-(m, 2) `edges` list, mirrored); the features as CSR `x_data`, `x_indices`, `x_indptr`,
-`x_shape` (or dense `x`); integer `labels` (-1 where unknown); `idx_train`, and optionally
-`idx_val` and `idx_test`. The shared Cora file has this layout."""
-
 
 def _csr(data: Any, prefix: str) -> Any:
     import scipy.sparse as sp
@@ -31,11 +24,7 @@ def load_node_data(path: str) -> dict:
     """Read a node-classification .npz (see ``NPZ_FORMAT``)."""
     import scipy.sparse as sp
 
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataFormatError(f"{path}: not a readable .npz file ({err}).\n{NPZ_FORMAT}") from err
-    with data:
+    with open_npz(path) as data:
         A = _csr(data, "adj")
         if A is None and "adj" in data:
             A = sp.csr_matrix(data["adj"])
@@ -50,7 +39,8 @@ def load_node_data(path: str) -> dict:
         missing = [name for name, v in (("graph (adj_* / adj / edges)", A), ("features (x_* / x)", X)) if v is None]
         missing += [k for k in ("labels", "idx_train") if k not in data]
         if missing:
-            raise DataFormatError(f"{path} lacks {', '.join(missing)}.\n{NPZ_FORMAT}")
+            raise DataFormatError(f"{path} lacks {', '.join(missing)}; `daskpml gnn --help` describes the layout "
+                                  "of DATA.npz.")
         out = {"graph": A, "features": X, "labels": np.asarray(data["labels"]), "train": np.asarray(data["idx_train"])}
         for key in ("idx_val", "idx_test"):
             out[key[4:]] = np.asarray(data[key]) if key in data else None
@@ -81,7 +71,17 @@ def gnn_command(session: Session, data: str, model: str, parts: int | None, part
                 layers: int, dropout: float, lr: float, weight_decay: float, row_normalize: bool, seed: int,
                 history: str | None, checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
     """Train a GCN or GraphSAGE on the labelled nodes of DATA.npz, split into partitions on the
-    cluster's workers, and write a prediction for every node."""
+    cluster's workers, and write a prediction for every node.
+
+    \b
+    DATA.npz holds plain arrays (numpy.savez, no pickles):
+      the graph   CSR adj_data, adj_indices, adj_indptr, adj_shape;
+                  or a dense adj; or an (m, 2) edges list (mirrored, with n_nodes)
+      features    CSR x_data, x_indices, x_indptr, x_shape; or a dense x
+      labels      integer classes, -1 where unknown
+      idx_train   the training nodes; optional idx_val and idx_test
+    The shared Cora file (../shared/data/cora.npz) has this layout.
+    """
     import scipy.sparse as sp
 
     from ..backend import to_backend, to_numpy

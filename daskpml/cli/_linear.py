@@ -11,7 +11,7 @@ import click
 import numpy as np
 import xarray as xr
 
-from .._files import DataFormatError, check_readable, describe_head, read_head
+from .._files import DataFormatError, check_readable, describe_head, open_npz, read_head
 from ..results import read_netcdf, write_netcdf
 from ..runtime import persist_with_progress
 from ._main import Session, checkpoint_options, cli, outputs
@@ -29,7 +29,7 @@ def load_xy(path: str, target: str | None = None) -> tuple[Any, Any]:
     check_readable(path)
     name = path.lower()
     if name.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as f:
+        with open_npz(path) as f:
             if "X" not in f or "y" not in f:
                 raise DataFormatError(f"{path} must hold arrays named 'X' and 'y' (np.savez(path, X=X, y=y)); "
                                       f"it has {sorted(f.files)}.")

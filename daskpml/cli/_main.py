@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import logging
 import os
 import platform
+import re
+import shlex
+import warnings
 from importlib import metadata
 from typing import Any
 
@@ -13,9 +18,10 @@ import click
 
 from .. import __version__
 from .._checkpoint import read_manifest
-from .._files import DataFormatError, Outputs, check_writable
+from .._files import DAMAGED, DataFormatError, Outputs, check_writable
 from ..backend import gpu_count
-from ..runtime import connect, dashboard_link, shutdown
+from ..runtime import WorkerLostError, connect, dashboard_link, shutdown
+from ..validation import NotSymmetricError
 
 # errors that carry a message written for the user: shown without a traceback
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError,
@@ -49,6 +55,9 @@ def outputs(inputs: dict[str, str | None], **named: str | None) -> Outputs:
 def check_checkpoint(path: str | None, resume: bool) -> None:
     """``--checkpoint``/``--resume`` before any work: the folder can be written, ``--resume``
     names one; a resume that finds no snapshot says that it starts from the beginning."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["daskpml.checkpoint"] = path
     if path is None:
         if resume:
             raise click.UsageError("--resume needs --checkpoint DIR (the folder of the snapshots to go on from).")
@@ -90,12 +99,129 @@ def checkpoint_options(every: int, unit: str) -> Any:
     return add
 
 
+#: the library's messages name Python parameters; the command line names its flags
+CLI_WORDS = [
+    (r"\(or pass resume=False\)", "(or run without --resume)"),
+    (r"pass resume=False to start over", "run without --resume to start over"),
+    (r"with checkpoint=path, resume=True to continue", "with --checkpoint DIR, then --resume, to continue"),
+    (r"checkpoint=path and then resume=True", "--checkpoint DIR and then --resume"),
+    (r"resume=True needs checkpoint='path'", "--resume needs --checkpoint DIR"),
+]
+
+
+def cli_message(err: BaseException) -> str:
+    """A library error as the command line says it: its flags instead of Python parameters."""
+    if isinstance(err, NotSymmetricError):
+        return ("the input matrix is not symmetric; this command needs a symmetric matrix (an undirected "
+                "graph). Add --symmetrize to use max(A, A.T) (as edge lists are read), or fix the file.")
+    text = str(err)
+    for pattern, words in CLI_WORDS:
+        text = re.sub(pattern, words, text)
+    return text
+
+
+def _lost_scheduler(ctx: click.Context) -> str | None:
+    """The address of the scheduler this run was connected to, when the connection is gone."""
+    session = ctx.obj if isinstance(ctx.obj, Session) else None
+    client = None if session is None else session._client
+    if client is None:
+        return None
+    address = getattr(client.scheduler, "address", None) or session.scheduler or "the scheduler"
+    comm = getattr(client, "scheduler_comm", None)
+    if client.status in ("running",) and comm is not None and not comm.closed():
+        return None
+    return address
+
+
+def error_message(ctx: click.Context, err: BaseException) -> str | None:
+    """The one line the command line prints for ``err``, or None for an error that is a bug
+    (its traceback is shown)."""
+    from distributed import KilledWorker
+
+    resume = ("Run the command again" + (" with --resume to go on from the last snapshot"
+                                         if ctx.meta.get("daskpml.checkpoint") else "") + ".")
+    lost = _lost_scheduler(ctx)
+    if lost is not None and not isinstance(err, USER_ERRORS + (WorkerLostError,)):
+        return (f"the connection to the scheduler at {lost} was lost ({type(err).__name__}: {err}). Check that "
+                f"`dask scheduler` is still running and reachable, then {resume[0].lower()}{resume[1:]}")
+    if isinstance(err, USER_ERRORS + (WorkerLostError,)):
+        return cli_message(err)
+    if isinstance(err, KilledWorker):
+        return (f"a task killed every worker that ran it ({err}); the usual cause is a chunk too large for a "
+                f"worker's memory limit: give the workers more memory (dask worker --memory-limit). {resume}")
+    if isinstance(err, DAMAGED):
+        return (f"a file could not be read to its end ({type(err).__name__}: {err}); it may be truncated or "
+                "damaged. Write or copy it again.")
+    if isinstance(err, OSError):
+        return f"{err}"
+    return None
+
+
+def interrupted_message(ctx: click.Context) -> str:
+    """What Ctrl-C leaves behind, and how to go on: one line."""
+    argv = ["daskpml", *ctx.meta.get("daskpml.argv", [])]
+    if "daskpml.checkpoint" not in ctx.meta:
+        return "daskpml: interrupted; nothing was written."
+    path = ctx.meta["daskpml.checkpoint"]
+    if path is None:
+        return ("daskpml: interrupted; nothing was written and no --checkpoint was given (add --checkpoint DIR to "
+                "keep snapshots that --resume goes on from).")
+    try:
+        manifest, directory = read_manifest(path)
+    except ValueError as err:
+        return f"daskpml: interrupted; the checkpoint in {path} cannot be used: {cli_message(err)}"
+    command = shlex.join(argv if "--resume" in argv else argv + ["--resume"])
+    if manifest is None:
+        return f"daskpml: interrupted before the first snapshot in {path}; run the same command again to start over."
+    return (f"daskpml: interrupted; the last snapshot is {directory} (iteration {manifest.get('iteration')}); "
+            f"go on from it with: {command}")
+
+
+def _one_line_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None,
+                      line: str | None = None) -> None:
+    click.echo(f"daskpml: warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _quiet_cluster_logs() -> Any:
+    """Distributed's and asyncio's loggers in this process, muted while an interrupted or failed run
+    closes the cluster (their messages would only repeat the interruption)."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "asyncio", "tornado")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+
+
 class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["daskpml.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except USER_ERRORS as err:
-            raise click.ClickException(str(err)) from err
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning
+                return super().invoke(ctx)
+        except KeyboardInterrupt:
+            message = interrupted_message(ctx)
+            with _quiet_cluster_logs():
+                ctx.close()
+            click.echo(message, err=True)
+            raise click.exceptions.Exit(130) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:
+            message = error_message(ctx, err)
+            if message is None:
+                raise
+            with _quiet_cluster_logs():
+                ctx.close()
+            raise click.ClickException(message) from err
 
 
 @click.group(cls=_Group, name="daskpml", context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,14 +9,14 @@ import click
 import numpy as np
 import xarray as xr
 
-from .._files import check_readable
+from .._files import DataFormatError, check_readable, open_npz
 from ..results import write_netcdf
 from ._main import Session, checkpoint_options, cli, outputs
 
 GRAPH_SUFFIXES = (".mtx", ".abc", ".tsv", ".txt", ".edges")
 
 
-def load_input(path: str, kind: str) -> tuple[str, Any, np.ndarray | None]:
+def load_input(path: str, kind: str, symmetrize: bool = False) -> tuple[str, Any, np.ndarray | None]:
     """``("graph", adjacency, node names)`` or ``("points", X, None)`` from a file.
 
     ``kind="auto"``: Matrix Market and edge lists are graphs; ``.npz`` holding an
@@ -32,15 +32,18 @@ def load_input(path: str, kind: str) -> tuple[str, Any, np.ndarray | None]:
         if name.endswith(GRAPH_SUFFIXES):
             kind = "graph"
         elif name.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as f:
+            with open_npz(path) as f:
                 kind = "points" if "X" in f.files else "graph"
         else:
             kind = "points"
     if kind == "graph":
-        graph = load_graph(path)
+        graph = load_graph(path, symmetrize=True if symmetrize else None)
         return "graph", graph.adjacency, graph.nodes
     if name.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as f:
+        with open_npz(path) as f:
+            if "X" not in f.files:
+                raise DataFormatError(f"{path} holds no array named 'X' (it has {sorted(f.files)}); save points as "
+                                      "numpy.savez(path, X=X), or pass --input-kind graph for a sparse graph.")
             return "points", f["X"], None
     if name.endswith(".csv"):
         return "points", np.loadtxt(path, delimiter=",", ndmin=2), None
@@ -59,17 +62,18 @@ def load_input(path: str, kind: str) -> tuple[str, Any, np.ndarray | None]:
 @click.option("--laplacian", type=click.Choice(["sym", "rw"]), default="sym", show_default=True)
 @click.option("--method", type=click.Choice(["kmeans", "recursive"]), default="kmeans", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--symmetrize", is_flag=True, help="Use max(A, A.T) of a directed graph (.npz, .mtx input).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Labels (TSV: node, label).")
 @click.pass_obj
 def spectral(session: Session, input_file: str, clusters: int, input_kind: str, affinity: str, neighbors: int,
-             gamma: float, laplacian: str, method: str, seed: int, out: str) -> None:
+             gamma: float, laplacian: str, method: str, seed: int, symmetrize: bool, out: str) -> None:
     """Spectral clustering of INPUT (points: .npz with X, .csv, svmlight; or a graph: .mtx, .npz, edge list)."""
     from ..cluster import SpectralClustering
     from ..datasets import write_labels
 
     files = outputs({"INPUT": input_file}, out=out)
     session.client()
-    kind, data, nodes = load_input(input_file, input_kind)
+    kind, data, nodes = load_input(input_file, input_kind, symmetrize)
     model = SpectralClustering(clusters, affinity="precomputed" if kind == "graph" else affinity,
                                n_neighbors=neighbors, gamma=gamma, laplacian=laplacian, method=method,
                                random_state=seed)
@@ -94,11 +98,13 @@ def spectral(session: Session, input_file: str, clusters: int, input_kind: str, 
 @click.option("--tol", type=float, default=1e-8, show_default=True)
 @click.option("--ncv", type=click.IntRange(min=2), default=None)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--symmetrize", is_flag=True, help="Use max(A, A.T) of a directed matrix (.npz, .mtx input).")
 @checkpoint_options(10, "restarts")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="netCDF with eigenvalues and vectors.")
 @click.pass_obj
 def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: str, tol: float, ncv: int | None,
-                  seed: int, checkpoint: str | None, checkpoint_every: int, resume: bool, out: str) -> None:
+                  seed: int, symmetrize: bool, checkpoint: str | None, checkpoint_every: int, resume: bool,
+                  out: str) -> None:
     """Eigenpairs of a graph's Laplacian (or of a symmetric matrix) by distributed Lanczos."""
     from ..backend import to_numpy
     from ..datasets import load_graph
@@ -106,7 +112,7 @@ def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: s
 
     files = outputs({"GRAPH": graph}, out=out)
     session.client()
-    loaded = load_graph(graph)
+    loaded = load_graph(graph, symmetrize=True if symmetrize else None)
     start = time.perf_counter()
     if laplacian == "none":
         w, V, hist = eigsh(loaded.adjacency, k, which=which, tol=tol, ncv=ncv, random_state=seed,

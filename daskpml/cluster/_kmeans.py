@@ -206,6 +206,7 @@ def kmeans(X: Any, n_clusters: int, *, init: Init | np.ndarray = "k-means||", n_
                                               init_rounds=init_rounds),
                     dict(shape=[int(n), int(d)], chunks=[int(c) for c in X.chunks[0]]),
                     every=checkpoint_every, resume=resume)
+    cp.watch(X=X)
     snap = cp.restore()
     if snap is not None:
         seed = int(snap.state["seed"])

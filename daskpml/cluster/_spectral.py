@@ -36,7 +36,7 @@ from ..graph import gaussian_graph, knn_graph
 from ..linalg import laplacian_eigsh
 from ..sparse import CSRMatrix, from_array
 from ..sparse._csr import _finalize, auto_row_chunks
-from ..validation import check_graph
+from ..validation import NotSymmetricError, check_graph
 from ._kmeans import kmeans
 
 Affinity = Literal["nearest_neighbors", "rbf", "precomputed"]
@@ -61,9 +61,9 @@ def affinity_graph(X: Any, affinity: Affinity = "nearest_neighbors", *, n_neighb
     W = X if isinstance(X, CSRMatrix) else from_array(X)
     check_graph(W, name="affinity")
     if not W.is_symmetric(tol=1e-10):
-        raise ValueError(
+        raise NotSymmetricError(
             "The precomputed affinity is not symmetric. Build it with daskpml.graph.knn_graph(X, ..., "
-            "symmetrize='mean') or symmetrize it yourself ((W + W.T) / 2)."
+            "symmetrize='mean') or symmetrize it yourself ((W + W.T) / 2).", "affinity"
         )
     return W
 

@@ -17,7 +17,8 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from .._files import MAGIC, DataFormatError, atomic_path, check_readable, describe_head, expect_magic, read_head
+from .._files import (DAMAGED, MAGIC, DataFormatError, atomic_path, check_readable, damaged_file, describe_head,
+                      expect_magic, load_npy, open_npz, read_head)
 from ..backend import is_sparse, to_backend, to_numpy
 from ..results import write_netcdf
 from ..sparse import CSRMatrix, from_array
@@ -50,16 +51,17 @@ def _suffix(path: str) -> str:
 
 
 def _load_npz_sparse(path: str) -> sp.csr_matrix:
-    expect_magic(path, read_head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
-    try:
-        return sp.load_npz(path).tocsr()
-    except (ValueError, KeyError, OSError) as err:
-        with np.load(path) as f:
-            keys = sorted(f.files)
+    with open_npz(path) as f:
+        keys = sorted(f.files)
+    if not {"format", "shape"} <= set(keys):
         raise DataFormatError(
             f"{path} is a .npz archive but not a scipy.sparse matrix (it holds {keys}); "
             "write sparse matrices with scipy.sparse.save_npz or daskpml.datasets.save_npz."
-        ) from err
+        )
+    try:
+        return sp.load_npz(path).tocsr()
+    except DAMAGED + (ValueError, KeyError, OSError) as err:
+        raise damaged_file(path, "sparse .npz archive", err) from err
 
 
 def _read_mtx(path: str) -> Any:
@@ -73,13 +75,18 @@ def _read_mtx(path: str) -> Any:
 def _read_edge_list(path: str, nodes: Sequence | None, duplicates: str = "sum") -> tuple[sp.csr_matrix, np.ndarray]:
     import pandas as pd
 
-    found = describe_head(read_head(path))
-    if found in MAGIC.values() or found.startswith("binary"):
+    head = read_head(path)
+    found = describe_head(head)
+    if path.lower().endswith(".gz"):
+        expect_magic(path, head, (b"\x1f\x8b",), "a gzip-compressed (.gz) file")
+    elif head.startswith(b"\x1f\x8b"):
+        raise DataFormatError(f"{path} is gzip-compressed but its name does not end in .gz; rename it to {path}.gz.")
+    elif found in MAGIC.values() or found.startswith("binary"):
         raise DataFormatError(
             f"{path} is named like a text edge list but its contents are {found}. Rename it to "
             "match its contents, or convert it with `daskpml datasets convert IN OUT`."
         )
-    sep = "," if path.lower().endswith(".csv") else r"\s+"
+    sep = "," if path.lower().endswith((".csv", ".csv.gz")) else r"\s+"
     try:
         table = pd.read_csv(path, sep=sep, header=None, comment="#", dtype=str, keep_default_na=False,
                             engine="python" if sep == "," else "c",
@@ -88,6 +95,8 @@ def _read_edge_list(path: str, nodes: Sequence | None, duplicates: str = "sum") 
         table = pd.DataFrame(columns=[0, 1])
     except pd.errors.ParserError as err:
         raise DataFormatError(f"{path}: every line must be 'source target [weight]': {err}") from err
+    except DAMAGED + (OSError, UnicodeDecodeError) as err:
+        raise damaged_file(path, "edge list", err) from err
     if table.shape[1] not in (2, 3):
         raise DataFormatError(
             f"{path}: every line must be 'source target [weight]', but lines have {table.shape[1]} fields."
@@ -193,14 +202,15 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
     path = check_readable(path)
     suffix = _suffix(path)
     if suffix == ".npy":
-        expect_magic(path, read_head(path), (b"\x93NUMPY",), "a NumPy .npy array")
-        dense = np.load(path, allow_pickle=False)
+        dense = load_npy(path)
     elif suffix == ".npz":
-        expect_magic(path, read_head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
-        with np.load(path, allow_pickle=False) as f:
+        with open_npz(path) as f:
             files = f.files
             if "format" in files and "indptr" in files:
-                return from_array(sp.load_npz(path), chunks, backend=backend)
+                return from_array(_load_npz_sparse(path), chunks, backend=backend)
+            if not files:
+                raise DataFormatError(f"{path} is an empty .npz archive (it holds no arrays); save the matrix "
+                                      "in it (numpy.savez(path, A) or scipy.sparse.save_npz).")
             if len(files) != 1:
                 raise DataFormatError(f"{path} holds several arrays {sorted(files)}; save one matrix per file.")
             dense = f[files[0]]
@@ -252,9 +262,7 @@ _PLANETOID_KEYS = ("adj_data", "adj_indices", "adj_indptr", "adj_shape", "x_data
 def load_planetoid(path: str | os.PathLike, *, chunks: Any = "auto", backend: str | None = None) -> Planetoid:
     """Read a Planetoid node-classification set stored as plain arrays in one ``.npz``
     (``adj_*`` and ``x_*`` CSR parts, ``labels``, ``idx_train``, ``idx_val``, ``idx_test``)."""
-    path = check_readable(path)
-    expect_magic(path, read_head(path), (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
-    with np.load(path, allow_pickle=False) as f:
+    with open_npz(path) as f:
         missing = [k for k in _PLANETOID_KEYS if k not in f.files]
         if missing:
             raise DataFormatError(f"{path} is not in the Planetoid layout: it lacks {missing}.")

@@ -395,6 +395,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
         checkpoint, "nmf", dict(n_components=k, solver=solver, regularization=fingerprint["regularization"],
                                 inner=[list(inner[0]), list(inner[1])]),
         {key: fingerprint[key] for key in ("shape", "chunks", "dtype")}, every=checkpoint_every, resume=resume)
+    cp.watch(A=grid)
     snapshot = cp.restore(like)
     stop = _Stopping(solver, float(tol), snapshot.state if snapshot else None)
     if snapshot is None:

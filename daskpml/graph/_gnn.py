@@ -369,6 +369,7 @@ def prepare(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any
     spec = _Spec(model=model, n_layers=int(n_layers), rate=float(dropout), seed=seed, n_train=int(train.size),
                  lr=float(lr), weight_decay=float(weight_decay))
     trainer = Trainer(op, X, y, train, val, partitioning, spec, executor, backend)
+    trainer.data = {"graph": A, "features": X, "labels": y, "train": train}     # what a checkpoint fingerprints
     params = init_params(sizes, model, seed, X.data if is_sparse(X) else X, dtype)
     return trainer, params, n_classes
 
@@ -443,6 +444,7 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
                                                   partition=partition, seed=spec.seed, dtype=dtype.name),
                     dict(n_nodes=int(trainer.n_nodes), n_features=int(features.shape[1]), n_train=spec.n_train,
                          n_val=int(val.size)), every=checkpoint_every, resume=resume)
+    cp.watch(**trainer.data)
     snap = cp.restore()
     first = 0 if snap is None else snap.iteration
     if snap is not None:

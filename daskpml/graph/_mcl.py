@@ -512,6 +512,7 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
     cp = Checkpoint(checkpoint, "mcl", {k: v for k, v in recorder.attrs.items() if k != "tol"},
                     {"shape": list(A.shape), "row_chunks": list(R.row_chunks)},
                     every=checkpoint_every, resume=resume)
+    cp.watch(A=R)
     snap = cp.restore(R._meta)
     n_iter, converged = 0, False
     if snap is not None:

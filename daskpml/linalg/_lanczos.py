@@ -66,7 +66,7 @@ from .._checkpoint import Checkpoint, recorded_seed
 from ..backend import get_namespace, is_sparse
 from ..datasets._generators import resolve_seed
 from ..sparse import CSRMatrix, auto_row_chunks, from_array
-from ..validation import check_array
+from ..validation import NotSymmetricError, check_array
 from . import _kernels as K
 
 Which = Literal["LA", "SA", "LM"]
@@ -103,6 +103,27 @@ def _row_blocks(A: Any) -> da.Array:
     A = xp.asarray(A)
     rows = auto_row_chunks(A.shape[0], int(np.prod(A.shape)) // 4)
     return da.from_array(A, chunks=(rows, -1), asarray=False)
+
+
+def probably_symmetric(A: Any, *, rtol: float = 1e-10, seed: int = 0) -> bool:
+    """Randomized symmetry test: ``u^T A v == v^T A u`` for two random vectors.
+
+    Costs one product with a 2-column matrix instead of a transpose (an
+    all-to-all exchange); a non-symmetric ``A`` passes with probability 0.
+    """
+    n = A.shape[0]
+    if A.shape[0] != A.shape[1]:
+        return False
+    xp, _ = get_namespace(A)
+    rng = np.random.default_rng(seed)
+    uv = xp.asarray(rng.standard_normal((n, 2)))
+    prod = A @ uv
+    prod = prod.compute() if hasattr(prod, "compute") else prod
+    a = float(uv[:, 0] @ prod[:, 1])
+    b = float(uv[:, 1] @ prod[:, 0])
+    scale = float(xp.linalg.norm(uv[:, 0]) * xp.linalg.norm(prod[:, 1])
+                  + xp.linalg.norm(uv[:, 1]) * xp.linalg.norm(prod[:, 0]))
+    return abs(a - b) <= rtol * max(scale, 1e-300)
 
 
 def check_k_ncv(A: Any, k: int, which: str, ncv: int | None) -> tuple[int, int]:
@@ -395,6 +416,11 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
     blocks = _row_blocks(A)
     if isinstance(A, da.Array):
         blocks = check_array(blocks, name="A")
+    if not probably_symmetric(CSRMatrix(blocks) if is_sparse(blocks._meta) else blocks):
+        raise NotSymmetricError(
+            "A is not symmetric (u^T A v differs from v^T A u for random u, v): eigsh (Lanczos) needs a "
+            "symmetric matrix and would not converge. Symmetrize it ((A + A.T) / 2 or A.maximum(A.T)), or "
+            "use scipy.sparse.linalg.eigs for a non-symmetric matrix.", "A")
     return solve(RowOperator(blocks), k, which=which, ncv=ncv, tol=tol, maxiter=maxiter, v0=v0,
                  return_eigenvectors=return_eigenvectors, random_state=random_state,
                  callback=callback, return_history=return_history, checkpoint=checkpoint,
@@ -440,6 +466,7 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
         solver = _Lanczos(op, ncv, seed)
         tol_eff = max(tol, EPS)
         records: dict[str, list] = {"matvecs": [], "converged": [], "max_residual": [], "time": []}
+        ckpt.watch(A=blocks)
         snap = ckpt.restore(like=like)
         if snap is None:
             solver.start(v0, like)

@@ -28,8 +28,8 @@ import numpy as np
 from ..backend import get_namespace
 from ..sparse import CSRMatrix, from_array
 from ..sparse._csr import row_indices
-from ..validation import check_graph
-from ._lanczos import RowOperator, check_k_ncv, solve
+from ..validation import NotSymmetricError, check_graph
+from ._lanczos import RowOperator, check_k_ncv, probably_symmetric, solve
 
 Kind = Literal["unnormalized", "sym", "rw"]
 KINDS = ("unnormalized", "sym", "rw")
@@ -67,31 +67,10 @@ def _as_graph(W: Any, name: str = "W") -> CSRMatrix:
 
 def _check_symmetric(W: CSRMatrix, name: str) -> None:
     if not probably_symmetric(W):
-        raise ValueError(
+        raise NotSymmetricError(
             f"{name} is not symmetric; a Laplacian needs an undirected graph. Symmetrize it first, "
-            "for example with knn_graph(..., symmetrize='mean'), (W + W.T) / 2 or W.maximum(W.T)."
+            "for example with knn_graph(..., symmetrize='mean'), (W + W.T) / 2 or W.maximum(W.T).", name
         )
-
-
-def probably_symmetric(A: Any, *, rtol: float = 1e-10, seed: int = 0) -> bool:
-    """Randomized symmetry test: ``u^T A v == v^T A u`` for two random vectors.
-
-    Costs one product with a 2-column matrix instead of a transpose (an
-    all-to-all exchange); a non-symmetric ``A`` passes with probability 0.
-    """
-    n = A.shape[0]
-    if A.shape[0] != A.shape[1]:
-        return False
-    xp, _ = get_namespace(A)
-    rng = np.random.default_rng(seed)
-    uv = xp.asarray(rng.standard_normal((n, 2)))
-    prod = A @ uv
-    prod = prod.compute() if hasattr(prod, "compute") else prod
-    a = float(uv[:, 0] @ prod[:, 1])
-    b = float(uv[:, 1] @ prod[:, 0])
-    scale = float(xp.linalg.norm(uv[:, 0]) * xp.linalg.norm(prod[:, 1])
-                  + xp.linalg.norm(uv[:, 1]) * xp.linalg.norm(prod[:, 0]))
-    return abs(a - b) <= rtol * max(scale, 1e-300)
 
 
 def degrees(W: CSRMatrix) -> da.Array:

@@ -272,6 +272,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                   data={"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "n_partitions": n_parts,
                         "labels_crc32": zlib.crc32(np.unique(y, return_inverse=True)[1].astype(np.int64).tobytes()),
                         "partition_crc32": zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())})
+    ckpt.watch(X=X, y=y)
     snap = ckpt.restore(like=np.empty(0))
     pieces_of = _Pieces(X, y, labels, n_parts)
     pieces = pieces_of()

@@ -242,6 +242,7 @@ class Objective:
         self.split_every = split_every
         self.comm = Comm()
         self.mask = layout.coef_mask()
+        self.data = {"X": X, "y": y}          # what a checkpoint fingerprints
         self.collections: tuple = ()
         if self.distributed:
             self.collections = (X, y)          # persisted: their futures place the async tasks

@@ -92,6 +92,7 @@ class Run:
         cp.describe(self.solver, {k: v for k, v in self.attrs.items() if k not in self._NOT_COMPARED},
                     {"n_samples": int(obj.n_samples), "n_params": int(obj.layout.size),
                      "row_chunks": [int(c) for c in obj.row_chunks]})
+        cp.watch(**obj.data)
         snap = cp.restore()
         if snap is None:
             return None

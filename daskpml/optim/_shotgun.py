@@ -347,6 +347,7 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     ckpt.describe("shotgun", params={"l1": float(l1), "l2": float(l2), "fit_intercept": bool(fit_intercept),
                                      "n_parallel": n_parallel, "seed": seed},
                   data={"n_samples": int(n), "n_features": int(d), "column_blocks": list(widths)})
+    ckpt.watch(X=[dask.delayed(getattr, pure=True)(b, "X") for b in blocks], y=y)
     snap = ckpt.restore(like=xp.empty(0))
     yd = _put(yc)
     records: dict[str, list] = {k: [] for k in ("objective", "duality_gap", "max_update", "n_parallel",

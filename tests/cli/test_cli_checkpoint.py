@@ -82,5 +82,5 @@ def test_checkpoint_then_resume_writes_the_same_output(tmp_path, command):
 def test_resume_without_checkpoint_is_refused(tmp_path):
     args, _ = _lasso(tmp_path)
     result = CliRunner().invoke(cli, [*LOCAL, *args, "--resume", "--out", str(tmp_path / "m.nc")])
-    assert result.exit_code == 1 and "resume=True needs checkpoint" in result.output
-    assert "Traceback" not in result.output
+    assert result.exit_code == 2 and "--resume needs --checkpoint DIR" in result.output
+    assert "Traceback" not in result.output and "resume=True" not in result.output
