@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import sys
 import uuid
+import warnings
 from concurrent.futures import CancelledError
 from typing import Any, Iterator
 
@@ -39,7 +40,7 @@ _announced: set[str] = set()
 
 
 def _resolve_address(address: str | None) -> tuple[str | None, str]:
-    if address:
+    if address is not None:
         return address, "argument"
     env = os.environ.get("DASK_SCHEDULER_ADDRESS")
     if env:
@@ -50,7 +51,50 @@ def _resolve_address(address: str | None) -> tuple[str | None, str]:
     return None, ""
 
 
+SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
+
+
+def check_address(address: str, source: str = "argument") -> str:
+    """``address`` if it can name a scheduler, else a ValueError saying what is wrong with it
+    (an empty string, the dashboard's http:// link, an unknown scheme, a port out of range, a
+    host name that does not resolve), at once instead of after the connect timeout."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    example = "for example tcp://127.0.0.1:8786 (what `dask scheduler` prints)"
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"the scheduler address from {source} is empty; give one, {example}, or none to start the "
+                         "embedded local cluster.")
+    try:
+        scheme, location = parse_address(address.strip())
+    except ValueError as err:
+        raise ValueError(f"the scheduler address {address!r} (from {source}) is malformed ({err}); {example}.") from err
+    if scheme in ("http", "https"):
+        raise ValueError(f"{address!r} (from {source}) is a web address, like the dashboard's link; the scheduler "
+                         f"itself listens on tcp://HOST:PORT, {example}.")
+    if scheme not in SCHEMES:
+        raise ValueError(f"the scheduler address {address!r} (from {source}) has the unknown scheme {scheme!r}; "
+                         f"use one of {', '.join(s + '://' for s in SCHEMES)}, {example}.")
+    if scheme == "inproc":
+        return address
+    try:
+        host, port = parse_host_port(location, 8786)
+    except ValueError as err:
+        raise ValueError(f"the scheduler address {address!r} (from {source}) is malformed ({err}); {example}.") from err
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"the scheduler address {address!r} (from {source}) has the port {port}, which is not in "
+                         f"1..65535; {example}.")
+    try:
+        socket.getaddrinfo(host, int(port))
+    except (socket.gaierror, UnicodeError) as err:
+        raise ValueError(f"the host {host!r} in the scheduler address {address!r} (from {source}) does not resolve "
+                         f"({err.args[-1]}); check its spelling, {example}.") from err
+    return address
+
+
 def _connect_address(address: str, timeout: float, source: str) -> Client:
+    check_address(address, source)
     try:
         return Client(address, timeout=timeout, set_as_default=True)
     except (OSError, TimeoutError, ValueError) as err:
@@ -93,6 +137,10 @@ def check_main_guard() -> None:
     path = getattr(main, "__file__", None)
     if not path or dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
         return                                   # an interactive session, or workers that are not spawned
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return                                   # `python -m package`: spawn does not import it again
     frame, top = sys._getframe(1), None
     while frame is not None:                     # the script's own top-level frame, if it is running
         if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
@@ -133,8 +181,11 @@ def _start_local(gpu: bool, n_workers: int | None, threads_per_worker: int | Non
             if procs:
                 check_main_guard()
                 kwargs.setdefault("preload", ["daskpml._worker_setup"])    # Ctrl-C is the client's
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads,
-                                   processes=procs, **kwargs)
+            with warnings.catch_warnings():
+                # the dashboard moves to a free port when 8787 is taken; the link printed says where
+                warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads,
+                                       processes=procs, **kwargs)
         _embedded[key] = cluster
     return Client(cluster, set_as_default=True)
 
@@ -175,7 +226,7 @@ def connect(address: str | None = None, *, gpu: bool = False, n_workers: int | N
 
         import_cupy()
     resolved, source = _resolve_address(address)
-    if resolved:
+    if resolved is not None:
         client = _connect_address(resolved, timeout_s, source)
     else:
         client = current_client()

@@ -1,3 +1,4 @@
 from . import cli
 
-cli(prog_name="daskpml")
+if __name__ == "__main__":
+    cli(prog_name="daskpml")

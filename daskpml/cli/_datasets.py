@@ -112,7 +112,10 @@ def make_low_rank(session: Session, rows: int, cols: int, rank: int, noise: floa
 @click.option("--directed", is_flag=True, help="Keep edge lists directed (default: symmetrize).")
 def convert(source: str, target: str, matrix: bool, directed: bool) -> None:
     """Convert between .npz, .mtx, edge lists (.tsv, .abc, .txt) and, with --matrix, .npy."""
-    files = Outputs({"TARGET": target}, {"SOURCE": source})
+    try:
+        files = Outputs({"TARGET": target}, {"SOURCE": source})
+    except (ValueError, OSError) as err:
+        raise click.UsageError(str(err)) from None
     tmp = files["TARGET"]
     if matrix:
         M = ds.load_matrix(source)

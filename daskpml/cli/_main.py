@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import gc
 import logging
 import os
 import platform
 import re
 import shlex
+import signal
+import threading
 import warnings
 from importlib import metadata
 from typing import Any
@@ -20,7 +23,7 @@ from .. import __version__
 from .._checkpoint import read_manifest
 from .._files import DAMAGED, DataFormatError, Outputs, check_writable
 from ..backend import gpu_count
-from ..runtime import WorkerLostError, connect, dashboard_link, shutdown
+from ..runtime import WorkerLostError, check_address, connect, current_client, dashboard_link, shutdown
 from ..validation import NotSymmetricError
 
 # errors that carry a message written for the user: shown without a traceback
@@ -37,9 +40,19 @@ class Session:
 
     def client(self) -> Any:
         if self._client is None:
+            before = current_client()
             self._client = connect(self.scheduler, gpu=self.gpu, n_workers=self.workers,
                                    threads_per_worker=self.threads)
+            self._own = self._client is not before
         return self._client
+
+    def close(self) -> None:
+        """Close the client this command opened to a named scheduler (the embedded cluster and
+        its client are closed by :func:`~daskpml.runtime.shutdown`)."""
+        client, self._client = self._client, None
+        if client is not None and getattr(self, "_own", False) and client.status != "closed":
+            with contextlib.suppress(Exception):
+                client.close(timeout=5)
 
     @property
     def backend(self) -> str | None:
@@ -49,7 +62,10 @@ class Session:
 def outputs(inputs: dict[str, str | None], **named: str | None) -> Outputs:
     """The command's output files (``out="m.nc"`` is ``--out``), checked before any work starts:
     each can be written and none is an input or another output; written all or nothing."""
-    return Outputs({"--" + k.replace("_", "-"): v for k, v in named.items()}, inputs)
+    try:
+        return Outputs({"--" + k.replace("_", "-"): v for k, v in named.items()}, inputs)
+    except (ValueError, OSError) as err:
+        raise click.UsageError(str(err)) from None
 
 
 def check_checkpoint(path: str | None, resume: bool) -> None:
@@ -141,7 +157,7 @@ def error_message(ctx: click.Context, err: BaseException) -> str | None:
     resume = ("Run the command again" + (" with --resume to go on from the last snapshot"
                                          if ctx.meta.get("daskpml.checkpoint") else "") + ".")
     lost = _lost_scheduler(ctx)
-    if lost is not None and not isinstance(err, USER_ERRORS + (WorkerLostError,)):
+    if lost is not None and not isinstance(err, USER_ERRORS):
         return (f"the connection to the scheduler at {lost} was lost ({type(err).__name__}: {err}). Check that "
                 f"`dask scheduler` is still running and reachable, then {resume[0].lower()}{resume[1:]}")
     if isinstance(err, USER_ERRORS + (WorkerLostError,)):
@@ -182,19 +198,44 @@ def _one_line_warning(message: Any, category: type, filename: str, lineno: int, 
     click.echo(f"daskpml: warning: {message}", err=True)
 
 
+CLUSTER_LOGGERS = ("distributed", "asyncio", "tornado")
+
+
 @contextlib.contextmanager
 def _quiet_cluster_logs() -> Any:
     """Distributed's and asyncio's loggers in this process, muted while an interrupted or failed run
     closes the cluster (their messages would only repeat the interruption)."""
-    loggers = [logging.getLogger(name) for name in ("distributed", "asyncio", "tornado")]
+    loggers = [logging.getLogger(name) for name in CLUSTER_LOGGERS]
     levels = [log.level for log in loggers]
     for log in loggers:
         log.setLevel(logging.CRITICAL)
     try:
         yield
+        gc.collect()        # asyncio reports a task's unretrieved exception when the task is collected
     finally:
         for log, level in zip(loggers, levels):
             log.setLevel(level)
+
+
+@contextlib.contextmanager
+def _muted_on_interrupt() -> Any:
+    """Ctrl-C mutes the cluster's loggers at once, before the interruption unwinds: the client's
+    event loop reports the cancelled gathers as it happens, in its own thread."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        for name in CLUSTER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class _Group(click.Group):
@@ -204,7 +245,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _muted_on_interrupt():
                 warnings.showwarning = _one_line_warning
                 return super().invoke(ctx)
         except KeyboardInterrupt:
@@ -235,8 +276,14 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, scheduler: str | None, gpu: bool, workers: int | None, threads: int | None) -> None:
     """daskpml: parallel machine learning on Dask clusters, on CPUs and GPUs."""
+    if scheduler is not None:
+        try:
+            check_address(scheduler, "--scheduler")
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
     ctx.obj = Session(scheduler, gpu, workers, threads)
     ctx.call_on_close(shutdown)
+    ctx.call_on_close(ctx.obj.close)          # runs first (callbacks run last-in, first-out)
 
 
 def _version(dist: str) -> str:

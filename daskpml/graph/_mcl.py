@@ -371,7 +371,9 @@ def interpret(M: Any, overlap: Overlap = "remove") -> tuple[np.ndarray, list]:
     member = member.tocsr()
     member.sort_indices()
     counts = np.diff(member.indptr)
-    first = np.where(counts > 0, member.indices[np.minimum(member.indptr[:-1], max(member.nnz - 1, 0))], -1)
+    first = np.full(n, -1, dtype=np.int64)                # no attractor reached (a graph too small or
+    has = counts > 0                                       # stopped early can leave every node so)
+    first[has] = member.indices[member.indptr[:-1][has]]
     code = first.copy()                                    # one system: its id
     extra = n_sys
     if overlap == "remove":
