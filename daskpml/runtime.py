@@ -283,12 +283,28 @@ def scatter_client(size: int = 0, threshold: int = 0) -> Client | None:
     return client if size >= threshold else None
 
 
-def scatter_blocks(blocks: list) -> list:
+def scatter(client: Client, blocks: list, keys: list | None = None) -> list:
+    """``client.scatter(blocks)``, the futures named by ``keys`` when given.
+
+    A collection whose graph maps each key to the future of that same key is already persisted,
+    so its futures live as long as the collection; a graph that aliased other keys to them would
+    let them be released after a persist. Scattered data still have one copy that dask cannot
+    recompute (a second one would not last: the Active Memory Manager's ReduceReplicas policy,
+    on by default, drops it within seconds): data that must survive a lost worker are read by
+    the workers themselves (:mod:`daskpml.datasets`' chunked readers)."""
+    if keys is None:
+        return client.scatter(list(blocks), hash=False)
+    by_key = client.scatter(dict(zip(keys, blocks)))
+    return [by_key[k] for k in keys]
+
+
+def scatter_blocks(blocks: list, keys: list | None = None) -> list:
     """In-memory blocks as they should enter a task graph: on a distributed client, and when
-    they hold more than 4 MiB together, scattered to the workers (sent once, spread over them)
-    and returned as futures; otherwise returned as they are (embedded in the graph)."""
+    they hold more than 4 MiB together, scattered to the workers (sent once, spread over them,
+    under ``keys``: :func:`scatter`) and returned as futures; otherwise returned as they are
+    (embedded in the graph, where dask can always read them again)."""
     client = scatter_client(sum(nbytes(b) for b in blocks), SCATTER_BYTES)
-    return list(blocks) if client is None else client.scatter(list(blocks), hash=False)
+    return list(blocks) if client is None else scatter(client, list(blocks), keys)
 
 
 def distribute_rows(x: Any, chunks: Any) -> da.Array:
@@ -302,9 +318,10 @@ def distribute_rows(x: Any, chunks: Any) -> da.Array:
     bounds = [0]
     for r in normalized[0]:
         bounds.append(bounds[-1] + r)
-    futures = client.scatter([x[a:b] for a, b in zip(bounds[:-1], bounds[1:])], hash=False)
     name = f"scattered-{uuid.uuid4().hex}"
-    dsk = {(name, i) + (0,) * (x.ndim - 1): f for i, f in enumerate(futures)}
+    keys = [(name, i) + (0,) * (x.ndim - 1) for i in range(len(normalized[0]))]
+    futures = scatter(client, [x[a:b] for a, b in zip(bounds[:-1], bounds[1:])], keys)
+    dsk = dict(zip(keys, futures))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
     return da.Array(graph, name, chunks=normalized, dtype=x.dtype, meta=x[:0])
 

@@ -9,7 +9,11 @@ computation that reads the data, where a bad chunk raises with its position.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+import functools
+import inspect
+import os
+from numbers import Integral, Real
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 import dask
 import numpy as np
@@ -18,7 +22,8 @@ from sklearn.exceptions import NotFittedError
 from . import _config
 from .backend import get_namespace, is_sparse
 
-__all__ = ["check_array", "check_graph", "check_X_y", "check_is_fitted", "NotFittedError", "NotSymmetricError"]
+__all__ = ["check_array", "check_graph", "check_X_y", "check_is_fitted", "check_params", "Interval", "NotFittedError",
+           "NotSymmetricError", "Options", "ParamsValidated", "validate_params"]
 
 
 class NotSymmetricError(ValueError):
@@ -257,3 +262,159 @@ def check_is_fitted(estimator: Any, attributes: str | Iterable[str] | None = Non
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before using this estimator."
         )
+
+
+# -- parameter constraints, declared once (scikit-learn's _parameter_constraints style) --------
+
+class Interval:
+    """Numbers of ``kind`` (``Integral`` or ``Real``; never bool) between ``left`` and ``right``
+    (None: unbounded); ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``."""
+
+    def __init__(self, kind: type, left: float | None, right: float | None, *, closed: str = "both") -> None:
+        self.kind, self.left, self.right, self.closed = kind, left, right, closed
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            return False
+        if isinstance(value, float) and np.isnan(value):
+            return False
+        lo_ok = self.left is None or (value >= self.left if self.closed in ("both", "left") else value > self.left)
+        hi_ok = self.right is None or (value <= self.right if self.closed in ("both", "right") else value < self.right)
+        return bool(lo_ok and hi_ok)
+
+    def __str__(self) -> str:
+        what = "an integer" if self.kind is Integral else "a number"
+        if self.left is not None and self.right is None:
+            return f"{what} {'>=' if self.closed in ('both', 'left') else '>'} {self.left}"
+        if self.right is not None and self.left is None:
+            return f"{what} {'<=' if self.closed in ('both', 'right') else '<'} {self.right}"
+        if self.left is None:
+            return what
+        lo = "[" if self.closed in ("both", "left") else "("
+        hi = "]" if self.closed in ("both", "right") else ")"
+        return f"{what} in {lo}{self.left}, {self.right}{hi}"
+
+
+class Options:
+    """One of the given values (strings, usually)."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, (str, int, float, type(None))) and not isinstance(value, bool) and value in self.values
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+def _is_random_state(value: Any) -> bool:
+    return value is None or (isinstance(value, Integral) and not isinstance(value, bool) and value >= 0) or \
+        isinstance(value, (np.random.Generator, np.random.RandomState))
+
+
+#: named constraints: a test and the words a message uses for it
+NAMED = {
+    "boolean": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "random_state": (_is_random_state, "None, a non-negative integer or a numpy Generator"),
+    "path": (lambda v: isinstance(v, (str, os.PathLike)), "a path (str or os.PathLike)"),
+    "callable": (callable, "a callable"),
+    "dict": (lambda v: isinstance(v, dict), "a dict"),
+    "dtype": (lambda v: _is_float_dtype(v), "a floating dtype such as 'float32' or 'float64'"),
+    "array-like": (lambda v: hasattr(v, "shape") or isinstance(v, (list, tuple)), "an array"),
+    "checkpoint": (lambda v: isinstance(v, (str, os.PathLike)) or _is_checkpoint(v),
+                   "a checkpoint folder (str or os.PathLike)"),
+}
+
+#: constraints that every iterative algorithm shares (one protocol)
+PROTOCOL = {"callback": [None, "callable"], "progress": [None, "boolean"], "checkpoint": [None, "checkpoint"],
+            "checkpoint_every": [Interval(Integral, 1, None)], "resume": ["boolean"],
+            "random_state": ["random_state"]}
+
+
+def _is_checkpoint(value: Any) -> bool:
+    from ._checkpoint import Checkpoint
+
+    return isinstance(value, Checkpoint)
+
+
+def _is_float_dtype(value: Any) -> bool:
+    try:
+        return np.dtype(value).kind == "f"
+    except TypeError:
+        return False
+
+
+def _satisfied(constraint: Any, value: Any) -> bool:
+    if constraint is None:
+        return value is None
+    if isinstance(constraint, str):
+        return bool(NAMED[constraint][0](value))
+    if isinstance(constraint, type):
+        return isinstance(value, constraint)
+    return constraint.is_satisfied_by(value)
+
+
+def _describe(constraint: Any) -> str:
+    if constraint is None:
+        return "None"
+    if isinstance(constraint, str):
+        return NAMED[constraint][1]
+    if isinstance(constraint, type):
+        return f"a {constraint.__name__}"
+    return str(constraint)
+
+
+def check_params(owner: str, constraints: Mapping[str, list], values: Mapping[str, Any]) -> None:
+    """Refuse the first value in ``values`` that meets none of its ``constraints``, with one message
+    naming the parameter, what it must be and what it got: ``"KMeans: max_iter must be an integer >= 1;
+    got 0 (int)."``"""
+    for name, allowed in constraints.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if any(_satisfied(c, value) for c in allowed):
+            continue
+        words = " or ".join(_describe(c) for c in allowed)
+        raise (TypeError if _wrong_type(allowed, value) else ValueError)(
+            f"{owner}: {name} must be {words}; got {value!r} ({type(value).__name__}).")
+
+
+def _wrong_type(allowed: list, value: Any) -> bool:
+    """Whether ``value`` is refused for its type (a string where a number goes) rather than its value."""
+    kinds = [c.kind for c in allowed if isinstance(c, Interval)]
+    if kinds and not isinstance(value, (Real,)) and not any(isinstance(c, Options) for c in allowed):
+        return True
+    return isinstance(value, bool) and bool(kinds)
+
+
+def validate_params(constraints: Mapping[str, list]) -> Callable:
+    """Decorator: check a public function's arguments against ``constraints`` on every call."""
+
+    def decorate(function: Callable) -> Callable:
+        signature = inspect.signature(function)
+        own = {k: v for k, v in constraints.items() if k in signature.parameters}   # shared sets hold more
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind_partial(*args, **kwargs)
+            check_params(function.__name__, own, bound.arguments)
+            return function(*args, **kwargs)
+
+        checked.__wrapped_constraints__ = own
+        return checked
+
+    return decorate
+
+
+class ParamsValidated:
+    """Mixin of the estimators: ``fit`` calls :meth:`_validate_params`, which checks
+    ``get_params()`` against the class's ``_parameter_constraints``."""
+
+    _parameter_constraints: dict[str, list] = {}
+
+    def _validate_params(self) -> None:
+        constraints: dict[str, list] = {}
+        for cls in reversed(type(self).__mro__):
+            constraints.update(getattr(cls, "_parameter_constraints", {}) or {})
+        check_params(type(self).__name__, constraints, self.get_params(deep=False))

@@ -102,3 +102,132 @@ def test_check_is_fitted():
     check_is_fitted(est)
     with pytest.raises(NotFittedError):
         check_is_fitted(est, ["coef_", "intercept_"])
+
+
+# -- declared parameter constraints: every estimator and public function --------------------
+
+def _estimators():
+    from daskpml.cluster import KMeans, MarkovClustering, SpectralClustering, SpectralEmbedding
+    from daskpml.decomposition import NMF, PCA, TruncatedSVD
+    from daskpml.gnn import GCN, GraphSAGE
+    from daskpml.linear_model import ElasticNet, Lasso, LinearRegression, LinearSVC, LogisticRegression, Ridge
+    from daskpml.svm import CascadeSVC
+
+    return [KMeans, MarkovClustering, SpectralClustering, SpectralEmbedding, NMF, PCA, TruncatedSVD, GCN, GraphSAGE,
+            ElasticNet, Lasso, LinearRegression, LinearSVC, LogisticRegression, Ridge, CascadeSVC]
+
+
+def _functions():
+    from daskpml import datasets, graph, linalg, optim
+    from daskpml.cluster import kmeans, spectral_embedding
+    from daskpml.decomposition import nmf
+
+    return [kmeans, spectral_embedding, nmf, graph.mcl, graph.train_gnn, graph.knn_graph, graph.epsilon_graph,
+            graph.gaussian_graph, linalg.eigsh, linalg.laplacian_eigsh, linalg.laplacian, linalg.truncated_svd,
+            linalg.randomized_svd, optim.fit_linear, optim.shotgun, datasets.make_blobs, datasets.make_regression,
+            datasets.make_classification, datasets.make_low_rank]
+
+
+class _Invalid:
+    """A value that meets no constraint."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+def _fit_args(cls):
+    import inspect
+
+    required = [p for p in inspect.signature(cls.fit).parameters.values()
+                if p.default is inspect.Parameter.empty and p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    return (None,) * len(required)
+
+
+@pytest.mark.parametrize("cls", _estimators(), ids=lambda c: c.__name__)
+def test_every_estimator_refuses_each_bad_parameter_before_any_work(cls):
+    from daskpml.validation import ParamsValidated
+
+    assert issubclass(cls, ParamsValidated)
+    names = set(cls().get_params())
+    constrained = {}
+    for klass in cls.__mro__:
+        constrained.update(getattr(klass, "_parameter_constraints", {}) or {})
+    missing = sorted(names - set(constrained))
+    assert not missing, f"{cls.__name__} declares no constraint for {missing}"
+    for name in sorted(names):
+        with pytest.raises((TypeError, ValueError), match=rf"^{cls.__name__}: {name} must be .*; got <invalid>"):
+            cls(**{name: _Invalid()}).fit(*_fit_args(cls))
+
+
+def _valid(allowed):
+    """A value that meets one of ``allowed``."""
+    from daskpml.validation import Interval, Options
+
+    for c in allowed:
+        if isinstance(c, Interval):
+            return 2 if c.left is None or c.left < 2 else c.left + 1
+        if isinstance(c, Options):
+            return c.values[0]
+        if c is None:
+            return None
+    return None
+
+
+@pytest.mark.parametrize("function", _functions(), ids=lambda f: f.__name__)
+def test_every_public_function_refuses_each_bad_argument(function):
+    import inspect
+
+    constraints = function.__wrapped_constraints__
+    assert constraints
+    required = [p.name for p in inspect.signature(function).parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD]
+    for name in constraints:
+        kwargs = {p: _valid(constraints[p]) if p in constraints else None for p in required}
+        kwargs[name] = _Invalid()
+        with pytest.raises((TypeError, ValueError), match=rf"^{function.__name__}: {name} must be .*; got <invalid>"):
+            function(**kwargs)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"C": "1"}, r"LogisticRegression: C must be a number > 0; got '1' \(str\)"),
+    ({"max_iter": "10"}, r"LogisticRegression: max_iter must be an integer >= 1; got '10' \(str\)"),
+    ({"max_iter": 0}, r"max_iter must be an integer >= 1; got 0"),
+    ({"tol": -1}, r"tol must be a number >= 0; got -1"),
+    ({"penalty": "l3"}, r"penalty must be one of 'l2', 'l1', 'elasticnet', 'none' or None; got 'l3'"),
+    ({"fit_intercept": 1}, r"fit_intercept must be True or False; got 1"),
+])
+def test_messages_name_the_parameter_what_it_must_be_and_what_it_got(params, message):
+    from daskpml.linear_model import LogisticRegression
+
+    X, y = np.random.default_rng(0).standard_normal((20, 2)), np.arange(20) % 2
+    with pytest.raises((TypeError, ValueError), match=message):
+        LogisticRegression(**params).fit(X, y)
+
+
+def test_string_numbers_are_type_errors_and_numpy_numbers_are_accepted():
+    from daskpml.cluster import KMeans
+    from daskpml.validation import Interval, check_params
+    from numbers import Integral, Real
+
+    with pytest.raises(TypeError):
+        check_params("f", {"k": [Interval(Integral, 1, None)]}, {"k": "3"})
+    with pytest.raises(ValueError):
+        check_params("f", {"k": [Interval(Integral, 1, None)]}, {"k": 0})
+    check_params("f", {"k": [Interval(Integral, 1, None)], "t": [Interval(Real, 0, 1)]},
+                 {"k": np.int64(3), "t": np.float32(0.5)})
+    with pytest.raises(ValueError, match="KMeans: max_iter must be an integer >= 1; got 0"):
+        KMeans(2, max_iter=0).fit(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="KMeans: tol must be a number >= 0; got -1"):
+        KMeans(2, tol=-1).fit(np.zeros((4, 2)))
+
+
+def test_kmeans_warns_when_there_are_fewer_distinct_points_than_clusters():
+    from sklearn.exceptions import ConvergenceWarning
+
+    from daskpml.cluster import KMeans
+
+    X = np.repeat(np.arange(5.0)[:, None] * [1.0, 2.0], 40, axis=0)       # 5 distinct points
+    with pytest.warns(ConvergenceWarning, match=r"Number of distinct clusters \(5\) found smaller than "
+                                                 r"n_clusters \(8\)"):
+        km = KMeans(8, random_state=0, init="k-means++").fit(X)
+    assert len(np.unique(km.labels_)) == 5

@@ -24,7 +24,7 @@ def load_xy(path: str, target: str | None = None) -> tuple[Any, Any]:
     """``(X, y)`` from svmlight/LIBSVM (``.svm``, ``.svmlight``, ``.libsvm``, ``.txt``, also ``.gz``),
     ``.npz`` (arrays ``X`` and ``y``) or ``.csv`` (the target is the last column unless ``target``
     names or numbers another; a header line is detected)."""
-    from ..datasets import load_svmlight
+    from ..datasets import load_csv, load_svmlight, read_array
 
     check_readable(path)
     name = path.lower()
@@ -33,32 +33,13 @@ def load_xy(path: str, target: str | None = None) -> tuple[Any, Any]:
             if "X" not in f or "y" not in f:
                 raise DataFormatError(f"{path} must hold arrays named 'X' and 'y' (np.savez(path, X=X, y=y)); "
                                       f"it has {sorted(f.files)}.")
-            return f["X"], f["y"]
+            X = read_array(path, "X")                # large data: the workers read their own rows
+            y = None if X is None else read_array(path, "y", like=X)
+            return (X, y) if y is not None else (f["X"], f["y"])
     if name.endswith(".csv"):
-        return _load_csv(path, target)
+        return load_csv(path, target)
     return load_svmlight(path)
 
-
-def _load_csv(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray]:
-    with open(path) as f:
-        first = f.readline().strip().split(",")
-    try:
-        [float(v) for v in first]
-        header, skip = None, 0
-    except ValueError:
-        header, skip = [h.strip() for h in first], 1
-    data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-    if target is None:
-        col = data.shape[1] - 1
-    elif header is not None and target in header:
-        col = header.index(target)
-    else:
-        try:
-            col = int(target)
-        except ValueError:
-            raise DataFormatError(f"target column {target!r} is not in the header of {path} "
-                                  f"({header}).") from None
-    return np.delete(data, col, axis=1), data[:, col]
 
 
 def _estimator(model: str, params: dict) -> Any:

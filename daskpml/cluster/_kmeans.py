@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
+from numbers import Integral, Real
 from typing import Any, Callable, Literal
 
 import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 
 from .. import results
 from .._checkpoint import Checkpoint
@@ -28,7 +31,7 @@ from .._progress import ProgressLine
 from ..backend import get_namespace, to_numpy
 from ..datasets._generators import resolve_seed
 from ..graph._neighbors import as_points, sq_distances
-from ..validation import check_is_fitted
+from ..validation import PROTOCOL, Interval, Options, ParamsValidated, check_is_fitted, validate_params
 
 Init = Literal["k-means||", "k-means++", "random"]
 
@@ -167,6 +170,14 @@ def _variance_scale(X: da.Array) -> float:
     return float(da.var(X, axis=0).mean().compute())
 
 
+KMEANS_CONSTRAINTS = {
+    "n_clusters": [Interval(Integral, 1, None)], "init": [Options("k-means||", "k-means++", "random"), "array-like"],
+    "n_init": [Interval(Integral, 1, None)], "max_iter": [Interval(Integral, 1, None)], "tol": [Interval(Real, 0, None)],
+    "oversampling_factor": [Interval(Real, 0, None, closed="neither")], "init_rounds": [Interval(Integral, 1, None)],
+    **PROTOCOL}
+
+
+@validate_params(KMEANS_CONSTRAINTS)
 def kmeans(X: Any, n_clusters: int, *, init: Init | np.ndarray = "k-means||", n_init: int = 1,
            max_iter: int = 300, tol: float = 1e-4, random_state: Any = None,
            oversampling_factor: float = 2.0, init_rounds: int = 5, callback: Callable | None = None,
@@ -236,9 +247,23 @@ def kmeans(X: Any, n_clusters: int, *, init: Init | np.ndarray = "k-means||", n_
             best = result
         if lloyd.stopped:
             break
+    if "counts" not in best:                        # the best run of a resumed fit, from its snapshot
+        best.update(final_stats(X, best["centers"]))
+    distinct = int(np.count_nonzero(best.pop("counts")))
+    if distinct < k:
+        warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). Possibly "
+                      "due to duplicate points in X.", ConvergenceWarning, stacklevel=2)
     best["history"] = results.history(best.pop("records"), attrs={"n_clusters": k})
     best["labels"] = X.map_blocks(_labels, best["centers"], drop_axis=1, dtype=np.int64)
     return best
+
+
+def final_stats(X: da.Array, centers: np.ndarray) -> dict:
+    """Inertia and cluster sizes of the final centers, in one pass (the loop's values belong to
+    the centers before its last update)."""
+    k, d = centers.shape
+    stats = _pass(X, _lloyd_stats, k * d + k + 1, centers)
+    return {"inertia": float(stats[-1]), "counts": stats[k * d:k * d + k]}
 
 
 class _Lloyd:
@@ -279,9 +304,7 @@ class _Lloyd:
                     break
         finally:
             self.show.close()
-        # inertia of the final centers (the loop's value belongs to the centers before the update)
-        inertia = float(_pass(self.X, _cost, 1, centers)[0])
-        return {"centers": centers, "inertia": inertia, "n_iter": n_iter, "records": records}
+        return {"centers": centers, "n_iter": n_iter, "records": records, **final_stats(self.X, centers)}
 
     def _save(self, n_iter: int, centers: np.ndarray, run: int, best: dict | None, records: dict) -> None:
         arrays, state = {"centers": centers}, {"run": run, "seed": self.seed}
@@ -291,7 +314,7 @@ class _Lloyd:
         self.cp.save(n_iter, arrays=arrays, history=records, state=state)
 
 
-class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class KMeans(ParamsValidated, ClusterMixin, TransformerMixin, BaseEstimator):
     """Distributed k-means with k-means|| initialization (scikit-learn API).
 
     Parameters
@@ -337,8 +360,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
 
+    _parameter_constraints = KMEANS_CONSTRAINTS
+
     def fit(self, X: Any, y: Any = None, resume: bool = False) -> KMeans:
         """Cluster ``X``; ``resume=True`` continues from the newest snapshot in ``checkpoint``."""
+        self._validate_params()
         out = kmeans(X, self.n_clusters, init=self.init, n_init=self.n_init, max_iter=self.max_iter,
                      tol=self.tol, random_state=self.random_state,
                      oversampling_factor=self.oversampling_factor, init_rounds=self.init_rounds,

@@ -7,10 +7,12 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from ..graph._mcl import Overlap, mcl
+from ..graph import MCL_CONSTRAINTS, mcl
+from ..graph._mcl import Overlap
+from ..validation import ParamsValidated
 
 
-class MarkovClustering(ClusterMixin, BaseEstimator):
+class MarkovClustering(ParamsValidated, ClusterMixin, BaseEstimator):
     """Markov clustering (MCL) of a graph given by its adjacency matrix.
 
     Parameters are those of :func:`daskpml.graph.mcl` (mcl's defaults: ``-I 2.0``,
@@ -36,6 +38,8 @@ class MarkovClustering(ClusterMixin, BaseEstimator):
     (2000,)
     """
 
+    _parameter_constraints = MCL_CONSTRAINTS
+
     def __init__(self, inflation: float = 2.0, *, expansion: int = 2, loop_weight: float = 1.0,
                  prune_threshold: float = 1e-4, select: int = 1100, recover: int = 1400, recover_pct: float = 0.9,
                  max_iter: int = 100, tol: float = 1e-6, product_tol: float | Literal["auto"] = "auto",
@@ -59,6 +63,7 @@ class MarkovClustering(ClusterMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, *, nodes: Any = None, resume: bool = False) -> MarkovClustering:
         """Cluster the graph ``X`` (``n x n`` non-negative adjacency; ``nodes`` names its rows);
         ``resume=True`` continues from the newest snapshot in ``checkpoint``."""
+        self._validate_params()
         out = mcl(X, self.inflation, expansion=self.expansion, loop_weight=self.loop_weight,
                   prune_threshold=self.prune_threshold, select=self.select, recover=self.recover,
                   recover_pct=self.recover_pct, max_iter=self.max_iter, tol=self.tol,

@@ -23,6 +23,7 @@ A. Ng, M. Jordan, Y. Weiss, "On spectral clustering: analysis and an algorithm",
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, Literal
 
 import dask
@@ -36,7 +37,7 @@ from ..graph import gaussian_graph, knn_graph
 from ..linalg import laplacian_eigsh
 from ..sparse import CSRMatrix, from_array
 from ..sparse._csr import _finalize, auto_row_chunks
-from ..validation import NotSymmetricError, check_graph
+from ..validation import Interval, NotSymmetricError, Options, ParamsValidated, check_graph, validate_params
 from ._kmeans import kmeans
 
 Affinity = Literal["nearest_neighbors", "rbf", "precomputed"]
@@ -83,6 +84,9 @@ def _sign_flip(vectors: da.Array) -> da.Array:
     return vectors * xp.asarray(signs)[None, :]
 
 
+@validate_params({"n_components": [Interval(Integral, 1, None)], "laplacian": [Options("sym", "rw")],
+                  "tol": [Interval(Real, 0, None)], "random_state": ["random_state"], "drop_first": ["boolean"],
+                  "normalize_rows": ["boolean"]})
 def spectral_embedding(W: Any, n_components: int = 2, *, laplacian: Literal["sym", "rw"] = "sym",
                        tol: float = 1e-6, random_state: Any = None, drop_first: bool = False,
                        normalize_rows: bool = False) -> tuple[np.ndarray, da.Array]:
@@ -162,7 +166,13 @@ def _recursive(W: CSRMatrix, n_clusters: int, tol: float, seed: int) -> tuple[np
     return labels, splits
 
 
-class SpectralEmbedding(TransformerMixin, BaseEstimator):
+EMBEDDING_CONSTRAINTS = {
+    "n_components": [Interval(Integral, 1, None)], "affinity": [Options(*AFFINITIES)],
+    "n_neighbors": [Interval(Integral, 1, None)], "gamma": [Interval(Real, 0, None, closed="neither")],
+    "laplacian": [Options("sym", "rw")], "eigen_tol": [Interval(Real, 0, None)], "random_state": ["random_state"]}
+
+
+class SpectralEmbedding(ParamsValidated, TransformerMixin, BaseEstimator):
     """Laplacian eigenmaps on a distributed affinity graph.
 
     Parameters
@@ -193,7 +203,10 @@ class SpectralEmbedding(TransformerMixin, BaseEstimator):
         self.eigen_tol = eigen_tol
         self.random_state = random_state
 
+    _parameter_constraints = EMBEDDING_CONSTRAINTS
+
     def fit(self, X: Any, y: Any = None) -> SpectralEmbedding:
+        self._validate_params()
         W = affinity_graph(X, self.affinity, n_neighbors=self.n_neighbors, gamma=self.gamma)
         values, vectors = spectral_embedding(W, self.n_components, laplacian=self.laplacian,
                                              tol=self.eigen_tol, random_state=self.random_state)
@@ -210,7 +223,7 @@ def _like_input(x: da.Array, X: Any) -> Any:
     return x if isinstance(X, (da.Array, CSRMatrix)) else np.asarray(to_numpy(x.compute()))
 
 
-class SpectralClustering(ClusterMixin, BaseEstimator):
+class SpectralClustering(ParamsValidated, ClusterMixin, BaseEstimator):
     """Spectral clustering on a distributed affinity graph.
 
     Parameters
@@ -265,7 +278,12 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.random_state = random_state
 
+    _parameter_constraints = {**EMBEDDING_CONSTRAINTS, "n_clusters": [Interval(Integral, 2, None)],
+                              "method": [Options("kmeans", "recursive")],
+                              "n_components": [None, Interval(Integral, 1, None)], "n_init": [Interval(Integral, 1, None)]}
+
     def fit(self, X: Any, y: Any = None) -> SpectralClustering:
+        self._validate_params()
         if self.method not in ("kmeans", "recursive"):
             raise ValueError(f"method must be 'kmeans' or 'recursive', got {self.method!r}.")
         W = affinity_graph(X, self.affinity, n_neighbors=self.n_neighbors, gamma=self.gamma)

@@ -4,12 +4,14 @@ from ._generators import make_blobs, make_classification, make_low_rank, make_re
 from ._io import (
     LoadedGraph,
     Planetoid,
+    load_csv,
     load_digits,
     load_graph,
     load_karate,
     load_matrix,
     load_planetoid,
     load_svmlight,
+    read_array,
     read_clusters,
     save_graph,
     save_npz,
@@ -20,8 +22,8 @@ from ._io import (
 from ._sbm import make_sbm
 
 __all__ = [
-    "LoadedGraph", "Planetoid", "load_digits", "load_graph", "load_karate", "load_matrix",
+    "LoadedGraph", "Planetoid", "load_csv", "load_digits", "load_graph", "load_karate", "load_matrix",
     "load_planetoid", "load_svmlight", "make_blobs", "make_classification", "make_low_rank",
-    "make_regression", "make_sbm", "read_clusters", "save_graph", "save_npz", "write_clusters", "write_labels",
+    "make_regression", "make_sbm", "read_array", "read_clusters", "save_graph", "save_npz", "write_clusters", "write_labels",
     "write_netcdf",
 ]

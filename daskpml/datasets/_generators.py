@@ -10,6 +10,7 @@ give the same data on any scheduler and any number of workers. (Other
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import dask.array as da
@@ -20,6 +21,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ..backend import to_backend
 from ..sparse import CSRMatrix, auto_row_chunks, from_block_graph
+from ..validation import Interval, Options, validate_params
 
 MAX_SEED = 2**63 - 1
 
@@ -86,6 +88,13 @@ def _blobs_block(rng: np.random.Generator, rows: int, centers: np.ndarray, std: 
     return np.column_stack([X, y])
 
 
+POSITIVE = [Interval(Integral, 1, None)]
+BACKEND = [None, Options("numpy", "cupy")]
+
+
+@validate_params({"n_samples": POSITIVE, "n_features": POSITIVE, "centers": [Interval(Integral, 1, None), "array-like"],
+                  "cluster_std": [Interval(Real, 0, None), "array-like"], "random_state": ["random_state"],
+                  "return_centers": ["boolean"], "backend": BACKEND})
 def make_blobs(n_samples: int = 100, n_features: int = 2, *, centers: int | np.ndarray = 3,
                cluster_std: float | np.ndarray = 1.0, center_box: tuple[float, float] = (-10.0, 10.0),
                chunks: Any = "auto", random_state: Any = None, return_centers: bool = False,
@@ -127,6 +136,9 @@ def _regression_block(rng: np.random.Generator, rows: int, coef: np.ndarray, bia
     return np.column_stack([X, y])
 
 
+@validate_params({"n_samples": POSITIVE, "n_features": POSITIVE, "n_informative": [Interval(Integral, 0, None)],
+                  "noise": [Interval(Real, 0, None)], "bias": [Interval(Real, None, None)], "coef": ["boolean"],
+                  "random_state": ["random_state"], "backend": BACKEND})
 def make_regression(n_samples: int = 100, n_features: int = 100, *, n_informative: int = 10,
                     noise: float = 0.0, bias: float = 0.0, coef: bool = False, chunks: Any = "auto",
                     random_state: Any = None, backend: str | None = None) -> tuple:
@@ -158,6 +170,10 @@ def _classification_block(rng: np.random.Generator, rows: int, W: np.ndarray, b:
     return np.column_stack([X, y])
 
 
+@validate_params({"n_samples": POSITIVE, "n_features": POSITIVE, "n_informative": [None, Interval(Integral, 1, None)],
+                  "n_classes": [Interval(Integral, 2, None)], "class_sep": [Interval(Real, 0, None)],
+                  "flip_y": [Interval(Real, 0, 1)], "coef": ["boolean"], "random_state": ["random_state"],
+                  "backend": BACKEND})
 def make_classification(n_samples: int = 100, n_features: int = 20, *, n_informative: int | None = None,
                         n_classes: int = 2, class_sep: float = 1.0, flip_y: float = 0.0,
                         coef: bool = False, chunks: Any = "auto", random_state: Any = None,
@@ -212,6 +228,9 @@ def _low_rank_sparse(seed: int, i: int, rows: int, H: np.ndarray, noise: float, 
     return sp.csr_matrix((values, (r, c)), shape=(rows, n_cols)), W
 
 
+@validate_params({"n_samples": POSITIVE, "n_features": POSITIVE, "rank": POSITIVE, "noise": [Interval(Real, 0, None)],
+                  "density": [None, Interval(Real, 0, 1, closed="right")], "random_state": ["random_state"],
+                  "return_factors": ["boolean"], "backend": BACKEND})
 def make_low_rank(n_samples: int = 1000, n_features: int = 500, rank: int = 10, *, noise: float = 0.0,
                   density: float | None = None, chunks: Any = "auto", random_state: Any = None,
                   return_factors: bool = False, backend: str | None = None) -> Any:

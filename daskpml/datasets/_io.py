@@ -21,7 +21,9 @@ from .._files import (DAMAGED, MAGIC, DataFormatError, atomic_path, check_readab
                       expect_magic, load_npy, open_npz, read_head)
 from ..backend import is_sparse, to_backend, to_numpy
 from ..results import write_netcdf
+from ..runtime import distribute_rows
 from ..sparse import CSRMatrix, from_array
+from . import _chunked
 
 EDGE_LIST_SUFFIXES = (".tsv", ".txt", ".abc", ".csv", ".edges")
 
@@ -201,7 +203,12 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
     ``.mtx``, one-array ``.npz`` and numeric ``.csv``/``.txt`` give a dask array chunked by rows."""
     path = check_readable(path)
     suffix = _suffix(path)
+    on_workers = chunks == "auto" and backend in (None, "numpy")
     if suffix == ".npy":
+        if on_workers:
+            X = _read_on_workers(path, None)
+            if X is not None:
+                return X
         dense = load_npy(path)
     elif suffix == ".npz":
         with open_npz(path) as f:
@@ -213,6 +220,9 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
                                       "in it (numpy.savez(path, A) or scipy.sparse.save_npz).")
             if len(files) != 1:
                 raise DataFormatError(f"{path} holds several arrays {sorted(files)}; save one matrix per file.")
+            X = _read_on_workers(path, files[0]) if on_workers else None
+            if X is not None:
+                return X
             dense = f[files[0]]
     elif suffix == ".mtx":
         M = _read_mtx(path)
@@ -220,6 +230,11 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
             return from_array(M, chunks, backend=backend)
         dense = np.asarray(M)
     elif suffix in (".csv", ".txt", ".tsv"):
+        if suffix == ".csv" and on_workers:
+            with open(path) as f:
+                n_columns = len(f.readline().split(","))
+            if _chunked.worth_reading_on_workers(path, _chunked.csv_nbytes(path, n_columns)):
+                return _chunked.read_csv(path, n_columns, False, None)
         try:
             dense = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
         except ValueError as err:
@@ -228,8 +243,68 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
         raise DataFormatError(f"{path}: unknown matrix format {suffix!r}; use .npy, .npz, .mtx, .csv or .txt.")
     if dense.ndim != 2:
         raise ValueError(f"{path} holds an array of shape {dense.shape}; a 2-D matrix is required.")
-    X = da.from_array(dense, chunks=(chunks if chunks != "auto" else "auto", -1))
+    X = distribute_rows(dense, chunks)                  # scattered, not pickled into every graph
     return to_backend(X, backend) if backend else X
+
+
+def read_array(path: str | os.PathLike, member: str | None = None, *, like: Any = None) -> Any:
+    """A ``.npy`` array (or an ``.npz`` archive's ``member``) as a dask array whose row blocks the
+    workers read from the file themselves (so dask can read a lost block again), when it is large
+    (``daskpml.datasets.worker-read-bytes``) and every worker sees the file; else None. With
+    ``like`` (a dask array read this way) it follows that array's row blocks, whatever its size."""
+    path = check_readable(path)
+    if like is not None:
+        return _chunked.read_npy(path, member, chunks=like.chunks[0])
+    return _read_on_workers(path, member)
+
+
+def load_csv(path: str | os.PathLike, target: str | int | None = None) -> tuple[Any, Any]:
+    """``(X, y)`` from a numeric CSV file: ``y`` is the last column, or the column ``target``
+    names (by header name or index); a header line is detected. Large files that every worker
+    sees are parsed by the workers, each its own byte range (dask arrays); others are read here
+    (NumPy arrays)."""
+    path = check_readable(path)
+    with open(path) as f:
+        first = f.readline().strip().split(",")
+    try:
+        [float(v) for v in first]
+        header = None
+    except ValueError:
+        header = [h.strip() for h in first]
+    n_columns = len(first)
+    if target is None:
+        col = n_columns - 1
+    elif header is not None and str(target) in header:
+        col = header.index(str(target))
+    else:
+        try:
+            col = int(target)
+        except ValueError:
+            raise DataFormatError(f"target column {target!r} is not in the header of {path} ({header}).") from None
+    if not -n_columns <= col < n_columns:
+        raise DataFormatError(f"target column {target!r} is out of range: {path} has {n_columns} columns.")
+    col %= n_columns
+    if _chunked.worth_reading_on_workers(path, _chunked.csv_nbytes(path, n_columns)):
+        return _chunked.read_csv(path, n_columns, header is not None, col)
+    try:
+        data = np.loadtxt(path, delimiter=",", skiprows=int(header is not None), ndmin=2)
+    except ValueError as err:
+        raise DataFormatError(f"{path} is not a numeric CSV table: {err}.") from err
+    return np.delete(data, col, axis=1), data[:, col]
+
+
+def _read_on_workers(path: str, member: str | None) -> Any:
+    try:
+        shape, fortran, dtype, offset = _chunked.npy_header(path, member)
+    except (ValueError, OSError, KeyError, *DAMAGED) as err:
+        raise damaged_file(path, ".npz archive" if member else ".npy array", err) from err
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if member is None and offset + nbytes != os.path.getsize(path):
+        raise DataFormatError(f"{path} is a damaged .npy array: its header says {nbytes + offset} bytes, the file "
+                              f"has {os.path.getsize(path)}; it may be truncated. Write or copy it again.")
+    if fortran or dtype.kind not in "biuf" or not _chunked.worth_reading_on_workers(path, nbytes):
+        return None
+    return _chunked.read_npy(path, member)
 
 
 def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None, chunks: Any = "auto",
@@ -250,9 +325,23 @@ def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None, chu
             X, y = load_svmlight_file(f, n_features=n_features, dtype=dtype, zero_based=zero_based)
     except (ValueError, OSError, EOFError) as err:
         raise DataFormatError(f"{path} is not valid svmlight/LIBSVM data ('label index:value ...' per line): {err}") from err
+    if not gz and chunks == "auto" and backend in (None, "numpy") and \
+            _chunked.worth_reading_on_workers(path, 12 * int(X.nnz) + 8 * X.shape[0]):
+        zero = zero_based if zero_based != "auto" else _has_zero_index(path)
+        read = _chunked.read_svmlight(path, X.shape[0], X.shape[1], bool(zero), dtype, int(X.nnz))
+        if read is not None:                 # the workers parse their own lines: a lost block is read again
+            return read
     Xd = from_array(X, chunks, backend=backend)
     yd = da.from_array(y, chunks=(Xd.row_chunks,))
     return Xd, (to_backend(yd, backend) if backend else yd)
+
+
+def _has_zero_index(path: str) -> bool:
+    """Whether an svmlight file uses the feature index 0 (scikit-learn's ``zero_based="auto"`` rule)."""
+    import re
+
+    with open(path, "rb") as f:
+        return re.search(rb"[ \t]0:", f.read()) is not None
 
 
 _PLANETOID_KEYS = ("adj_data", "adj_indices", "adj_indptr", "adj_shape", "x_data", "x_indices", "x_indptr",
@@ -376,6 +465,6 @@ def read_clusters(path: str | os.PathLike) -> list[list[str]]:
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]
 
 
-__all__ = ["LoadedGraph", "Planetoid", "load_digits", "load_graph", "load_karate", "load_matrix",
-           "load_planetoid", "load_svmlight", "read_clusters", "save_graph", "save_npz", "write_clusters",
+__all__ = ["LoadedGraph", "Planetoid", "load_csv", "load_digits", "load_graph", "load_karate", "load_matrix",
+           "load_planetoid", "load_svmlight", "read_array", "read_clusters", "save_graph", "save_npz", "write_clusters",
            "write_labels", "write_netcdf"]

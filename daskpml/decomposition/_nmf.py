@@ -18,6 +18,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable, Iterator, Literal
 
 import dask
@@ -32,7 +33,7 @@ from ..backend import get_namespace, is_sparse, sparse_meta
 from ..results import ResultDisplay, history as make_history
 from ..runtime import distribute_rows, total_threads
 from ..sparse import CSRMatrix, from_array
-from ..validation import check_array
+from ..validation import PROTOCOL, Interval, Options, check_array, validate_params
 from ._nmf_engine import Engine
 from ._nmf_init import INITS, initialize
 
@@ -216,6 +217,15 @@ def _fingerprint(grid: da.Array, k: int, solver: str, reg: tuple) -> dict:
             "solver": solver, "dtype": str(np.dtype(grid.dtype)), "regularization": list(reg)}
 
 
+NMF_CONSTRAINTS = {
+    "n_components": [Interval(Integral, 1, None)], "solver": [Options(*SOLVERS)], "init": [Options(*INITS)],
+    "max_iter": [Interval(Integral, 1, None)], "tol": [Interval(Real, 0, None)],
+    "inner_iter": [Options("auto"), Interval(Integral, 1, None)], "alpha_W": [Interval(Real, 0, None)],
+    "alpha_H": [Options("same"), Interval(Real, 0, None)], "l1_ratio": [Interval(Real, 0, 1)], "dtype": [None, "dtype"],
+    "layout": [Options("auto", "rows", "grid")], "col_chunks": [None, Interval(Integral, 1, None)], **PROTOCOL}
+
+
+@validate_params(NMF_CONSTRAINTS)
 def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nndsvda", W: Any = None,
         H: Any = None, max_iter: int = 200, tol: float = 1e-4, inner_iter: int | str = 1, alpha_W: float = 0.0,
         alpha_H: float | str = 0.0, l1_ratio: float = 0.0, dtype: Any = None, random_state: Any = None,

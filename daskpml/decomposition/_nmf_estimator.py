@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from numbers import Integral
 from typing import Any, Literal
 
 import dask.array as da
@@ -16,9 +17,9 @@ from sklearn.utils.validation import validate_data
 
 from ..backend import get_namespace, is_sparse
 from ..sparse import CSRMatrix
-from ..validation import check_array, check_is_fitted
+from ..validation import Interval, ParamsValidated, check_array, check_is_fitted
 from . import _nmf_kernels as K
-from ._nmf import _factor, check_matrix, regularization
+from ._nmf import NMF_CONSTRAINTS, _factor, check_matrix, regularization
 
 
 def _transform_block(A: Any, H: Any, G: Any, l1: float, l2: float) -> Any:
@@ -33,7 +34,7 @@ def _lazy(X: Any) -> bool:
     return isinstance(X, (da.Array, CSRMatrix))
 
 
-class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class NMF(ParamsValidated, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Non-negative matrix factorization ``X ~ W H`` computed blockwise (``X`` never moves).
 
     Parameters
@@ -80,6 +81,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     ((200, 4), (4, 30))
     """
 
+    _parameter_constraints = {**NMF_CONSTRAINTS, "n_components": [None, Interval(Integral, 1, None)]}
+
     def __init__(self, n_components: int | None = None, *, solver: Literal["hals", "mu", "anls"] = "hals",
                  init: str = "nndsvda", max_iter: int = 200, tol: float = 1e-4, inner_iter: int | str = 1,
                  alpha_W: float = 0.0,
@@ -121,6 +124,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return X.tocsr() if is_sparse(X) else X
 
     def _fit(self, X: Any, W: Any, H: Any, resume: bool) -> Any:
+        self._validate_params()
         X = self._validate(X, reset=True)
         k = self.n_components if self.n_components is not None else min(X.shape)
         result = _factor(check_matrix(X, name="X"), k, solver=self.solver, init=self.init, W=W, H=H,

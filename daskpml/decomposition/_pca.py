@@ -17,6 +17,7 @@ sparse input stays sparse for the randomized solver. Solvers:
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, Literal
 
 import dask.array as da
@@ -29,7 +30,7 @@ from ..backend import get_namespace, is_sparse, to_numpy
 from ..linalg import truncated_svd
 from ..runtime import distribute_rows
 from ..sparse import CSRMatrix, from_array
-from ..validation import check_array, check_is_fitted
+from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted
 from ._nmf import _rows_for
 
 Solver = Literal["auto", "tsqr", "covariance_eigh", "randomized"]
@@ -123,8 +124,13 @@ def _flip(Vt: Any) -> Any:
     return Vt * xp.where(signs == 0, 1, signs)[:, None]
 
 
-class _Decomposition(TransformerMixin, BaseEstimator):
+class _Decomposition(ParamsValidated, TransformerMixin, BaseEstimator):
     _center = True
+
+    _parameter_constraints = {
+        "n_components": [None, Interval(Integral, 1, None)], "svd_solver": [Options(*SOLVERS)],
+        "n_oversamples": [Interval(Integral, 0, None)], "n_iter": [Options("auto"), Interval(Integral, 0, None)],
+        "random_state": ["random_state"]}
 
     def __init__(self, n_components: int | None = None, *, svd_solver: Solver = "auto", n_oversamples: int = 10,
                  n_iter: int | str = "auto", random_state: Any = None) -> None:
@@ -145,6 +151,7 @@ class _Decomposition(TransformerMixin, BaseEstimator):
         """Fit on ``X`` (n_samples x n_features): NumPy / SciPy / CuPy arrays, dask arrays or
         a :class:`~daskpml.sparse.CSRMatrix`. ``feature_names`` label the results (default:
         a DataFrame's columns, else 0 .. n_features - 1)."""
+        self._validate_params()
         names = feature_names if feature_names is not None else getattr(X, "columns", None)
         if hasattr(X, "columns") and hasattr(X, "to_numpy"):
             X = X.to_numpy()

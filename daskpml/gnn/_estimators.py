@@ -10,11 +10,13 @@ from sklearn.base import BaseEstimator
 
 from ..backend import get_namespace, to_numpy
 from ..graph._gnn import _check_idx, train_gnn
-from ..validation import check_is_fitted
+from ..graph import GNN_CONSTRAINTS
+from ..validation import ParamsValidated, check_is_fitted
 
 
-class _PartitionedGNN(BaseEstimator):
+class _PartitionedGNN(ParamsValidated, BaseEstimator):
     _model = "gcn"
+    _parameter_constraints = GNN_CONSTRAINTS
 
     def __init__(self, hidden: int = 16, n_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
                  weight_decay: float = 5e-4, epochs: int = 200, n_parts: int | None = None, partition: str = "bfs",
@@ -41,6 +43,7 @@ class _PartitionedGNN(BaseEstimator):
         ``features`` (n x f) and ``labels`` (n,; -1 allowed outside the training and validation
         sets). ``client=False`` runs the partitions' tasks in this process. ``resume=True``
         continues from the newest snapshot in ``checkpoint``."""
+        self._validate_params()
         result = train_gnn(graph, features, labels, train_idx, val_idx, model=self._model, hidden=self.hidden,
                            n_layers=self.n_layers, dropout=self.dropout, lr=self.lr,
                            weight_decay=self.weight_decay, epochs=self.epochs, n_parts=self.n_parts,

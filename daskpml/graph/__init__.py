@@ -15,7 +15,8 @@ from typing import Any
 
 _WHERE = {
     "GNNResult": "._gnn", "gcn_operator": "._gnn", "mean_operator": "._gnn", "train_gnn": "._gnn",
-    "MCLResult": "._mcl", "interpret": "._mcl", "mcl": "._mcl",
+    "MCLResult": "._mcl", "MCL_CONSTRAINTS": "._mcl", "interpret": "._mcl", "mcl": "._mcl",
+    "GNN_CONSTRAINTS": "._gnn",
     "epsilon_graph": "._neighbors", "gaussian_graph": "._neighbors", "kneighbors": "._neighbors",
     "knn_graph": "._neighbors",
 }

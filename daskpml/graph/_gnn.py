@@ -34,6 +34,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
@@ -43,9 +44,10 @@ import xarray as xr
 from .._checkpoint import Checkpoint, recorded_seed
 from .._progress import ProgressLine
 from ..backend import backend_name, get_namespace, is_sparse, to_backend, to_numpy
-from ..partition import Partitioning, partition_graph
+from ..partition import METHODS, Partitioning, partition_graph
 from ..results import ResultDisplay
 from ..runtime import gather_watching
+from ..validation import PROTOCOL, Interval, Options, validate_params
 from ._gnn_tasks import _Local, _Spec, adam_step, backward, begin, dropout, forward, pick, reduce_results, release
 
 Model = Literal["gcn", "sage"]
@@ -388,6 +390,15 @@ def _unpack_opt(arrays: dict, like: dict, xp: Any) -> dict:
     return out
 
 
+GNN_CONSTRAINTS = {
+    "model": [Options("gcn", "sage")], "hidden": [Interval(Integral, 1, None)], "n_layers": [Interval(Integral, 1, None)],
+    "dropout": [Interval(Real, 0, 1, closed="left")], "lr": [Interval(Real, 0, None, closed="neither")],
+    "weight_decay": [Interval(Real, 0, None)], "epochs": [Interval(Integral, 1, None)],
+    "n_parts": [None, Interval(Integral, 1, None)], "partition": [Options(*METHODS)], "dtype": ["dtype"],
+    **PROTOCOL}
+
+
+@validate_params(GNN_CONSTRAINTS)
 def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any = None, *,
               model: Model = "gcn", hidden: int = 16, n_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
               weight_decay: float = 5e-4, epochs: int = 200, n_parts: int | None = None,

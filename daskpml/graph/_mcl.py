@@ -34,6 +34,7 @@ from __future__ import annotations
 import operator
 import os
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable, Literal, Sequence
 
 import dask
@@ -52,7 +53,7 @@ from ..backend import get_namespace, is_sparse
 from ..runtime import total_threads
 from ..sparse import CSRMatrix, from_array
 from ..sparse._csr import _even_split, from_block_graph
-from ..validation import check_graph
+from ..validation import PROTOCOL, Interval, Options, check_graph, validate_params
 
 Overlap = Literal["remove", "cut", "keep"]
 OVERLAPS = ("remove", "cut", "keep")
@@ -425,6 +426,16 @@ def _as_graph(A: Any, nodes: Sequence | None) -> CSRMatrix:
     return A
 
 
+MCL_CONSTRAINTS = {
+    "inflation": [Interval(Real, 1, None, closed="neither")], "expansion": [Interval(Integral, 2, None)],
+    "loop_weight": [Interval(Real, 0, None)], "prune_threshold": [Interval(Real, 0, 1)],
+    "select": [Interval(Integral, 0, None)], "recover": [Interval(Integral, 0, None)],
+    "recover_pct": [Interval(Real, 0, 1)], "max_iter": [Interval(Integral, 1, None)], "tol": [Interval(Real, 0, None)],
+    "product_tol": [Options("auto"), Interval(Real, 0, None)], "overlap": [Options(*OVERLAPS)],
+    "dtype": [None, "dtype"], "n_blocks": [None, Interval(Integral, 1, None)], **PROTOCOL}
+
+
+@validate_params(MCL_CONSTRAINTS)
 def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: float = 1.0,
         prune_threshold: float = 1e-4, select: int = 1100, recover: int = 1400, recover_pct: float = 0.9,
         max_iter: int = 100, tol: float = 1e-6, product_tol: float | Literal["auto"] = "auto",

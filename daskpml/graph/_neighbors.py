@@ -26,6 +26,7 @@ query block.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, Literal
 
 import dask
@@ -38,7 +39,7 @@ from .. import _config
 from ..backend import get_namespace, is_sparse, to_numpy
 from ..runtime import distribute_rows
 from ..sparse import CSRMatrix, from_block_graph
-from ..validation import check_array
+from ..validation import Interval, Options, check_array, validate_params
 
 Mode = Literal["connectivity", "distance", "gaussian"]
 MODES = ("connectivity", "distance", "gaussian")
@@ -281,6 +282,13 @@ def _default_gamma(dist: da.Array) -> float:
     return 1.0 / (2.0 * sigma * sigma) if sigma > 0 else 1.0
 
 
+MODES = ("connectivity", "distance", "gaussian")
+GAMMA = [None, Interval(Real, 0, None, closed="neither")]
+
+
+@validate_params({"n_neighbors": [Interval(Integral, 1, None)], "mode": [Options(*MODES)],
+                  "symmetrize": [Options("mean", "max"), None], "gamma": GAMMA, "include_self": ["boolean"],
+                  "algorithm": [Options("auto", "brute", "kd_tree")]})
 def knn_graph(X: Any, n_neighbors: int = 10, *, mode: Mode = "connectivity",
               symmetrize: Literal["mean", "max"] | None = "mean", gamma: float | None = None,
               include_self: bool = False, algorithm: Literal["auto", "brute", "kd_tree"] = "auto") -> CSRMatrix:
@@ -378,6 +386,8 @@ def _radius_block(xq: Any, *refs_and_offsets: Any, radius: float, mode: str, gam
     return out
 
 
+@validate_params({"radius": [Interval(Real, 0, None, closed="neither")], "mode": [Options(*MODES)], "gamma": GAMMA,
+                  "include_self": ["boolean"]})
 def epsilon_graph(X: Any, radius: float, *, mode: Mode = "connectivity", gamma: float | None = None,
                   include_self: bool = False) -> CSRMatrix:
     """Graph joining the points within ``radius`` of each other (symmetric by construction).
@@ -420,6 +430,8 @@ def epsilon_graph(X: Any, radius: float, *, mode: Mode = "connectivity", gamma: 
     return from_block_graph(name, dsk, [X], rows, n, _csr_meta(X))
 
 
+@validate_params({"gamma": [Interval(Real, 0, None, closed="neither")],
+                  "threshold": [Interval(Real, 0, 1, closed="neither")], "n_neighbors": [None, Interval(Integral, 1, None)]})
 def gaussian_graph(X: Any, *, gamma: float = 1.0, threshold: float = 1e-4,
                    n_neighbors: int | None = None) -> CSRMatrix:
     """Gaussian (RBF) affinity ``exp(-gamma |x - y|^2)``, sparsified.

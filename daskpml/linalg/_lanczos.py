@@ -53,6 +53,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable, Literal
 
 import dask
@@ -66,7 +67,7 @@ from .._checkpoint import Checkpoint, recorded_seed
 from ..backend import get_namespace, is_sparse
 from ..datasets._generators import resolve_seed
 from ..sparse import CSRMatrix, auto_row_chunks, from_array
-from ..validation import NotSymmetricError, check_array
+from ..validation import PROTOCOL, Interval, NotSymmetricError, Options, check_array, validate_params
 from . import _kernels as K
 
 Which = Literal["LA", "SA", "LM"]
@@ -344,6 +345,14 @@ def _order(theta: np.ndarray, which: str) -> np.ndarray:
     return np.argsort(-np.abs(theta), kind="stable")
 
 
+#: the arguments of eigsh and laplacian_eigsh (SciPy's names)
+EIGSH_CONSTRAINTS = {
+    "k": [Interval(Integral, 1, None)], "which": [Options("LA", "SA", "LM")], "ncv": [None, Interval(Integral, 2, None)],
+    "tol": [Interval(Real, 0, None)], "maxiter": [None, Interval(Integral, 1, None)], "v0": [None, "array-like"],
+    "return_eigenvectors": ["boolean"], "return_history": ["boolean"], **PROTOCOL}
+
+
+@validate_params(EIGSH_CONSTRAINTS)
 def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, tol: float = 0.0,
           maxiter: int | None = None, v0: Any = None, return_eigenvectors: bool = True,
           random_state: Any = None, callback: Callable[[dict], Any] | None = None,

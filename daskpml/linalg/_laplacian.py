@@ -28,8 +28,8 @@ import numpy as np
 from ..backend import get_namespace
 from ..sparse import CSRMatrix, from_array
 from ..sparse._csr import row_indices
-from ..validation import NotSymmetricError, check_graph
-from ._lanczos import RowOperator, check_k_ncv, probably_symmetric, solve
+from ..validation import NotSymmetricError, Options, check_graph, validate_params
+from ._lanczos import EIGSH_CONSTRAINTS, RowOperator, check_k_ncv, probably_symmetric, solve
 
 Kind = Literal["unnormalized", "sym", "rw"]
 KINDS = ("unnormalized", "sym", "rw")
@@ -103,6 +103,7 @@ def _nonzero(d: Any) -> Any:
     return (d > 0).astype(d.dtype)
 
 
+@validate_params({"kind": [Options(*KINDS)], "return_diag": ["boolean"]})
 def laplacian(W: Any, kind: Kind = "sym", *, return_diag: bool = False) -> Any:
     """Graph Laplacian of a symmetric non-negative adjacency matrix, as a :class:`CSRMatrix`.
 
@@ -161,6 +162,7 @@ def _add_diagonal(W: CSRMatrix, diag: da.Array, scale: float) -> CSRMatrix:
                                          meta=W._meta.astype(dtype)))
 
 
+@validate_params({**EIGSH_CONSTRAINTS, "kind": [Options(*KINDS)]})
 def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0, ncv: int | None = None,
                     maxiter: int | None = None, v0: Any = None, random_state: Any = None,
                     return_eigenvectors: bool = True, return_history: bool = False, checkpoint: Any = None,

@@ -21,6 +21,7 @@ its two products while it is in cache and only l x n / l x l partial sums
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, Literal
 
 import dask
@@ -32,6 +33,7 @@ from ..backend import get_namespace, is_sparse
 from ..datasets._generators import resolve_seed
 from ..optim._objective import tree_sum
 from ..sparse import CSRMatrix
+from ..validation import Interval, Options, validate_params
 
 
 def _blocks(A: Any) -> tuple[list, tuple]:
@@ -132,6 +134,12 @@ def _left(blocks: list, rows: tuple, M: Any, dtype: Any, center: Any = None) -> 
     return da.concatenate(pieces, axis=0)
 
 
+SVD_CONSTRAINTS = {"n_components": [Interval(Integral, 1, None)], "n_oversamples": [Interval(Integral, 0, None)],
+                   "n_iter": [Options("auto"), Interval(Integral, 0, None)], "random_state": ["random_state"]}
+
+
+@validate_params({**SVD_CONSTRAINTS, "method": [Options("auto", "gram", "tsqr", "randomized")],
+                  "compute_u": ["boolean"]})
 def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", "tsqr", "randomized"] = "auto",
                   n_oversamples: int = 10, n_iter: int | str = "auto", random_state: Any = None,
                   center: Any = None, compute_u: bool = True) -> tuple[Any, Any, Any]:
@@ -244,6 +252,7 @@ def _cholesky_upper(G: Any) -> Any:
         return xp.linalg.cholesky(G + shift * xp.eye(G.shape[0], dtype=G.dtype)).T
 
 
+@validate_params(SVD_CONSTRAINTS)
 def randomized_svd(A: Any, n_components: int, *, n_oversamples: int = 10, n_iter: int | str = "auto",
                    random_state: Any = None) -> tuple[da.Array, Any, Any]:
     """:func:`truncated_svd` with ``method="randomized"`` (scikit-learn's name)."""

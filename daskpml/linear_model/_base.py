@@ -9,6 +9,7 @@ persists the data. Predictions on dask input are lazy dask arrays.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
 
 import dask.array as da
@@ -21,7 +22,7 @@ from ..backend import get_namespace
 from ..optim import fit_linear
 from ..optim._registry import ASYNC_SOLVERS, SOLVERS
 from ..sparse import CSRMatrix
-from ..validation import check_array, check_is_fitted, check_X_y
+from ..validation import Interval, ParamsValidated, check_array, check_is_fitted, check_X_y
 
 SMOOTH_ONLY = ("lbfgs", "newton", "newton_cg")
 
@@ -40,11 +41,23 @@ def _in_memory_numpy(X: Any) -> bool:
     return xp is np
 
 
-class LinearModelBase(BaseEstimator):
+#: a solver: a name from daskpml.optim.SOLVERS (checked with its own message) or a callable
+SOLVER = [str, "callable"]
+#: what every linear model's constructor takes, besides its penalty
+COMMON_CONSTRAINTS = {
+    # max_iter counts epochs for the stochastic and asynchronous solvers: a fraction is allowed
+    "fit_intercept": ["boolean"], "solver": SOLVER, "max_iter": [Interval(Real, 0, None, closed="neither")],
+    "tol": [None, Interval(Real, 0, None)], "random_state": ["random_state"], "solver_kwargs": [None, "dict"],
+    "checkpoint": [None, "path"], "checkpoint_every": [Interval(Integral, 1, None)],
+}
+
+
+class LinearModelBase(ParamsValidated, BaseEstimator):
     """Base class: subclasses set ``_family()``, ``_penalty()``, ``_lam(n)``."""
 
     _default_solver = "lbfgs"
     _shotgun = False
+    _parameter_constraints = COMMON_CONSTRAINTS
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -53,6 +66,7 @@ class LinearModelBase(BaseEstimator):
 
     # -- validation ----------------------------------------------------------------------
     def _validate_fit(self, X: Any, y: Any) -> tuple[Any, Any]:
+        self._validate_params()
         y_numeric = not self._is_classifier()
         if _in_memory_numpy(X) and not _is_lazy(y):
             X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], y_numeric=y_numeric,

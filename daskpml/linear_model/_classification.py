@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import dask.array as da
@@ -11,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from ..backend import get_namespace
 from ..optim import Logistic, Multinomial
+from ..validation import Interval, Options
 from ._base import LinearModelBase, _is_lazy
 from ._regression import _COMMON_DOC
 
@@ -115,6 +117,10 @@ class LogisticRegression(_Classifier):
     ((3, 4), 0.97)
     """
 
+    _parameter_constraints = {"penalty": [Options("l2", "l1", "elasticnet", "none"), None],
+                              "C": [Interval(Real, 0, None, closed="neither")],
+                              "l1_ratio": [Interval(Real, 0, 1)]}
+
     def __init__(self, penalty: str | None = "l2", *, C: float = 1.0, l1_ratio: float = 0.5,
                  fit_intercept: bool = True, solver: Any = "auto", max_iter: int = 200, tol: float = 1e-5,
                  random_state: Any = None, solver_kwargs: dict | None = None,
@@ -182,6 +188,9 @@ class LinearSVC(_Classifier):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+    _parameter_constraints = {"C": [Interval(Real, 0, None, closed="neither")],
+                              "loss": [Options("squared_hinge", "hinge")]}
 
     def __init__(self, *, C: float = 1.0, loss: str = "squared_hinge", fit_intercept: bool = True,
                  solver: Any = "auto", max_iter: int = 500, tol: float = 1e-5, random_state: Any = None,

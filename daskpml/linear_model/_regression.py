@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
 from sklearn.base import RegressorMixin
 
+from ..validation import Interval
 from ._base import LinearModelBase, _is_lazy
 
 
@@ -110,6 +112,8 @@ class Ridge(_Regressor):
     ----------
     alpha : float, default 1.0""" + _COMMON_DOC.format(solvers="lbfgs, newton_cg, ...", auto="lbfgs")
 
+    _parameter_constraints = {"alpha": [Interval(Real, 0, None)]}
+
     def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, solver: Any = "auto",
                  max_iter: int = 500, tol: float = 1e-6, random_state: Any = None,
                  solver_kwargs: dict | None = None,
@@ -160,6 +164,8 @@ class ElasticNet(_Regressor):
     _default_solver = "proximal_gradient"
     _shotgun = True
 
+    _parameter_constraints = {"alpha": [Interval(Real, 0, None)], "l1_ratio": [Interval(Real, 0, 1)]}
+
     def __init__(self, alpha: float = 1.0, *, l1_ratio: float = 0.5, fit_intercept: bool = True,
                  solver: Any = "auto", max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,
                  solver_kwargs: dict | None = None,
@@ -195,6 +201,8 @@ class Lasso(ElasticNet):
     alpha : float, default 1.0""" + _COMMON_DOC.format(
         solvers="shotgun, proximal_gradient, sgd, local_sgd, one_shot_average",
         auto="proximal_gradient (FISTA)") + _SHOTGUN_DOC
+
+    _parameter_constraints = {"alpha": [Interval(Real, 0, None)]}
 
     def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True, solver: Any = "auto",
                  max_iter: int = 5000, tol: float = 1e-6, random_state: Any = None,

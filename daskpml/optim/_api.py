@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+from numbers import Integral, Real
 from typing import Any, Callable
 
 import dask
@@ -15,6 +16,7 @@ from .. import _config
 from .._checkpoint import Checkpoint
 from ..backend import get_namespace, is_sparse
 from ..runtime import current_client, distribute_rows, total_threads, worker_errors
+from ..validation import PROTOCOL, Interval, Options, check_params, validate_params
 from ._families import Family, Penalty, get_family, get_penalty
 from ._objective import Layout, Objective, as_row_chunks, pack, row_chunked
 from ._registry import checkpointing_solvers, get_solver, needs_cluster
@@ -82,6 +84,15 @@ def _blas_limit(objective: Objective) -> Any:
     return threadpool_limits(limits=int(limit), user_api="blas")
 
 
+#: the solvers' common options (the rest are each solver's own, checked by it)
+SOLVER_OPTIONS = {"max_iter": [Interval(Real, 0, None, closed="neither")], "tol": [None, Interval(Real, 0, None)],
+                  "max_time": [None, Interval(Real, 0, None, closed="neither")], **PROTOCOL}
+
+
+@validate_params({"family": [str, Family], "penalty": [Options("l2", "l1", "elasticnet", "none"), None, Penalty],
+                  "lam": [Interval(Real, 0, None)], "l1_ratio": [Interval(Real, 0, 1)], "fit_intercept": ["boolean"],
+                  "n_classes": [Interval(Integral, 2, None)], "solver": [str, "callable"],
+                  "theta0": [None, "array-like"]})
 def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str | Penalty | None = "l2",
                lam: float = 0.0, l1_ratio: float = 0.5, fit_intercept: bool = True, n_classes: int = 2,
                solver: str | Callable = "lbfgs", theta0: np.ndarray | None = None, chunks: Any = "auto",
@@ -115,6 +126,7 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     >>> np.round(coef, 3).tolist(), round(float(b[0]), 3)
     ([1.0, 2.0, 3.0], 0.5)
     """
+    check_params("fit_linear", SOLVER_OPTIONS, options)
     fam = get_family(family)
     pen = get_penalty(penalty, l1_ratio)
     if not lam >= 0:

@@ -41,6 +41,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any, Callable
 
 import dask
@@ -53,6 +54,7 @@ from ..backend import get_namespace, is_sparse
 from ..results import ResultDisplay, history as make_history
 from .. import _config
 from ..runtime import current_client, nbytes, scatter_client, total_threads
+from ..validation import PROTOCOL, Interval, Options, validate_params
 
 
 @dataclass
@@ -281,6 +283,9 @@ def column_blocks(X: Any, fit_intercept: bool, n_blocks: int | None = None) -> _
     return blocks
 
 
+@validate_params({"l1": [Interval(Real, 0, None)], "l2": [Interval(Real, 0, None)], "fit_intercept": ["boolean"],
+                  "n_parallel": [Options("auto"), Interval(Integral, 1, None)], "n_blocks": [None, Interval(Integral, 1, None)],
+                  "max_iter": [Interval(Integral, 1, None)], "tol": [Interval(Real, 0, None)], **PROTOCOL})
 def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool = True,
             n_parallel: int | str = "auto", n_blocks: int | None = None, max_iter: int = 1000,
             tol: float = 1e-4, random_state: Any = None, callback: Callable | None = None,

@@ -486,7 +486,8 @@ def from_array(x: Any, chunks: Any = "auto", *, backend: str | None = None) -> C
         row_chunks = auto_row_chunks(x.shape[0], x.nnz, chunks)
         name = f"csr-from-array-{uuid.uuid4().hex}"
         offsets = np.concatenate([[0], np.cumsum(row_chunks)])
-        pieces = scatter_blocks([x[int(offsets[i]):int(offsets[i + 1])] for i in range(len(row_chunks))])
+        pieces = scatter_blocks([x[int(offsets[i]):int(offsets[i + 1])] for i in range(len(row_chunks))],
+                                [(name, i, 0) for i in range(len(row_chunks))])
         dsk = {(name, i, 0): piece for i, piece in enumerate(pieces)}
         out = from_block_graph(name, dsk, [], row_chunks, x.shape[1], sparse_meta(x, x.dtype))
     return out if backend is None else to_backend(out, backend)

@@ -17,7 +17,7 @@ from ..decomposition._pca import as_rows
 from ..optim._cascade import KERNELS, cascade_svm, decision_values, default_partitions
 from ..runtime import total_threads
 from ..sparse import CSRMatrix
-from ..validation import check_array, check_is_fitted
+from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted
 
 
 def _host_rows(X: Any, name: str = "X") -> Any:
@@ -36,7 +36,7 @@ def _host_rows(X: Any, name: str = "X") -> Any:
     return np.asarray(X, dtype=np.float64 if X.dtype.kind != "f" else X.dtype)
 
 
-class CascadeSVC(ClassifierMixin, BaseEstimator):
+class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
     """Kernel SVM trained as a cascade (Graf et al., 2005) over data partitions, in parallel.
 
     Each partition is solved by libsvm's SMO (:class:`sklearn.svm.SVC`) on a worker; the
@@ -108,6 +108,16 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
     True
     """
 
+    _parameter_constraints = {
+        "C": [Interval(numbers.Real, 0, None, closed="neither")], "kernel": [Options(*KERNELS)],
+        "gamma": [Options("scale", "auto"), Interval(numbers.Real, 0, None, closed="neither")],
+        "degree": [Interval(numbers.Integral, 0, None)], "coef0": [Interval(numbers.Real, None, None)],
+        "n_partitions": [None, Interval(numbers.Integral, 1, None)], "partition": [Options("random", "kmeans")],
+        "max_passes": [Interval(numbers.Integral, 1, None)], "solver": [Options("auto", "smo", "libsvm")],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "cache_size": [Interval(numbers.Real, 0, None, closed="neither")], "random_state": ["random_state"],
+        "checkpoint": [None, "checkpoint"], "checkpoint_every": [Interval(numbers.Integral, 1, None)]}
+
     def __init__(self, C: float = 1.0, *, kernel: str = "rbf", gamma: Any = "scale", degree: int = 3,
                  coef0: float = 0.0, n_partitions: int | None = None, partition: str = "random",
                  max_passes: int = 3, solver: str = "auto", tol: float = 1e-3, cache_size: float = 200.0,
@@ -177,6 +187,7 @@ class CascadeSVC(ClassifierMixin, BaseEstimator):
         """Fit on ``X`` (NumPy, SciPy sparse, dask dense or sparse blocks) and labels ``y``;
         ``callback(pass, top)`` runs after each pass (True stops); ``resume=True`` goes on
         from the newest snapshot in ``checkpoint``."""
+        self._validate_params()
         X = _host_rows(X)
         y = check_array(y, ensure_2d=False, allow_1d=True, accept_sparse=False, name="y", dtype=None,
                         ensure_finite=False)

@@ -56,10 +56,10 @@ def test_low_rank_dense_and_sparse():
 
 @pytest.mark.parametrize("bad", [dict(n_samples=0), dict(n_features=-1)])
 def test_generators_refuse_bad_sizes(bad):
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="must be an integer >= 1"):
         make_blobs(**{"n_samples": 10, "n_features": 2, **bad})
 
 
 def test_low_rank_refuses_negative_noise():
-    with pytest.raises(ValueError, match="noise must be >= 0"):
+    with pytest.raises(ValueError, match="noise must be a number >= 0"):
         make_low_rank(10, 10, 2, noise=-1)

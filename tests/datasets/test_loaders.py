@@ -164,3 +164,76 @@ def test_writers(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_npz(tmp_path / "no" / "dir.npz", sp.eye(2))
     assert not any(p.name.startswith("r.tmp") for p in tmp_path.iterdir())
+
+
+# -- files read by the workers themselves (so that dask can read a lost block again) ------------
+
+@pytest.fixture
+def workers_read_everything():
+    import dask
+
+    with dask.config.set({"daskpml.datasets.worker-read-bytes": 1}):
+        yield
+
+
+def _keys(collection):
+    return {k[0] if isinstance(k, tuple) else k for k in dict(collection.__dask_graph__())}
+
+
+def test_npy_and_npz_members_are_read_by_the_workers(client, tmp_path, workers_read_everything):
+    from daskpml.datasets import read_array
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((1003, 7)).astype(np.float32)
+    np.save(tmp_path / "a.npy", A)
+    np.savez(tmp_path / "xy.npz", X=A, y=np.arange(1003.0))
+    np.savez_compressed(tmp_path / "c.npz", X=A)
+    M = load_matrix(tmp_path / "a.npy")
+    assert all(k.startswith("read-npy-") for k in _keys(M)) and M.dtype == np.float32
+    np.testing.assert_array_equal(M.compute(), A)
+    for path in ("xy.npz", "c.npz"):
+        X = read_array(tmp_path / path, "X")
+        np.testing.assert_array_equal(X.compute(), A)
+    y = read_array(tmp_path / "xy.npz", "y", like=X)
+    assert y.chunks[0] == X.chunks[0] and np.array_equal(y.compute(), np.arange(1003.0))
+    with open(tmp_path / "a.npy", "r+b") as f:                # cut off the last rows
+        f.truncate(os.path.getsize(tmp_path / "a.npy") - 50)
+    with pytest.raises(DataFormatError, match="damaged .npy array"):
+        load_matrix(tmp_path / "a.npy")
+
+
+def test_svmlight_and_csv_are_parsed_by_the_workers_in_byte_ranges(client, tmp_path, workers_read_everything):
+    from sklearn.datasets import dump_svmlight_file
+
+    from daskpml.datasets import load_csv
+
+    rng = np.random.default_rng(1)
+    X = np.round(rng.standard_normal((997, 6)) * (rng.random((997, 6)) < 0.4), 3)
+    y = rng.integers(0, 3, 997).astype(float)
+    for zero_based in (False, True):
+        dump_svmlight_file(X, y, str(tmp_path / "d.svm"), zero_based=zero_based, comment="a comment line")
+        Xd, yd = load_svmlight(tmp_path / "d.svm")
+        assert any(k.startswith("read-svmlight-") for k in _keys(Xd.blocks))
+        np.testing.assert_allclose(Xd.to_scipy().toarray(), X)
+        np.testing.assert_array_equal(yd.compute(), y)
+    with open(tmp_path / "d.csv", "w") as f:
+        f.write("a,b,c,d,e,f,label\n")
+        np.savetxt(f, np.column_stack([X, y]), delimiter=",", fmt="%.3f")
+    Xc, yc = load_csv(tmp_path / "d.csv", target="label")
+    assert any(k.startswith("read-csv-") for k in _keys(Xc)) and Xc.shape == (997, 6)
+    np.testing.assert_allclose(Xc.compute(), X)
+    np.testing.assert_array_equal(yc.compute(), y)
+    Xc, yc = load_csv(tmp_path / "d.csv", target=0)
+    np.testing.assert_allclose(yc.compute(), X[:, 0])
+
+
+def test_small_files_and_unseen_files_are_read_here(client, tmp_path, monkeypatch):
+    from daskpml.datasets import _chunked
+
+    np.save(tmp_path / "a.npy", np.ones((10, 3)))
+    assert not any(k.startswith("read-npy-") for k in _keys(load_matrix(tmp_path / "a.npy")))
+    monkeypatch.setattr(_chunked, "workers_see", lambda path: False)
+    import dask
+
+    with dask.config.set({"daskpml.datasets.worker-read-bytes": 1}):
+        assert not any(k.startswith("read-npy-") for k in _keys(load_matrix(tmp_path / "a.npy")))

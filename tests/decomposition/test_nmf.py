@@ -250,7 +250,7 @@ def test_bad_input():
         nmf(A, 5, init="custom", W=W0, H=H0[:, :10])
     with pytest.raises(ValueError, match="negative"):
         nmf(A, 5, init="custom", W=-W0, H=H0)
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(ValueError, match="dtype must be None or a floating dtype"):
         nmf(A, 5, dtype=np.int32)
 
 

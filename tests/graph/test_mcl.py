@@ -227,7 +227,7 @@ def test_bad_input_is_refused_with_a_clear_message():
         mcl(sp.random(5, 6, density=0.5, format="csr", random_state=0))
     with pytest.raises(ValueError, match="node list has 3 names but the graph has 8"):
         mcl(good, nodes=["a", "b", "c"])
-    with pytest.raises(ValueError, match="inflation must be > 1"):
+    with pytest.raises(ValueError, match="inflation must be a number > 1"):
         mcl(good, 1.0)
     with pytest.raises(ValueError, match="expansion"):
         mcl(good, expansion=1)

@@ -92,7 +92,7 @@ def test_bad_input(data):
         Lasso(solver="shotgun", solver_kwargs={"n_parallel": 0}).fit(X, y)
     with pytest.raises(ValueError, match="l1_ratio"):
         ElasticNet(solver="shotgun", l1_ratio=1.5).fit(X, y)
-    with pytest.raises(ValueError, match="alpha must be non-negative"):
+    with pytest.raises(ValueError, match="alpha must be a number >= 0"):
         Lasso(solver="shotgun", alpha=-1).fit(X, y)
     Xn = X.copy()
     Xn[0, 0] = np.nan
