@@ -9,6 +9,7 @@ computation that reads the data, where a bad chunk raises with its position.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -418,3 +419,61 @@ class ParamsValidated:
         for cls in reversed(type(self).__mro__):
             constraints.update(getattr(cls, "_parameter_constraints", {}) or {})
         check_params(type(self).__name__, constraints, self.get_params(deep=False))
+
+
+# -- values whose products overflow --------------------------------------------------------------
+
+def _max_abs(X: Any) -> float:
+    """The largest absolute value of ``X`` (dense, sparse, dask or a CSRMatrix): one pass."""
+    if hasattr(X, "blocks") and hasattr(X, "row_offsets"):
+        X = X.blocks
+    if _is_dask(X):
+        import dask.array as da
+
+        out = da.map_blocks(_block_max_abs, X, dtype=np.float64, chunks=tuple((1,) * len(c) for c in X.chunks))
+        return float(np.asarray(out.max().compute()))
+    return float(_block_max_abs(X).max())
+
+
+def _block_max_abs(block: Any) -> Any:
+    xp, _ = get_namespace(block)
+    values = block.data if is_sparse(block) else block
+    top = float(xp.abs(values).max()) if values.size else 0.0
+    return np.full((1,) * block.ndim, top)
+
+
+def overflow_message(X: Any, name: str = "X") -> str | None:
+    """The error for data whose squares or products overflow their floating type (values near
+    1e300 in float64, 1e19 in float32), or None when the data are not that large."""
+    dtype = np.dtype(X.dtype) if np.dtype(X.dtype).kind == "f" else np.dtype(np.float64)
+    biggest = _max_abs(X)
+    limit = float(np.sqrt(np.finfo(dtype).max / max(int(np.prod(X.shape)), 1)))
+    if not np.isfinite(biggest) or biggest > limit:
+        return (f"{name} holds values as large as {biggest:.3g}: their squares and products overflow {dtype} "
+                f"(largest {np.finfo(dtype).max:.3g}), so no decomposition of it can be computed. Scale it "
+                f"first, for example {name} / abs({name}).max(), and scale the result back.")
+    return None
+
+
+@contextlib.contextmanager
+def overflow_guard(X: Any, name: str = "X") -> Any:
+    """Run a decomposition of ``X``; when it fails, or ``check(*arrays)`` finds non-finite results,
+    because ``X``'s values are too large for their products, raise one error that says so instead of
+    "Eigenvalues did not converge" and numpy's overflow warnings."""
+
+    def check(*arrays: Any) -> None:
+        for a in arrays:
+            host = np.asarray(a.get() if hasattr(a, "get") else a)
+            if host.size and not np.all(np.isfinite(host)):
+                message = overflow_message(X, name)
+                if message:
+                    raise ValueError(message)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            yield check
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError) as err:
+            message = None if isinstance(err, ValueError) and "overflow" in str(err) else overflow_message(X, name)
+            if message:
+                raise ValueError(message) from err
+            raise

@@ -33,7 +33,7 @@ from ..backend import get_namespace, is_sparse, sparse_meta
 from ..results import ResultDisplay, history as make_history
 from ..runtime import distribute_rows, total_threads
 from ..sparse import CSRMatrix, from_array
-from ..validation import PROTOCOL, Interval, Options, check_array, validate_params
+from ..validation import PROTOCOL, Interval, Options, check_array, overflow_guard, validate_params
 from ._nmf_engine import Engine
 from ._nmf_init import INITS, initialize
 
@@ -334,12 +334,14 @@ def _factor(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "
     reg = regularization(alpha_W, alpha_H, l1_ratio, *A.shape)
     if not (inner_iter == "auto" or (isinstance(inner_iter, int) and inner_iter >= 1)):
         raise ValueError(f"inner_iter must be a positive integer or 'auto', got {inner_iter!r}.")
-    with _placement(A) as A:
-        return _fit(A, k, dtype, reg, solver=solver, init=init, W=W, H=H, max_iter=int(max_iter), tol=float(tol),
-                    inner_iter=inner_iter,
-                    random_state=random_state, layout=layout, col_chunks=col_chunks, checkpoint=checkpoint,
-                    checkpoint_every=int(checkpoint_every), resume=resume, callback=callback, progress=progress,
-                    attrs=dict(alpha_W=float(alpha_W), l1_ratio=float(l1_ratio)))
+    with _placement(A) as A, overflow_guard(A, "A") as check:
+        result = _fit(A, k, dtype, reg, solver=solver, init=init, W=W, H=H, max_iter=int(max_iter), tol=float(tol),
+                      inner_iter=inner_iter,
+                      random_state=random_state, layout=layout, col_chunks=col_chunks, checkpoint=checkpoint,
+                      checkpoint_every=int(checkpoint_every), resume=resume, callback=callback, progress=progress,
+                      attrs=dict(alpha_W=float(alpha_W), l1_ratio=float(l1_ratio)))
+        check(result.history["error"].values)
+        return result
 
 
 @contextlib.contextmanager

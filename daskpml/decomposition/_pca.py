@@ -30,7 +30,7 @@ from ..backend import get_namespace, is_sparse, to_numpy
 from ..linalg import truncated_svd
 from ..runtime import distribute_rows
 from ..sparse import CSRMatrix, from_array
-from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted
+from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted, overflow_guard
 from ._nmf import _rows_for
 
 Solver = Literal["auto", "tsqr", "covariance_eigh", "randomized"]
@@ -162,13 +162,15 @@ class _Decomposition(ParamsValidated, TransformerMixin, BaseEstimator):
         name = type(self).__name__
         k = _check_k(self.n_components, m, n, name)
         solver = self._solver(n)
-        if solver == "covariance_eigh":         # one pass: the Gram matrix with the column sums
-            S, Vt, mean, var = _gram_pass(X, k, self._center)
-        else:
-            mean, var = column_moments(X)
-            _, S, Vt = truncated_svd(X, k, method=solver, n_oversamples=self.n_oversamples,
-                                     n_iter=self.n_iter, random_state=self.random_state,
-                                     center=mean if self._center else None, compute_u=False)
+        with overflow_guard(X, "X") as check:   # values near 1e300: say so, not "did not converge"
+            if solver == "covariance_eigh":     # one pass: the Gram matrix with the column sums
+                S, Vt, mean, var = _gram_pass(X, k, self._center)
+            else:
+                mean, var = column_moments(X)
+                _, S, Vt = truncated_svd(X, k, method=solver, n_oversamples=self.n_oversamples,
+                                         n_iter=self.n_iter, random_state=self.random_state,
+                                         center=mean if self._center else None, compute_u=False)
+            check(S, var)
         Vt = _flip(Vt)
         xp, _ = get_namespace(Vt)
         total = var.sum()

@@ -63,8 +63,10 @@ def _t_centered(block: Any, Y: Any, center: Any) -> Any:
 
 
 def _gram_block(block: Any, with_sums: bool = False) -> Any:
-    """``A_i^T A_i``, or ``[A_i^T A_i | A_i^T 1]``: the column sums let the caller centre it."""
-    G = block.T @ block
+    """``A_i^T A_i``, or ``[A_i^T A_i | A_i^T 1]``: the column sums let the caller centre it. (An
+    overflow leaves inf in ``G``, which the caller reports, not a warning in a worker's log.)"""
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = block.T @ block
     G = G.toarray() if is_sparse(G) else G
     if not with_sums:
         return G

@@ -118,3 +118,18 @@ def test_bad_input():
         PCA(2).transform(X)
     with pytest.raises(ValueError, match="features"):
         PCA(2).fit(X).transform(X[:, :4])
+
+
+@pytest.mark.parametrize("solver", ["covariance_eigh", "tsqr", "randomized"])
+def test_values_whose_squares_overflow_are_named(solver):
+    """Finite values near 1e300: 'Eigenvalues did not converge' before; now the cause and the fix."""
+    from daskpml.decomposition import NMF
+
+    X = np.abs(np.random.default_rng(0).standard_normal((200, 8))) * 1e300
+    with pytest.raises(ValueError, match=r"X holds values as large as .*e\+300: their squares and products "
+                                         r"overflow float64 .* Scale it first"):
+        PCA(2, svd_solver=solver).fit(X)
+    if solver == "tsqr":
+        with pytest.raises(ValueError, match="A holds values as large as"):
+            NMF(2, max_iter=10, tol=0, progress=False).fit(X)
+    PCA(2, svd_solver=solver).fit(X / 1e300)                 # the fix the message gives works
