@@ -1,5 +1,6 @@
-"""Progress for iterative algorithms: a ``\\r``-updated line on a terminal, a few lines in logs
-(the first and one every twentieth of the run), and an HTML bar in a Jupyter notebook."""
+"""Progress for iterative algorithms: a ``\\r``-updated line on a terminal, an HTML bar in a Jupyter
+notebook, and without a terminal (a log file, CI, ``nohup``) a line every
+``daskpml.progress-interval`` (5 s), the first and the last."""
 
 from __future__ import annotations
 
@@ -27,20 +28,31 @@ def _bar_html(iteration: int, max_iter: int, text: str) -> str:
             f'style="width:16em;vertical-align:middle"></progress> {html.escape(text)}</div>')
 
 
+def interval() -> float:
+    """Seconds between progress lines when standard error is not a terminal."""
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(_config.get("progress-interval", "5s")))
+
+
 class ProgressLine:
     """``update(iteration, max_iter, text)`` after each iteration, ``close()`` at the end.
 
-    ``show``: True always shows it, False never, None follows ``daskpml.progress`` and shows it
-    on a terminal and in a notebook (not in logs).
+    ``show``: True always shows it, False never, None follows ``daskpml.progress``. On a terminal
+    the line is rewritten in place; in a notebook it is a bar; otherwise (a log) a line is printed
+    at the first update, then every :func:`interval` seconds, and the last state at ``close``.
     """
 
     def __init__(self, show: bool | None = None) -> None:
         wanted = _config.get("progress", True) if show is None else show
         self.notebook = in_notebook()
-        self.show = bool(wanted) and (show is True or sys.stderr.isatty() or self.notebook)
+        self.tty = sys.stderr.isatty()
+        self.show = bool(wanted)
+        self.every = interval()
         self._handle: Any = None
         self._last = 0.0
         self._state: tuple[int, int, str] | None = None
+        self._printed: tuple[int, int, str] | None = None
 
     def update(self, iteration: int, max_iter: int, text: str) -> None:
         if not self.show:
@@ -51,10 +63,14 @@ class ProgressLine:
             if self._handle is None or now - self._last >= NOTEBOOK_REFRESH_S:
                 self._draw()
                 self._last = now
-        elif sys.stderr.isatty():
+        elif self.tty:
             print("\r" + text, end="", file=sys.stderr, flush=True)
-        elif iteration == 1 or iteration % max(1, max_iter // 20) == 0:
-            print(text, file=sys.stderr, flush=True)
+        else:
+            self._state = (iteration, max_iter, text)
+            now = time.monotonic()
+            if self._printed is None or now - self._last >= self.every:
+                print(text, file=sys.stderr, flush=True)
+                self._printed, self._last = self._state, now
 
     def _draw(self) -> None:
         from IPython.display import display
@@ -72,5 +88,8 @@ class ProgressLine:
         if self.notebook:
             if self._state is not None:
                 self._draw()              # the last state, whatever the refresh interval skipped
-        elif sys.stderr.isatty():
+        elif self.tty:
             print(file=sys.stderr, flush=True)
+        elif self._state is not None and self._state != self._printed:
+            print(self._state[2], file=sys.stderr, flush=True)
+            self._printed = self._state

@@ -20,6 +20,7 @@ import importlib.util
 import multiprocessing
 import os
 import sys
+import time
 import uuid
 import warnings
 from concurrent.futures import CancelledError
@@ -349,7 +350,9 @@ def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
     client = current_client()
     if client is not None:
         persisted = client.persist(list(collections))
-        if show:
+        if show and not (sys.stdout.isatty() or in_notebook()):
+            _log_progress(persisted)           # a log: a line every few seconds, not one long \r line
+        elif show:
             # In Jupyter distributed draws an ipywidgets bar; without ipywidgets, its text bar.
             progress(persisted, notebook=in_notebook() and importlib.util.find_spec("ipywidgets") is not None)
             print(file=sys.stdout, flush=True)
@@ -387,6 +390,28 @@ def _muted() -> Iterator[None]:
     finally:
         for log, level in zip(loggers, levels):
             log.setLevel(level)
+
+
+def _log_progress(collections: list) -> None:
+    """Wait for persisted ``collections``, printing the share of their futures done every
+    ``daskpml.progress-interval`` seconds (the first line at once)."""
+    from distributed import futures_of
+
+    from ._progress import interval
+
+    futures = futures_of(collections)
+    start = time.perf_counter()
+    every = interval()
+    while True:
+        done = sum(f.done() for f in futures)
+        print(f"computing: {done}/{len(futures)} blocks ({time.perf_counter() - start:.0f} s)", file=sys.stderr,
+              flush=True)
+        if done == len(futures):
+            return
+        try:
+            wait(futures, timeout=every)
+        except TimeoutError:
+            continue
 
 
 def shutdown() -> None:

@@ -8,7 +8,7 @@ with array operations (CuPy), and the tests check the two agree bit for bit.
 """
 
 import numpy as np
-from numba import njit
+from .._numba import njit
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 MIX1 = np.uint64(0xBF58476D1CE4E5B9)

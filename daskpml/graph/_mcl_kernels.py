@@ -8,7 +8,7 @@ next row starts: the unpruned product never exists beyond one row.
 """
 
 import numpy as np
-from numba import njit
+from .._numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 

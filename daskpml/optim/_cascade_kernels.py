@@ -12,13 +12,13 @@ Dual: minimize ``f(a) = 1/2 a^T Q a - sum(a)`` with ``Q_ij = y_i y_j K_ij``,
 
 from __future__ import annotations
 
-import numba
+from .._numba import njit
 import numpy as np
 
 TAU = 1e-12
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def gradient(K, y, alpha):
     """``G = Q alpha - 1`` (uses only the columns with ``alpha > 0``)."""
     n = y.shape[0]
@@ -32,7 +32,7 @@ def gradient(K, y, alpha):
     return G
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def smo(K, y, alpha, C, eps, max_iter):
     """Solve in place from a feasible ``alpha``; returns ``(G, rho, n_iter)``.
 

@@ -8,7 +8,7 @@ Loss kinds: 0 squared ``(z - y)^2 / 2``, 1 logistic, 2 hinge, 3 squared hinge (l
 
 import math
 
-from numba import njit
+from .._numba import njit
 
 
 @njit(nogil=True, cache=True)

@@ -3,11 +3,11 @@ the residual update, for dense column-major blocks and CSC blocks."""
 
 from __future__ import annotations
 
-import numba
+from .._numba import njit
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def dense_dots(X, r, sel):
     """``X[:, sel].T @ r`` for a Fortran-ordered block."""
     n = X.shape[0]
@@ -21,7 +21,7 @@ def dense_dots(X, r, sel):
     return out
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def dense_combine(X, sel, delta, out):
     """``out += X[:, sel] @ delta`` (skipping zero ``delta``), Fortran-ordered block."""
     n = X.shape[0]
@@ -33,7 +33,7 @@ def dense_combine(X, sel, delta, out):
                 out[i] += d * X[i, j]
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def csc_dots(indptr, indices, data, r, sel):
     out = np.empty(sel.shape[0])
     for k in range(sel.shape[0]):
@@ -45,7 +45,7 @@ def csc_dots(indptr, indices, data, r, sel):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def csc_combine(indptr, indices, data, sel, delta, out):
     for k in range(sel.shape[0]):
         d = delta[k]
@@ -55,7 +55,7 @@ def csc_combine(indptr, indices, data, sel, delta, out):
                 out[indices[p]] += d * data[p]
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def fortran_copy(X, lo, hi):
     """``X[:, lo:hi]`` of a C-ordered matrix as a Fortran-ordered copy, with its column sums and
     sums of squares (a tiled transpose: both sides are read and written in cache-sized tiles)."""

@@ -103,3 +103,22 @@ def test_reachable_as_dask_pml():
         pytest.fail("the dask_cli entry point 'pml' is not registered: reinstall daskpml (pip install -e .)")
     assert out.returncode == 0, out.stderr
     assert "backend numpy" in out.stdout
+
+
+def test_demo_mcl_row_has_its_own_reference_time():
+    """The mcl program's time sits beside daskpml's in one row (it used to repeat daskpml's time
+    in a row of its own)."""
+    import shutil
+
+    result = CliRunner().invoke(cli, [*LOCAL, "demo", "--quick", "--only", "mcl"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if re.match(r"mcl\s+mcl -I", line)]
+    assert len(rows) == 1, rows
+    fields = rows[0].split()
+    if shutil.which("mcl"):
+        assert "vs the mcl program" in rows[0]
+        operation_end = fields.index("clusters)")
+        times = fields[operation_end + 1:operation_end + 3]
+        assert all(re.fullmatch(r"\d+\.\d{3}", f) for f in times) and times[0] != times[1]
+    else:
+        assert "not installed" in rows[0]
