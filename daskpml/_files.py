@@ -136,14 +136,20 @@ def open_npz(path: str | os.PathLike) -> Iterator[Any]:
             raise damaged_file(path, ".npz archive", err) from err
 
 
-def load_npy(path: str | os.PathLike, **kwargs: Any) -> np.ndarray:
-    """``np.load`` of a ``.npy`` array (no pickles), with one clear error for an empty,
-    truncated or mislabelled file."""
+def check_npy(path: str | os.PathLike) -> str:
+    """``path`` of a readable, non-empty file that starts like a ``.npy`` array, or the error."""
     path = check_readable(path)
     head = read_head(path)
     if not head:
         raise DataFormatError(f"{path} is an empty file (0 bytes), not a .npy array; write it again (numpy.save).")
     expect_magic(path, head, (b"\x93NUMPY",), "a NumPy .npy array")
+    return path
+
+
+def load_npy(path: str | os.PathLike, **kwargs: Any) -> np.ndarray:
+    """``np.load`` of a ``.npy`` array (no pickles), with one clear error for an empty,
+    truncated or mislabelled file."""
+    path = check_npy(path)
     try:
         return np.load(path, allow_pickle=False, **kwargs)
     except DAMAGED + (OSError, ValueError) as err:

@@ -15,6 +15,7 @@ The embedded cluster is started once per process and reused.
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import importlib.util
 import multiprocessing
@@ -187,6 +188,8 @@ def _start_local(gpu: bool, n_workers: int | None, threads_per_worker: int | Non
                 warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
                 cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads,
                                        processes=procs, **kwargs)
+        if not _embedded:
+            atexit.register(shutdown)       # closed quietly at exit, before distributed's own handler
         _embedded[key] = cluster
     return Client(cluster, set_as_default=True)
 

@@ -62,3 +62,34 @@ def worker_killer(client, at: int):
                 pass
 
     return kill_one, killed
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def cli_cluster():
+    """A ``dask scheduler`` and one ``dask worker`` process on 127.0.0.1, for tests that kill the
+    scheduler: yields ``(address, scheduler process)``; both are killed at the end."""
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--dashboard-address", ":0"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}",
+                               "--nthreads", "1", "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        yield f"tcp://127.0.0.1:{port}", scheduler
+    finally:
+        for p in (worker, scheduler):
+            p.kill()
+            p.wait()

@@ -119,3 +119,41 @@ def test_large_in_memory_inputs_are_scattered_not_pickled_into_graphs(two_cluste
         assert not any(isinstance(v, Future) for v in dict(small.__dask_graph__()).values())
         del D, A
         client.close()
+
+
+GUARDED = '''
+import daskpml
+
+
+def main():
+    client = daskpml.connect(n_workers=1, threads_per_worker=1)
+    print("workers", len(client.nthreads()))
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.parametrize("body,ok", [
+    ("import daskpml\nclient = daskpml.connect(n_workers=1, threads_per_worker=1)\n", False),
+    ("import daskpml\n\ndef main():\n    daskpml.connect(n_workers=1, threads_per_worker=1)\n\nmain()\n", False),
+    (GUARDED, True)], ids=["top-level", "unguarded-call", "guarded"])
+def test_a_script_without_the_main_guard_is_told_the_fix(tmp_path, body, ok):
+    """Spawned workers import the script again; without the guard each started a cluster of its
+    own and the script died with 'Nanny failed to start' and pages of tracebacks."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(body)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=tmp_path)
+    if ok:
+        assert out.returncode == 0 and "workers 1" in out.stdout, out.stderr
+        return
+    assert out.returncode != 0
+    assert 'under `if __name__ == "__main__":`' in out.stderr and "script.py, line" in out.stderr
+    assert "Nanny failed to start" not in out.stderr and out.stderr.count("Traceback") == 1

@@ -18,7 +18,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from .._files import (DAMAGED, MAGIC, DataFormatError, atomic_path, check_readable, damaged_file, describe_head,
-                      expect_magic, load_npy, open_npz, read_head)
+                      check_npy, expect_magic, load_npy, open_npz, read_head)
 from ..backend import is_sparse, to_backend, to_numpy
 from ..results import write_netcdf
 from ..runtime import distribute_rows
@@ -294,6 +294,8 @@ def load_csv(path: str | os.PathLike, target: str | int | None = None) -> tuple[
 
 
 def _read_on_workers(path: str, member: str | None) -> Any:
+    if member is None:
+        check_npy(path)
     try:
         shape, fortran, dtype, offset = _chunked.npy_header(path, member)
     except (ValueError, OSError, KeyError, *DAMAGED) as err:

@@ -53,3 +53,13 @@ def test_gnn_command_refuses_bad_files(tmp_path):
     np.savez(tmp_path / "bad.npz", labels=np.zeros(3))
     result = CliRunner().invoke(cli, [*LOCAL, "gnn", str(tmp_path / "bad.npz"), "--out", str(out)])
     assert result.exit_code != 0 and "lacks graph" in result.output and "idx_train" in result.output
+
+
+def test_gnn_help_describes_the_npz_layout():
+    from click.testing import CliRunner
+
+    from daskpml.cli import cli
+
+    out = CliRunner().invoke(cli, ["gnn", "--help"]).output
+    for key in ("adj_data", "adj_indices", "adj_indptr", "adj_shape", "x_data", "labels", "idx_train", "idx_val"):
+        assert key in out

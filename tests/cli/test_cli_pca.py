@@ -37,3 +37,19 @@ def test_pca_command_refuses_too_many_components(tmp_path):
     result = CliRunner().invoke(cli, [*LOCAL, "pca", str(tmp_path / "x.npy"), "-k", "5", "--out",
                                       str(tmp_path / "o.nc")])
     assert result.exit_code != 0 and "n_components" in result.output
+
+
+def test_file_input_is_not_pickled_into_the_graph(tmp_path):
+    """nmf and pca on a file used to embed the matrix in the task graph ("Sending large graph of
+    size 11.45 MiB"): it is now scattered (or read by the workers themselves)."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from daskpml.cli import cli
+
+    np.save(tmp_path / "a.npy", np.abs(np.random.default_rng(0).standard_normal((60_000, 25))))   # 12 MB
+    for args in (["pca", "-k", "3"], ["nmf", "-k", "3", "--max-iter", "3", "--tol", "0"]):
+        result = CliRunner().invoke(cli, ["--workers", "1", "--threads", "2", args[0], str(tmp_path / "a.npy"),
+                                          *args[1:], "--out", str(tmp_path / f"{args[0]}.nc")])
+        assert result.exit_code == 0, result.output
+        assert "large graph" not in result.output

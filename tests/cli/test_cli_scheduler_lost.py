@@ -3,9 +3,6 @@ of its own: no other client may be running in this process)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,27 +15,12 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.distributed
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_a_scheduler_that_goes_away_is_one_line(tmp_path, monkeypatch):
+def test_a_scheduler_that_goes_away_is_one_line(tmp_path, monkeypatch, cli_cluster):
     from daskpml.optim._run import Run
 
-    port = _free_port()
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--dashboard-address", ":0"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}",
-                               "--nthreads", "1", "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    address, scheduler = cli_cluster
     record = Run.record
 
     def kill_scheduler(self, it, *args, **kwargs):
@@ -51,14 +33,9 @@ def test_a_scheduler_that_goes_away_is_one_line(tmp_path, monkeypatch):
     rng = np.random.default_rng(2)
     X = rng.standard_normal((50_000, 48))              # 19 MB: above the in-process size, so chunks go to the worker
     np.savez(tmp_path / "big.npz", X=X, y=(X[:, 0] > 0).astype(float))
-    try:
-        result = run("--scheduler", f"tcp://127.0.0.1:{port}", "train", str(tmp_path / "big.npz"), "--solver",
-                     "gradient_descent", "--tol", "0", "--max-iter", "100000", "--quiet",
-                     "--out", str(tmp_path / "m.nc"))
-    finally:
-        for p in (worker, scheduler):
-            p.kill()
-            p.wait()
+    result = run("--scheduler", address, "train", str(tmp_path / "big.npz"), "--solver",
+                 "gradient_descent", "--tol", "0", "--max-iter", "100000", "--quiet",
+                 "--out", str(tmp_path / "m.nc"))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     line = [x for x in result.output.splitlines() if x.startswith("Error:")][0]
-    assert f"the connection to the scheduler at tcp://127.0.0.1:{port} was lost" in line
+    assert f"the connection to the scheduler at {address} was lost" in line

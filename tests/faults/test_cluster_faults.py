@@ -4,11 +4,7 @@ right result) within a hard timeout; none hangs."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import warnings
 
@@ -73,40 +69,22 @@ def test_chunk_larger_than_worker_memory():
         assert time.perf_counter() - start < 150
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_scheduler_goes_away():
+def test_scheduler_goes_away(cli_cluster):
     from daskpml import connect
 
-    port = _free_port()
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--dashboard-address", ":0"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}",
-                               "--nthreads", "1", "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        client = connect(f"tcp://127.0.0.1:{port}")
-        client.wait_for_workers(1, timeout=60)
+    address, scheduler = cli_cluster
+    client = connect(address)
+    client.wait_for_workers(1, timeout=60)
 
-        def kill_scheduler(it, theta, row):
-            if it == 2:
-                scheduler.send_signal(signal.SIGKILL)
-                scheduler.wait()
+    def kill_scheduler(it, theta, row):
+        if it == 2:
+            scheduler.send_signal(signal.SIGKILL)
+            scheduler.wait()
 
-        start = time.perf_counter()
-        with pytest.raises(Exception) as info:
-            _fit(kill_scheduler)
-        took = time.perf_counter() - start
-        assert took < 120, f"the client needed {took:.0f} s to notice"
-        assert info.value is not None
-        client.close(timeout=5)
-    finally:
-        for p in (worker, scheduler):
-            p.kill()
-            p.wait()
+    start = time.perf_counter()
+    with pytest.raises(Exception) as info:
+        _fit(kill_scheduler)
+    took = time.perf_counter() - start
+    assert took < 120, f"the client needed {took:.0f} s to notice"
+    assert info.value is not None
+    client.close(timeout=5)
