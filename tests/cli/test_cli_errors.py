@@ -168,7 +168,9 @@ def test_ctrl_c_in_a_terminal_stops_cleanly(tmp_path):
     cluster leave it to the client, which prints one line and closes the cluster quietly."""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((60_000, 40))
-    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] + rng.standard_normal(60_000) > 0).astype(float))
+    y = (X[:, 0] + rng.standard_normal(60_000) > 0).astype(float)
+    X[:, 1] *= 300                      # ill-conditioned: gradient descent runs for minutes, not seconds
+    np.savez(tmp_path / "d.npz", X=X, y=y)
     ck = tmp_path / "ck"
     proc = subprocess.Popen([sys.executable, "-m", "daskpml.cli", "--workers", "2", "--threads", "1", "train",
                              str(tmp_path / "d.npz"), "--solver", "gradient_descent", "--tol", "0", "--max-iter",
