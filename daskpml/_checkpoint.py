@@ -114,6 +114,11 @@ def _same_fingerprint(old: Sequence, new: Sequence) -> str:
     return ""
 
 
+def start_over(path: str) -> str:
+    """The fix for a checkpoint that cannot be used."""
+    return f"Remove {path} (or pass resume=False) to start over."
+
+
 def _save_block(block: Any, filename: str) -> int:
     """Write one block: ``filename.npy`` for dense, ``filename.csr.npz`` for sparse ones."""
     host = to_numpy(block)
@@ -131,13 +136,13 @@ def _load_block(filename: str, like: Any) -> Any:
         try:
             host = scipy.sparse.load_npz(filename + ".csr.npz")
         except DAMAGED + (OSError, ValueError, KeyError) as err:
-            raise CheckpointError(f"{damaged_file(filename + '.csr.npz', 'checkpoint block', err)} Or remove the "
-                                  "checkpoint folder (or pass resume=False) to start over.") from err
+            raise CheckpointError(f"{damaged_file(filename + '.csr.npz', 'checkpoint block', err)} "
+                                  f"{start_over(os.path.dirname(os.path.dirname(filename)))}") from err
         return host if xsp is scipy.sparse else xsp.csr_matrix(host)
     try:
         return asarray_like(load_npy(filename + ".npy"), like)
     except ValueError as err:
-        raise CheckpointError(f"{err} Or remove the checkpoint folder (or pass resume=False) to start over.") from err
+        raise CheckpointError(f"{err} {start_over(os.path.dirname(os.path.dirname(filename)))}") from err
 
 
 def _jsonable(value: Any) -> Any:
@@ -298,7 +303,7 @@ class Checkpoint:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise CheckpointError(f"{where}: {os.path.join(directory, ARRAYS)} is damaged ({err}); the snapshot "
-                                  f"cannot be used. Remove {self.path} (or pass resume=False) to start over.") from err
+                                  f"cannot be used. {start_over(self.path)}") from err
         blocks = {key: [dask.delayed(_load_block, pure=True)(os.path.join(directory, f"{key}-{i}"), like)
                         for i in range(count)]
                   for key, count in manifest["blocks"].items()}
@@ -331,23 +336,23 @@ def read_manifest(path: str | os.PathLike) -> tuple[dict | None, str]:
     latest = os.path.join(path, LATEST)
     if not os.path.isfile(latest):
         return None, ""
-    start_over = f"Remove {path} (or pass resume=False) to start over."
+    fix = start_over(path)
     with open(latest) as fh:
         name = fh.read().strip()
     directory = os.path.join(path, name)
     manifest = os.path.join(directory, MANIFEST)
     if not name or not os.path.isfile(manifest):
         raise CheckpointError(f"the checkpoint in {path} is damaged: {latest} names the snapshot {name!r}, but "
-                              f"{manifest} does not exist (was the folder copied in part or edited?). {start_over}")
+                              f"{manifest} does not exist (was the folder copied in part or edited?). {fix}")
     try:
         with open(manifest) as fh:
             data = json.load(fh)
     except (ValueError, UnicodeDecodeError) as err:
         raise CheckpointError(f"the checkpoint in {path} is damaged: {manifest} is not valid JSON ({err}). "
-                              f"{start_over}") from err
+                              f"{fix}") from err
     if not isinstance(data, dict):
         raise CheckpointError(f"the checkpoint in {path} is damaged: {manifest} does not hold a manifest. "
-                              f"{start_over}")
+                              f"{fix}")
     return data, directory
 
 

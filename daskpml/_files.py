@@ -6,7 +6,7 @@ import contextlib
 import os
 import zipfile
 import zlib
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -184,10 +184,9 @@ class Outputs:
     """
 
     def __init__(self, outputs: Mapping[str, str | os.PathLike | None],
-                 inputs: Mapping[str, str | os.PathLike | None] | Sequence = ()) -> None:
+                 inputs: Mapping[str, str | os.PathLike | None] | None = None) -> None:
         self.final = {name: os.fspath(p) for name, p in outputs.items() if p is not None}
-        items = inputs.items() if isinstance(inputs, Mapping) else ((os.fspath(p), p) for p in inputs)
-        self.inputs = {name: os.fspath(p) for name, p in items if p is not None}
+        self.inputs = {name: os.fspath(p) for name, p in (inputs or {}).items() if p is not None}
         self.temporary = {name: temporary_name(p) for name, p in self.final.items()}
         self.check()
 
@@ -198,9 +197,8 @@ class Outputs:
             path = self.final[name]
             for input_name, source in self.inputs.items():
                 if os.path.exists(source) and same_file(path, source):
-                    label = input_name if input_name == source else f"{input_name} ({source})"
-                    raise ValueError(f"{name} {path} is the same file as the input {label}: writing it would "
-                                     f"replace the input. Give {name} another file name.")
+                    raise ValueError(f"{name} {path} is the same file as the input {input_name} ({source}): "
+                                     f"writing it would replace the input. Give {name} another file name.")
             for other in names[:i]:
                 if same_file(path, self.final[other]):
                     raise ValueError(f"{other} and {name} both name {path}; give each output its own file.")

@@ -374,7 +374,8 @@ def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
 SHUTDOWN_LOGGERS = ("distributed", "asyncio", "tornado")
 
 
-def _mute_logs() -> None:
+def mute_cluster_logs() -> None:
+    """Silence :data:`SHUTDOWN_LOGGERS` in this process (also run on the workers at shutdown)."""
     import logging
 
     for name in SHUTDOWN_LOGGERS:
@@ -382,14 +383,18 @@ def _mute_logs() -> None:
 
 
 @contextlib.contextmanager
-def _muted() -> Iterator[None]:
+def muted_cluster_logs() -> Iterator[None]:
+    """:data:`SHUTDOWN_LOGGERS` silenced while the block runs (and while the tasks it left are
+    collected: asyncio reports a task's unretrieved exception when the task is garbage collected)."""
+    import gc
     import logging
 
     loggers = [logging.getLogger(name) for name in SHUTDOWN_LOGGERS]
     levels = [log.level for log in loggers]
-    _mute_logs()
+    mute_cluster_logs()
     try:
         yield
+        gc.collect()
     finally:
         for log, level in zip(loggers, levels):
             log.setLevel(level)
@@ -423,11 +428,11 @@ def shutdown() -> None:
     (heartbeats to a closing scheduler, tasks cancelled in flight, a nanny killing a slow
     worker) do not reach the user as errors."""
     client = current_client()
-    with _muted():
+    with muted_cluster_logs():
         if client is not None and client.cluster in _embedded.values():
             if client.status == "running":
                 with contextlib.suppress(Exception):
-                    client.run(_mute_logs)
+                    client.run(mute_cluster_logs)
             client.close()
         for key, cluster in list(_embedded.items()):
             with contextlib.suppress(Exception):

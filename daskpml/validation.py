@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from . import _config
-from .backend import get_namespace, is_sparse
+from .backend import get_namespace, is_sparse, to_numpy
 
 __all__ = ["check_array", "check_graph", "check_X_y", "check_is_fitted", "check_params", "Interval", "NotFittedError",
            "NotSymmetricError", "Options", "ParamsValidated", "validate_params"]
@@ -423,6 +423,10 @@ class ParamsValidated:
 
 # -- values whose products overflow --------------------------------------------------------------
 
+class ValuesOverflowError(ValueError):
+    """Data whose squares and products overflow their floating type."""
+
+
 def _max_abs(X: Any) -> float:
     """The largest absolute value of ``X`` (dense, sparse, dask or a CSRMatrix): one pass."""
     if hasattr(X, "blocks") and hasattr(X, "row_offsets"):
@@ -463,17 +467,19 @@ def overflow_guard(X: Any, name: str = "X") -> Any:
 
     def check(*arrays: Any) -> None:
         for a in arrays:
-            host = np.asarray(a.get() if hasattr(a, "get") else a)
+            host = np.asarray(to_numpy(a))
             if host.size and not np.all(np.isfinite(host)):
                 message = overflow_message(X, name)
                 if message:
-                    raise ValueError(message)
+                    raise ValuesOverflowError(message)
 
     with np.errstate(over="ignore", invalid="ignore"):
         try:
             yield check
+        except ValuesOverflowError:
+            raise
         except (np.linalg.LinAlgError, FloatingPointError, ValueError) as err:
-            message = None if isinstance(err, ValueError) and "overflow" in str(err) else overflow_message(X, name)
+            message = overflow_message(X, name)
             if message:
-                raise ValueError(message) from err
+                raise ValuesOverflowError(message) from err
             raise

@@ -9,7 +9,6 @@ import numpy as np
 
 from .. import datasets as ds
 from ..results import write_netcdf
-from .._files import Outputs
 from ._main import Session, cli, outputs
 
 
@@ -112,10 +111,7 @@ def make_low_rank(session: Session, rows: int, cols: int, rank: int, noise: floa
 @click.option("--directed", is_flag=True, help="Keep edge lists directed (default: symmetrize).")
 def convert(source: str, target: str, matrix: bool, directed: bool) -> None:
     """Convert between .npz, .mtx, edge lists (.tsv, .abc, .txt) and, with --matrix, .npy."""
-    try:
-        files = Outputs({"TARGET": target}, {"SOURCE": source})
-    except (ValueError, OSError) as err:
-        raise click.UsageError(str(err)) from None
+    files = outputs({"SOURCE": source}, {"TARGET": target})
     tmp = files["TARGET"]
     if matrix:
         M = ds.load_matrix(source)

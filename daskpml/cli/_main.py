@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import gc
-import logging
 import os
 import platform
 import re
@@ -23,7 +21,8 @@ from .. import __version__
 from .._checkpoint import read_manifest
 from .._files import DAMAGED, DataFormatError, Outputs, check_writable
 from ..backend import gpu_count
-from ..runtime import WorkerLostError, check_address, connect, current_client, dashboard_link, shutdown
+from ..runtime import (WorkerLostError, check_address, connect, current_client, dashboard_link, mute_cluster_logs,
+                       muted_cluster_logs, shutdown, worker_errors)
 from ..validation import NotSymmetricError
 
 # errors that carry a message written for the user: shown without a traceback
@@ -37,6 +36,7 @@ class Session:
     def __init__(self, scheduler: str | None, gpu: bool, workers: int | None, threads: int | None) -> None:
         self.scheduler, self.gpu, self.workers, self.threads = scheduler, gpu, workers, threads
         self._client = None
+        self._own = False            # whether this command opened the client (and closes it)
 
     def client(self) -> Any:
         if self._client is None:
@@ -50,7 +50,7 @@ class Session:
         """Close the client this command opened to a named scheduler (the embedded cluster and
         its client are closed by :func:`~daskpml.runtime.shutdown`)."""
         client, self._client = self._client, None
-        if client is not None and getattr(self, "_own", False) and client.status != "closed":
+        if client is not None and self._own and client.status != "closed":
             with contextlib.suppress(Exception):
                 client.close(timeout=5)
 
@@ -59,11 +59,13 @@ class Session:
         return "cupy" if self.gpu else None
 
 
-def outputs(inputs: dict[str, str | None], **named: str | None) -> Outputs:
-    """The command's output files (``out="m.nc"`` is ``--out``), checked before any work starts:
-    each can be written and none is an input or another output; written all or nothing."""
+def outputs(inputs: dict[str, str | None], files: dict[str, str | None] | None = None,
+            **named: str | None) -> Outputs:
+    """The command's output files, by name (``files={"TARGET": path}``) or by option (``out="m.nc"``
+    is ``--out``), checked before any work starts: each can be written and none is an input or
+    another output; written all or nothing."""
     try:
-        return Outputs({"--" + k.replace("_", "-"): v for k, v in named.items()}, inputs)
+        return Outputs({**(files or {}), **{"--" + k.replace("_", "-"): v for k, v in named.items()}}, inputs)
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from None
 
@@ -122,6 +124,7 @@ CLI_WORDS = [
     (r"with checkpoint=path, resume=True to continue", "with --checkpoint DIR, then --resume, to continue"),
     (r"checkpoint=path and then resume=True", "--checkpoint DIR and then --resume"),
     (r"resume=True needs checkpoint='path'", "--resume needs --checkpoint DIR"),
+    (r"use smaller chunks \(e\.g\. X\.rechunk\(\{0: 'auto'\}\) or a smaller chunks= argument\) or give", "give"),
 ]
 
 
@@ -152,8 +155,6 @@ def _lost_scheduler(ctx: click.Context) -> str | None:
 def error_message(ctx: click.Context, err: BaseException) -> str | None:
     """The one line the command line prints for ``err``, or None for an error that is a bug
     (its traceback is shown)."""
-    from distributed import KilledWorker
-
     resume = ("Run the command again" + (" with --resume to go on from the last snapshot"
                                          if ctx.meta.get("daskpml.checkpoint") else "") + ".")
     lost = _lost_scheduler(ctx)
@@ -162,9 +163,6 @@ def error_message(ctx: click.Context, err: BaseException) -> str | None:
                 f"`dask scheduler` is still running and reachable, then {resume[0].lower()}{resume[1:]}")
     if isinstance(err, USER_ERRORS + (WorkerLostError,)):
         return cli_message(err)
-    if isinstance(err, KilledWorker):
-        return (f"a task killed every worker that ran it ({err}); the usual cause is a chunk too large for a "
-                f"worker's memory limit: give the workers more memory (dask worker --memory-limit). {resume}")
     if isinstance(err, DAMAGED):
         return (f"a file could not be read to its end ({type(err).__name__}: {err}); it may be truncated or "
                 "damaged. Write or copy it again.")
@@ -198,25 +196,6 @@ def _one_line_warning(message: Any, category: type, filename: str, lineno: int, 
     click.echo(f"daskpml: warning: {message}", err=True)
 
 
-CLUSTER_LOGGERS = ("distributed", "asyncio", "tornado")
-
-
-@contextlib.contextmanager
-def _quiet_cluster_logs() -> Any:
-    """Distributed's and asyncio's loggers in this process, muted while an interrupted or failed run
-    closes the cluster (their messages would only repeat the interruption)."""
-    loggers = [logging.getLogger(name) for name in CLUSTER_LOGGERS]
-    levels = [log.level for log in loggers]
-    for log in loggers:
-        log.setLevel(logging.CRITICAL)
-    try:
-        yield
-        gc.collect()        # asyncio reports a task's unretrieved exception when the task is collected
-    finally:
-        for log, level in zip(loggers, levels):
-            log.setLevel(level)
-
-
 @contextlib.contextmanager
 def _muted_on_interrupt() -> Any:
     """Ctrl-C mutes the cluster's loggers at once, before the interruption unwinds: the client's
@@ -227,8 +206,7 @@ def _muted_on_interrupt() -> Any:
         return
 
     def interrupt(signum: int, frame: Any) -> None:
-        for name in CLUSTER_LOGGERS:
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        mute_cluster_logs()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
@@ -245,12 +223,12 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with warnings.catch_warnings(), _muted_on_interrupt():
+            with warnings.catch_warnings(), _muted_on_interrupt(), worker_errors(f"daskpml {ctx.invoked_subcommand}"):
                 warnings.showwarning = _one_line_warning
                 return super().invoke(ctx)
         except KeyboardInterrupt:
             message = interrupted_message(ctx)
-            with _quiet_cluster_logs():
+            with muted_cluster_logs():
                 ctx.close()
             click.echo(message, err=True)
             raise click.exceptions.Exit(130) from None
@@ -260,7 +238,7 @@ class _Group(click.Group):
             message = error_message(ctx, err)
             if message is None:
                 raise
-            with _quiet_cluster_logs():
+            with muted_cluster_logs():
                 ctx.close()
             raise click.ClickException(message) from err
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 import os
 import zipfile
 from typing import Any
@@ -67,7 +68,12 @@ def _identity_or_none(path: str) -> tuple[int, int] | None:
 def worth_reading_on_workers(path: str, nbytes: int) -> bool:
     """Read on the workers: the array is at least ``daskpml.datasets.worker-read-bytes`` (smaller
     data are computed in this process anyway) and every worker sees the file."""
-    return nbytes >= int(_config.get("datasets.worker-read-bytes", 16 * 2**20)) and workers_see(path)
+    return large(nbytes) and workers_see(path)
+
+
+def large(nbytes: int) -> bool:
+    """Whether data of ``nbytes`` are worth reading on the workers (``daskpml.datasets.worker-read-bytes``)."""
+    return nbytes >= int(_config.get("datasets.worker-read-bytes", 16 * 2**20))
 
 
 def row_chunks(n_rows: int, row_bytes: int) -> tuple[int, ...]:
@@ -165,30 +171,28 @@ def npz_nbytes(path: str, member: str) -> int:
 
 # -- text: svmlight and CSV, by byte ranges ----------------------------------------------------
 
+#: bytes of a text file scanned at once for line ends (the file is never read whole into memory)
+SCAN_BYTES = 64 * 2**20
+
+
 def data_line_starts(path: str, skip_first: bool = False) -> np.ndarray:
     """Byte offsets of the data lines of a text file (not blank, not ``#`` comments; the first line
-    skipped with ``skip_first``), followed by the file's size."""
+    skipped with ``skip_first``), followed by the file's size. One pass, in pieces of
+    :data:`SCAN_BYTES`; memory: the offsets."""
     size = os.path.getsize(path)
     if size == 0:
         return np.zeros(1, dtype=np.int64)
-    raw = np.fromfile(path, dtype=np.uint8)
-    newlines = np.flatnonzero(raw == 10)
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    newlines = np.concatenate([np.flatnonzero(raw[lo:lo + SCAN_BYTES] == 10) + lo
+                               for lo in range(0, size, SCAN_BYTES)]).astype(np.int64)
     starts = np.concatenate([[0], newlines + 1]).astype(np.int64)
     starts = starts[starts < size]
     ends = np.concatenate([newlines, [size]])[: starts.shape[0]]
-    first = raw[starts]
+    first = np.asarray(raw[starts])
     keep = (ends > starts) & (first != ord("#")) & (first != 13)
     if skip_first and starts.shape[0]:
         keep[0] = False
     return np.concatenate([starts[keep], [size]]).astype(np.int64)
-
-
-def csv_nbytes(path: str, n_columns: int) -> int:
-    """The float64 bytes a CSV file's table takes: its lines times its columns times 8 (a file
-    of short numbers is smaller than its table)."""
-    with open(path, "rb") as f:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
-    return 8 * n_columns * max(lines, 1)
 
 
 def _read_range(path: str, start: int, stop: int) -> bytes:
@@ -248,8 +252,8 @@ def read_svmlight(path: str, n_rows: int, n_features: int, zero_based: bool, dty
     dsk: dict = {}
     for i, (_, a, b) in enumerate(blocks):
         dsk[(parsed, i)] = (svmlight_rows, os.path.abspath(path), a, b, n_features, zero_based, dtype)
-        dsk[(xname, i, 0)] = (_item, (parsed, i), 0)
-        dsk[(yname, i)] = (_item, (parsed, i), 1)
+        dsk[(xname, i, 0)] = (operator.getitem, (parsed, i), 0)
+        dsk[(yname, i)] = (operator.getitem, (parsed, i), 1)
     rows = tuple(r for r, _, _ in blocks)
     import scipy.sparse as sp
 
@@ -263,8 +267,14 @@ def read_svmlight(path: str, n_rows: int, n_features: int, zero_based: bool, dty
 
 def read_csv(path: str, n_columns: int, header: bool, target: int | None) -> Any:
     """``(X, y)`` (``target`` a column index) or the whole table (``target`` None) as dask arrays
-    whose blocks the workers parse from their byte range of a numeric CSV file."""
+    whose blocks the workers parse from their byte range of a numeric CSV file, when the table
+    (float64) holds at least ``daskpml.datasets.worker-read-bytes`` and every worker sees the
+    file; else None."""
+    if not workers_see(path):
+        return None
     starts = data_line_starts(path, skip_first=header)
+    if not large(8 * n_columns * (starts.shape[0] - 1)):
+        return None
     blocks = _text_blocks(path, starts, 8 * n_columns)
     token = tokenize(os.path.abspath(path), identity(path), n_columns, header, target, blocks)
     parsed = f"read-csv-{token}"
@@ -278,14 +288,11 @@ def read_csv(path: str, n_columns: int, header: bool, target: int | None) -> Any
     xname, yname = f"csv-X-{token}", f"csv-y-{token}"
     full = dict(dsk)
     for i in range(len(rows)):
-        full[(xname, i, 0)] = (_item, (parsed, i), 0)
-        full[(yname, i)] = (_item, (parsed, i), 1)
+        full[(xname, i, 0)] = (operator.getitem, (parsed, i), 0)
+        full[(yname, i)] = (operator.getitem, (parsed, i), 1)
     X = da.Array(HighLevelGraph.from_collections(xname, full, dependencies=[]), xname,
                  chunks=(rows, (n_columns - 1,)), dtype=np.float64, meta=np.empty((0, 0)))
     y = da.Array(HighLevelGraph.from_collections(yname, full, dependencies=[]), yname, chunks=(rows,),
                  dtype=np.float64, meta=np.empty(0))
     return X, y
 
-
-def _item(pair: tuple, i: int) -> Any:
-    return pair[i]

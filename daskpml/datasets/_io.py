@@ -233,8 +233,9 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
         if suffix == ".csv" and on_workers:
             with open(path) as f:
                 n_columns = len(f.readline().split(","))
-            if _chunked.worth_reading_on_workers(path, _chunked.csv_nbytes(path, n_columns)):
-                return _chunked.read_csv(path, n_columns, False, None)
+            read = _chunked.read_csv(path, n_columns, False, None)
+            if read is not None:
+                return read
         try:
             dense = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
         except ValueError as err:
@@ -284,8 +285,9 @@ def load_csv(path: str | os.PathLike, target: str | int | None = None) -> tuple[
     if not -n_columns <= col < n_columns:
         raise DataFormatError(f"target column {target!r} is out of range: {path} has {n_columns} columns.")
     col %= n_columns
-    if _chunked.worth_reading_on_workers(path, _chunked.csv_nbytes(path, n_columns)):
-        return _chunked.read_csv(path, n_columns, header is not None, col)
+    read = _chunked.read_csv(path, n_columns, header is not None, col)
+    if read is not None:
+        return read
     try:
         data = np.loadtxt(path, delimiter=",", skiprows=int(header is not None), ndmin=2)
     except ValueError as err:
