@@ -19,6 +19,21 @@ with open(_fn) as _f:
 dask.config.update_defaults(defaults)
 
 
-def get(key: str, default: Any = None) -> Any:
-    """Value of ``daskpml.<key>`` in the current dask configuration."""
-    return dask.config.get(f"daskpml.{key}", default=default)
+def _declared(key: str) -> bool:
+    node: Any = defaults["daskpml"]
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def get(key: str) -> Any:
+    """Value of ``daskpml.<key>`` in the current dask configuration.
+
+    Every key has its default in ``daskpml.yaml`` and only there: a key the file does not
+    declare is a programming error (``KeyError``), never silently ``None``.
+    """
+    if not _declared(key):
+        raise KeyError(f"daskpml.{key} is not a daskpml setting: declare it, with its default, in {_fn}.")
+    return dask.config.get(f"daskpml.{key}")

@@ -24,7 +24,7 @@ def numba_cache_dir() -> str:
     else ``daskpml.numba-cache-dir``, else the user cache folder (``$XDG_CACHE_HOME`` or
     ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows) plus
     ``daskpml/numba``; a temporary folder when that cannot be written."""
-    chosen = os.environ.get("NUMBA_CACHE_DIR") or _config.get("numba-cache-dir", None)
+    chosen = os.environ.get("NUMBA_CACHE_DIR") or _config.get("numba-cache-dir")
     if not chosen:
         if sys.platform == "darwin":
             base = os.path.expanduser("~/Library/Caches")

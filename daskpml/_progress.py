@@ -32,7 +32,7 @@ def interval() -> float:
     """Seconds between progress lines when standard error is not a terminal."""
     from dask.utils import parse_timedelta
 
-    return float(parse_timedelta(_config.get("progress-interval", "5s")))
+    return float(parse_timedelta(_config.get("progress-interval")))
 
 
 class ProgressLine:
@@ -44,7 +44,7 @@ class ProgressLine:
     """
 
     def __init__(self, show: bool | None = None) -> None:
-        wanted = _config.get("progress", True) if show is None else show
+        wanted = _config.get("progress") if show is None else show
         self.notebook = in_notebook()
         self.tty = sys.stderr.isatty()
         self.show = bool(wanted)

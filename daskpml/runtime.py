@@ -158,7 +158,7 @@ def check_main_guard() -> None:
 
 def _start_local(gpu: bool, n_workers: int | None, threads_per_worker: int | None,
                  processes: bool | None, **kwargs: Any) -> Client:
-    cfg = _config.get("local-cluster", {}) or {}
+    cfg = _config.get("local-cluster") or {}
     n_workers = n_workers if n_workers is not None else cfg.get("n-workers")
     threads = threads_per_worker if threads_per_worker is not None else cfg.get("threads-per-worker")
     key = (gpu, n_workers, threads, processes, tuple(sorted(kwargs.items())))
@@ -224,7 +224,7 @@ def connect(address: str | None = None, *, gpu: bool = False, n_workers: int | N
     >>> client = connect(n_workers=2, threads_per_worker=1)   # doctest: +SKIP
     >>> client = connect("tcp://10.0.0.5:8786")               # doctest: +SKIP
     """
-    timeout_s = parse_timedelta(timeout if timeout is not None else _config.get("connect-timeout", "10s"))
+    timeout_s = parse_timedelta(timeout if timeout is not None else _config.get("connect-timeout"))
     if gpu:
         from .backend import import_cupy
 
@@ -251,7 +251,7 @@ def dashboard_link(client: Client) -> str | None:
 def announce(client: Client, file: Any = None) -> None:
     """Print the dashboard link of ``client``'s scheduler, once per scheduler."""
     addr = client.scheduler.address if client.scheduler is not None else repr(client)
-    if addr in _announced or not _config.get("print-dashboard", True):
+    if addr in _announced or not _config.get("print-dashboard"):
         return
     _announced.add(addr)
     link = dashboard_link(client) or "not available"
@@ -264,9 +264,6 @@ def current_client() -> Client | None:
         return Client.current()
     except ValueError:
         return None
-
-
-SCATTER_BYTES = 4 << 20
 
 
 def nbytes(x: Any) -> int:
@@ -304,10 +301,10 @@ def scatter(client: Client, blocks: list, keys: list | None = None) -> list:
 
 def scatter_blocks(blocks: list, keys: list | None = None) -> list:
     """In-memory blocks as they should enter a task graph: on a distributed client, and when
-    they hold more than 4 MiB together, scattered to the workers (sent once, spread over them,
+    they hold ``daskpml.scatter-bytes`` (4 MiB) or more together, scattered to the workers (sent once, spread over them,
     under ``keys``: :func:`scatter`) and returned as futures; otherwise returned as they are
     (embedded in the graph, where dask can always read them again)."""
-    client = scatter_client(sum(nbytes(b) for b in blocks), SCATTER_BYTES)
+    client = scatter_client(sum(nbytes(b) for b in blocks), int(_config.get("scatter-bytes")))
     return list(blocks) if client is None else scatter(client, list(blocks), keys)
 
 
@@ -316,7 +313,7 @@ def distribute_rows(x: Any, chunks: Any) -> da.Array:
     tuple of sizes or "auto"). Large arrays on a distributed client are scattered block by block
     instead of being pickled into the task graph (what dask's "Sending large graph" warning asks)."""
     normalized = normalize_chunks((chunks,) + (-1,) * (x.ndim - 1), x.shape, dtype=x.dtype)
-    client = scatter_client(nbytes(x), SCATTER_BYTES)
+    client = scatter_client(nbytes(x), int(_config.get("scatter-bytes")))
     if client is None:
         return da.from_array(x, chunks=normalized, name=False)
     bounds = [0]
@@ -349,7 +346,7 @@ def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
     the local schedulers it is :class:`dask.diagnostics.ProgressBar`.
     Returns the persisted collections, fully computed.
     """
-    show = _config.get("progress", True) if show is None else show
+    show = _config.get("progress") if show is None else show
     client = current_client()
     if client is not None:
         persisted = client.persist(list(collections))

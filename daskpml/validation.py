@@ -109,7 +109,7 @@ def _check_finite(X: Any, name: str, mode: FiniteMode) -> Any:
     if mode is False:
         return X
     if mode is True:
-        mode = _config.get("validation.finite", "eager")
+        mode = _config.get("validation.finite")
     if not _is_dask(X):
         count = _count_nonfinite(X)
         if count:

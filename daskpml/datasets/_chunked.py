@@ -73,7 +73,7 @@ def worth_reading_on_workers(path: str, nbytes: int) -> bool:
 
 def large(nbytes: int) -> bool:
     """Whether data of ``nbytes`` are worth reading on the workers (``daskpml.datasets.worker-read-bytes``)."""
-    return nbytes >= int(_config.get("datasets.worker-read-bytes", 16 * 2**20))
+    return nbytes >= int(_config.get("datasets.worker-read-bytes"))
 
 
 def row_chunks(n_rows: int, row_bytes: int) -> tuple[int, ...]:

@@ -74,7 +74,7 @@ class NMFResult(ResultDisplay):
 def _rows_for(m: int, nbytes: int) -> tuple[int, ...]:
     """Row chunks: blocks of about ``decomposition.block-bytes``, a multiple of the thread count."""
     threads = total_threads()
-    parts = max(1, math.ceil(nbytes / int(_config.get("decomposition.block-bytes", 128 * 2**20))))
+    parts = max(1, math.ceil(nbytes / int(_config.get("decomposition.block-bytes"))))
     parts = min(m, threads * math.ceil(parts / threads))
     base, extra = divmod(m, parts)
     return tuple(base + (1 if i < extra else 0) for i in range(parts))
@@ -105,7 +105,7 @@ def as_grid(A: Any, dtype: Any, layout: str, col_chunks: int | None, k: int) -> 
         A = A.astype(dtype, copy=False)
         op = distribute_rows(A, _rows_for(A.shape[0], A.nbytes))
     n = op.shape[1]
-    limit = max(1, int(_config.get("decomposition.replicate-bytes", 256 * 2**20)) // (k * np.dtype(dtype).itemsize))
+    limit = max(1, int(_config.get("decomposition.replicate-bytes")) // (k * np.dtype(dtype).itemsize))
     own_cols = None if isinstance(op, CSRMatrix) else op.chunks[1]
     if layout == "rows":
         cols: tuple[int, ...] = (n,)
@@ -350,7 +350,7 @@ def _placement(A: Any) -> Iterator[Any]:
     block): with tiny blocks, task and round-trip overheads would dominate. ``A`` under
     ``daskpml.decomposition.local-bytes`` that lives on a cluster is gathered first, keeping its
     blocks."""
-    if _nbytes(A) > int(_config.get("decomposition.local-bytes", 16 * 2**20)):
+    if _nbytes(A) > int(_config.get("decomposition.local-bytes")):
         yield A
         return
     if isinstance(A, CSRMatrix):               # gathered, with the same blocks
@@ -387,7 +387,7 @@ def _inner(inner_iter: int | str, solver: str, A: Any, k: int) -> tuple[tuple[in
     work = int(A.nnz) if is_sparse(A) or isinstance(A, CSRMatrix) else m * n   # one pass over A
     rho_w = 1 + (work + n * k) / (m * (k + 1))
     rho_h = 1 + (work + m * k) / (n * (k + 1))
-    cap = int(_config.get("decomposition.max-inner", 16))
+    cap = int(_config.get("decomposition.max-inner"))
     return (min(cap, 1 + int(0.5 * rho_w)), 0.1), (min(cap, 1 + int(0.5 * rho_h)), 0.1)
 
 
@@ -398,7 +398,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
     grid, op = as_grid(A, dtype, layout, col_chunks, k)
     xp, _ = get_namespace(grid)
     like = xp.empty((0, 0), dtype=dtype)
-    sub_rows = max(1, int(_config.get("decomposition.sub-block-bytes", 64 * 2**20))
+    sub_rows = max(1, int(_config.get("decomposition.sub-block-bytes"))
                    // (dtype.itemsize * max(grid.chunks[1])))
     inner = _inner(inner_iter, solver, op, k)
     engine = Engine(grid, k, solver, reg, sub_rows=sub_rows, inner=inner, h_parts=total_threads())
@@ -475,8 +475,8 @@ def _iterations_per_round(grid: da.Array, k: int) -> int:
     ``daskpml.decomposition.state-bytes``."""
     m, n = grid.shape
     state = (m * k + k * n + k * k) * np.dtype(grid.dtype).itemsize
-    budget = int(_config.get("decomposition.state-bytes", 256 * 2**20))
-    return max(1, min(int(_config.get("decomposition.iterations-per-round", 10)), budget // max(state, 1)))
+    budget = int(_config.get("decomposition.state-bytes"))
+    return max(1, min(int(_config.get("decomposition.iterations-per-round")), budget // max(state, 1)))
 
 
 def _stack(blocks: list, k: int, sizes: tuple, like: Any) -> da.Array:

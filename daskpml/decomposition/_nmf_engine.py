@@ -80,7 +80,7 @@ class Engine:
             n // parts + (1 if j < n % parts else 0) for j in range(parts))
         self.h_bounds = np.concatenate([[0], np.cumsum(self.h_cols)]).astype(int)
         self.nh = len(self.h_cols)
-        self.fan_in = max(2, int(split_every or _config.get("optim.split-every", 8)))
+        self.fan_in = max(2, int(split_every or _config.get("optim.split-every")))
         self.token = uuid.uuid4().hex[:12]
         self.counter = 0
         self.Wt: list[Delayed] = []

@@ -145,7 +145,7 @@ class _Decomposition(ParamsValidated, TransformerMixin, BaseEstimator):
             raise ValueError(f"svd_solver must be one of {', '.join(SOLVERS)}, got {self.svd_solver!r}.")
         if self.svd_solver != "auto":
             return self.svd_solver
-        return "covariance_eigh" if n <= int(_config.get("decomposition.gram-features", 1000)) else "randomized"
+        return "covariance_eigh" if n <= int(_config.get("decomposition.gram-features")) else "randomized"
 
     def fit(self, X: Any, y: Any = None, *, feature_names: Any = None) -> _Decomposition:
         """Fit on ``X`` (n_samples x n_features): NumPy / SciPy / CuPy arrays, dask arrays or

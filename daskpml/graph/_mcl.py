@@ -514,7 +514,7 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
     compiled = xp is np
     sort_rows = compiled and product_tol > 0
     rules = _Rules(float(prune_threshold), select, recover, float(recover_pct), float(product_tol),
-                   int(_config.get("graph.mcl-phase-bytes", 268435456)))
+                   int(_config.get("graph.mcl-phase-bytes")))
     R = prepare(A, loop_weight=loop_weight, dtype=dtype, n_blocks=n_blocks, sort_rows=sort_rows).persist()
     inflations = (1.0,) * (expansion - 2) + (float(inflation),)
     recorder = results.HistoryRecorder(attrs={

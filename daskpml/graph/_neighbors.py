@@ -60,7 +60,7 @@ def as_points(X: Any, name: str = "X") -> da.Array:
                 f"graphs need whole rows in each block. Use {name}.rechunk({{1: {X.shape[1]}}})."
             )
         return X
-    rows = max(1, min(X.shape[0], int(_config.get("graph.block-rows", 20_000))))
+    rows = max(1, min(X.shape[0], int(_config.get("graph.block-rows"))))
     return distribute_rows(X, rows)
 
 
@@ -239,7 +239,7 @@ def kneighbors(X: Any, n_neighbors: int = 10, *, include_self: bool = False,
 
 def _tree_groups(rows: tuple[int, ...], row_bytes: int) -> list[list[int]]:
     """Consecutive row blocks, grouped up to ``daskpml.graph.tree-bytes`` of points per tree."""
-    limit = int(_config.get("graph.tree-bytes", 256 * 2**20))
+    limit = int(_config.get("graph.tree-bytes"))
     groups: list[list[int]] = [[]]
     size = 0
     for j, r in enumerate(rows):

@@ -563,7 +563,7 @@ def _placement(op: RowOperator, ncv: int):
     nnz = op.blocks.map_blocks(_stored, chunks=((1,) * op.blocks.numblocks[0],), drop_axis=1,
                                dtype=np.int64, meta=np.empty(0, np.int64)).sum().compute()
     n = op.blocks.shape[0]
-    if 12 * int(nnz) + 8 * n * (ncv + 1) > _config.get("linalg.local-bytes", 16 * 2**20):
+    if 12 * int(nnz) + 8 * n * (ncv + 1) > _config.get("linalg.local-bytes"):
         yield op
         return
     blocks, scale, diag = dask.compute(op.blocks, op.scale, op.diag)

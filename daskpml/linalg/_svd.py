@@ -188,7 +188,7 @@ def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", 
     if method not in ("auto", "gram", "tsqr", "randomized"):
         raise ValueError(f"method must be 'auto', 'gram', 'tsqr' or 'randomized', got {method!r}.")
     if method == "auto":
-        method = "gram" if n <= int(_config.get("linalg.gram-columns", 256)) else "randomized"
+        method = "gram" if n <= int(_config.get("linalg.gram-columns")) else "randomized"
     blocks, rows = _blocks(A)
     xp, _ = get_namespace(A)
     if center is not None:

@@ -76,7 +76,7 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True,
 
 def _blas_limit(objective: Objective) -> Any:
     """Single-threaded BLAS in this process while concurrent chunk tasks may run here."""
-    limit = _config.get("optim.blas-threads", 1)
+    limit = _config.get("optim.blas-threads")
     if limit is None or not objective.distributed or objective.n_chunks < 2:
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits

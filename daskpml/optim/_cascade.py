@@ -263,7 +263,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                          "solver='libsvm' or 'auto'.")
     params = dict(C=float(C), kernel=kernel, gamma=float(gamma), degree=int(degree), coef0=float(coef0),
                   solver=solver, binary=len(classes) == 2, positive=classes[-1],
-                  kernel_bytes=int(_config.get("svm.kernel-bytes", 2**31)))
+                  kernel_bytes=int(_config.get("svm.kernel-bytes")))
     svc_options = dict(svc_options or {})
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
         checkpoint, every=checkpoint_every, resume=resume)

@@ -69,7 +69,7 @@ def _sub_rows(X: Any) -> int:
     if get_namespace(X)[0] is not np:       # accelerators want whole blocks
         return max(X.shape[0], 1)
     row_bytes = max(X.shape[1], 1) * X.dtype.itemsize
-    return max(64, int(_config.get("optim.sub-block-bytes", 1 << 20)) // row_bytes)
+    return max(64, int(_config.get("optim.sub-block-bytes")) // row_bytes)
 
 
 def _params_like(theta: np.ndarray, X: Any, layout: Layout) -> tuple[Any, Any]:
@@ -172,7 +172,7 @@ def _sum(*parts: np.ndarray) -> np.ndarray:
 def tree_sum(parts: list, split_every: int | None = None) -> tuple[Any, int]:
     """Sum delayed vectors up a tree of fan-in ``split_every``; returns the root and the
     number of tree edges (messages between tasks, the root's delivery excluded)."""
-    split_every = max(2, int(split_every or _config.get("optim.split-every", 8)))
+    split_every = max(2, int(split_every or _config.get("optim.split-every")))
     edges = 0
     while len(parts) > 1:
         edges += len(parts)

@@ -322,7 +322,7 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     rounds and the bytes of residual moved (each block receives r and sends ``X_b delta_b``
     once per round: ``16 n`` bytes per block and round).
     """
-    if not isinstance(X, da.Array) and nbytes(X) <= int(_config.get("shotgun.local-bytes", 16 * 2**20)) \
+    if not isinstance(X, da.Array) and nbytes(X) <= int(_config.get("shotgun.local-bytes")) \
             and dask.config.get("scheduler", None) is None and current_client() is not None:
         # A small in-memory problem: task and round-trip costs on a cluster would dominate.
         with dask.config.set(scheduler="threads"):

@@ -33,7 +33,7 @@ def auto_row_chunks(n_rows: int, nnz: int, chunks: Any = "auto") -> tuple[int, .
     (at least one); an ``int``: that many rows per block; a tuple: used as is.
     """
     if chunks is None or chunks == "auto":
-        n_blocks = max(1, min(n_rows, math.ceil(nnz / float(_config.get("sparse.block-nnz", 4_000_000)))))
+        n_blocks = max(1, min(n_rows, math.ceil(nnz / float(_config.get("sparse.block-nnz")))))
         return _even_split(n_rows, n_blocks)
     if isinstance(chunks, (int, np.integer)):
         if chunks <= 0:

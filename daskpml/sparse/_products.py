@@ -28,6 +28,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from .. import _config
 from ..backend import get_namespace, is_sparse, sparse_meta
 from ..runtime import scatter_client
 from ._csr import CSRMatrix, _even_split, _prune, auto_row_chunks, from_block_graph, row_indices
@@ -39,18 +40,15 @@ def _matmul_block(a: list, x: list) -> Any:
     return a[0] @ x[0]
 
 
-SCATTER_BYTES = 1 << 20
-
-
 def _as_dask_dense(x: Any, A: CSRMatrix) -> da.Array:
-    """``x`` as a dask array. On a distributed cluster, an in-memory ``x`` over 1 MiB is
+    """``x`` as a dask array. On a distributed cluster, an in-memory ``x`` of ``daskpml.sparse.scatter-vector-bytes`` (1 MiB) or more is
     scattered first (sent once, not pickled into the graph of every call)."""
     if isinstance(x, CSRMatrix) or is_sparse(x):
         raise TypeError("expected a dense vector or matrix here")
     if not isinstance(x, da.Array):
         xp, _ = get_namespace(A)
         x = xp.asarray(x)
-        client = scatter_client(x.nbytes, SCATTER_BYTES)
+        client = scatter_client(x.nbytes, int(_config.get("sparse.scatter-vector-bytes")))
         if client is not None:
             future = client.scatter(x, hash=False)
             meta = xp.empty((0,) * x.ndim, dtype=x.dtype)
