@@ -29,7 +29,7 @@ from .. import results
 from .._checkpoint import Checkpoint
 from .._progress import ProgressLine
 from ..backend import get_namespace, to_numpy
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from ..graph._neighbors import as_points, sq_distances
 from ..validation import PROTOCOL, Interval, Options, ParamsValidated, check_is_fitted, validate_params
 

@@ -32,7 +32,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
 from ..backend import get_namespace, to_numpy
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from ..graph import gaussian_graph, knn_graph
 from ..linalg import laplacian_eigsh
 from ..sparse import CSRMatrix, from_array

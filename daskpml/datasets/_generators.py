@@ -19,37 +19,10 @@ from dask.array.core import normalize_chunks
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from .._random import PARAMS, ROWS, block_rng, resolve_seed
 from ..backend import to_backend
 from ..sparse import CSRMatrix, auto_row_chunks, from_block_graph
 from ..validation import Interval, Options, validate_params
-
-MAX_SEED = 2**63 - 1
-
-
-def resolve_seed(random_state: Any) -> int:
-    """An integer seed from ``None`` (fresh entropy), an int, or a NumPy Generator/RandomState."""
-    if random_state is None:
-        return int(np.random.SeedSequence().entropy % MAX_SEED)
-    if isinstance(random_state, (int, np.integer)):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0, got {random_state}.")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(MAX_SEED))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**31 - 1))
-    raise TypeError(f"random_state must be None, an int or a NumPy Generator, got {type(random_state).__name__}.")
-
-
-PARAMS, ROWS, PAIRS = 1, 2, 3
-
-
-def block_rng(seed: int, kind: int, a: int = 0, b: int = 0) -> np.random.Generator:
-    """The random stream ``[seed, kind, a, b]``: ``kind`` is PARAMS (drawn on the client),
-    ROWS (row block ``a``) or PAIRS (block pair ``a, b``). A fixed key length keeps
-    streams distinct (SeedSequence pads short keys with zeros)."""
-    return np.random.default_rng([seed, kind, a, b])
-
 
 def _positive(name: str, value: Any) -> int:
     if int(value) != value or value < 1:

@@ -32,7 +32,7 @@ from dask.base import tokenize
 
 from ..backend import to_backend
 from ..sparse import CSRMatrix, auto_row_chunks, from_block_graph
-from ._generators import PAIRS, PARAMS, block_rng, resolve_seed
+from .._random import PAIRS, PARAMS, block_rng, resolve_seed
 
 
 def _sbm_labels(seed: int, sizes: tuple[int, ...], shuffle: bool) -> np.ndarray:

@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 
 from ..backend import get_namespace, to_numpy
-from ..datasets._generators import ROWS, block_rng, resolve_seed
+from .._random import ROWS, block_rng, resolve_seed
 from ..linalg import truncated_svd
 
 INITS = ("nndsvda", "nndsvd", "nndsvdar", "random", "custom")

@@ -42,6 +42,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from .._checkpoint import Checkpoint, recorded_seed
+from .._random import resolve_seed
 from .._progress import ProgressLine
 from ..backend import backend_name, get_namespace, is_sparse, to_backend, to_numpy
 from ..partition import METHODS, Partitioning, partition_graph
@@ -363,8 +364,7 @@ def prepare(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any
                                                        model=model, dtype=dtype)
     executor: Any = Inline() if client is False else _Distributed(client or current_client() or connect())
     n_parts = len(executor.workers) if n_parts is None else n_parts
-    seed = int(np.random.SeedSequence(random_state).generate_state(1)[0]) if random_state is None \
-        else int(random_state)
+    seed = resolve_seed(random_state)
     partitioning = partition_graph(A, n_parts, method=partition, random_state=seed)
     op = OPERATORS[model](A, dtype)
     sizes = (X.shape[1],) + (int(hidden),) * (int(n_layers) - 1) + (n_classes,)

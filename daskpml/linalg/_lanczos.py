@@ -65,7 +65,7 @@ from dask.highlevelgraph import HighLevelGraph
 from .. import _config, results
 from .._checkpoint import Checkpoint, recorded_seed
 from ..backend import get_namespace, is_sparse
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from ..sparse import CSRMatrix, auto_row_chunks, from_array
 from ..validation import PROTOCOL, Interval, NotSymmetricError, Options, check_array, validate_params
 from . import _kernels as K

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import _config
 from ..backend import get_namespace, is_sparse
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from ..optim._objective import tree_sum
 from ..sparse import CSRMatrix
 from ..validation import Interval, Options, validate_params

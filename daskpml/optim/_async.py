@@ -67,7 +67,7 @@ import numpy as np
 from distributed import as_completed, futures_of, get_worker, wait
 
 from .._checkpoint import Checkpoint
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from ..runtime import current_client
 from ._objective import Objective, Spec, _sum, chunk_loss_grad, chunk_losses
 from ._run import OptimizeResult, Run

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..backend import get_namespace, is_sparse
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from ._objective import Objective
 from ._run import OptimizeResult
 from ._stochastic import _permutation, straggle

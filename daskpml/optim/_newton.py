@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..backend import get_namespace, to_numpy
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from .._checkpoint import Checkpoint
 from ._batch import _max_abs, _require_smooth_penalty
 from ._objective import Objective, _linear, _params_like, _sub_rows, chunk_loss_grad

@@ -50,6 +50,7 @@ import numpy as np
 
 from .._checkpoint import Checkpoint
 from .._progress import ProgressLine
+from .._random import resolve_seed
 from ..backend import get_namespace, is_sparse
 from ..results import ResultDisplay, history as make_history
 from .. import _config
@@ -330,8 +331,6 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
                            n_blocks=n_blocks, max_iter=max_iter, tol=tol, random_state=random_state,
                            callback=callback, progress=progress, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume)
-    from ..datasets._generators import resolve_seed
-
     n, d = X.shape
     seed = resolve_seed(random_state)
     rng = np.random.default_rng(seed)

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse
 from dask import delayed
 
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from .._checkpoint import Checkpoint
 from ._objective import Objective, Spec, chunk_loss_grad, tree_sum
 from ._run import OptimizeResult, Run

@@ -12,7 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .._checkpoint import Checkpoint, recorded_seed
 from ..backend import _is_cupy_object, is_sparse
-from ..datasets._generators import resolve_seed
+from .._random import resolve_seed
 from ..decomposition._pca import as_rows
 from ..optim._cascade import KERNELS, cascade_svm, decision_values, default_partitions
 from ..runtime import total_threads
