@@ -30,7 +30,7 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.sparse import csgraph
 
-from .backend import get_namespace, is_sparse
+from .backend import get_namespace, is_sparse, to_numpy
 from .validation import check_graph
 
 Method = Literal["contiguous", "bfs", "spectral", "metis"]
@@ -262,8 +262,7 @@ def _to_host_csr(A: Any) -> tuple[sp.csr_matrix, Any]:
     _, xsp = get_namespace(A)
     if not is_sparse(A):
         A = xsp.csr_matrix(A)
-    host = A.get() if hasattr(A, "get") else A
-    return sp.csr_matrix(host), xsp
+    return sp.csr_matrix(to_numpy(A)), xsp
 
 
 def _build(H: sp.csr_matrix, assignment: np.ndarray, n_parts: int, xsp: Any) -> list:

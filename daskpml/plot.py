@@ -26,7 +26,7 @@ def _axes(ax: Any) -> Any:
 def convergence(history: Any, variables: str | Sequence[str] = "objective", *, x: str | None = None,
                 ax: Any = None, logy: bool = True, label: str | None = None) -> Any:
     """Convergence curves: ``variables`` of an iteration history (an xarray Dataset with an
-    ``iteration``, ``epoch`` or ``pass`` dimension) against that dimension or against ``x``
+    ``iteration`` dimension) against it or against ``x``
     (for example ``"time"``). NaN rows (unsampled iterations) are skipped."""
     if isinstance(variables, str):
         variables = [variables]

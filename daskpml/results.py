@@ -11,11 +11,12 @@ converted to netCDF-compatible types).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import os
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -69,8 +70,14 @@ def _host(values: Any) -> np.ndarray:
     return np.asarray(to_numpy(values))
 
 
+#: What a ``bytes`` column holds, said in its attrs: ``"model"`` (counted from the sizes of the
+#: arrays an iteration moves) or ``"measured"`` (read from the workers' transfer counters).
+BYTES_SOURCES = ("model", "measured")
+
+
 def history(records: Mapping[str, Sequence], *, per_worker: Mapping[str, Any] | None = None,
-            workers: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+            workers: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None,
+            bytes_source: str | None = None) -> xr.Dataset:
     """Iteration history as a Dataset.
 
     Parameters
@@ -80,6 +87,8 @@ def history(records: Mapping[str, Sequence], *, per_worker: Mapping[str, Any] | 
     per_worker : mapping of name -> 2-D array (iteration x worker), optional
     workers : names of the workers (default ``0..P-1``)
     attrs : settings to record (solver, tolerances, ...)
+    bytes_source : {"model", "measured"}, optional
+        What the ``bytes`` column holds (see :data:`BYTES_SOURCES`), written in its attrs.
 
     Examples
     --------
@@ -99,45 +108,129 @@ def history(records: Mapping[str, Sequence], *, per_worker: Mapping[str, Any] | 
             raise ValueError(f"per-worker record {key!r} must have shape ({n}, n_workers), got {value.shape}.")
         data_vars[key] = (("iteration", "worker"), value)
         coords["worker"] = np.asarray(workers if workers is not None else np.arange(value.shape[1]))
-    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
+    out = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
+    if bytes_source is not None:
+        if bytes_source not in BYTES_SOURCES:
+            raise ValueError(f"bytes_source must be one of {BYTES_SOURCES}, got {bytes_source!r}.")
+        if "bytes" in out:
+            out["bytes"].attrs.update(source=bytes_source, units="bytes", description=(
+                "bytes moved in the iteration, counted from the sizes of the arrays sent (a model)"
+                if bytes_source == "model" else
+                "bytes moved in the iteration, read from the workers' transfer counters (a measurement)"))
+    return out
 
 
 class HistoryRecorder:
-    """Collects one record per iteration and builds :func:`history` at the end.
+    """The one recorder of iteration histories, for every iterative algorithm.
 
-    The ``time`` column (seconds since the recorder was created) is added
-    automatically.
+    Each :meth:`record` appends one row (a ``time`` column, the seconds of work so far, is
+    added) and calls ``callback(record)``, where ``record`` is the row just appended plus
+    ``iteration`` and the algorithm's current model under its documented keys. A true return
+    value asks the algorithm to stop cleanly (as Ctrl-C does), keeping the model it has.
+    :meth:`to_xarray` builds the :func:`history` Dataset, dimension ``iteration`` (and
+    ``worker`` for per-worker columns).
+
+    Parameters
+    ----------
+    attrs : mapping, optional
+        Settings recorded in the Dataset's attrs.
+    callback : callable(record) -> bool or None, optional
+        Called after every row.
+    bytes_source : {"model", "measured"}, optional
+        What the ``bytes`` column holds (see :data:`BYTES_SOURCES`); written in its attrs.
+
+    Examples
+    --------
+    >>> rec = HistoryRecorder({"solver": "demo"}, callback=lambda r: r["iteration"] == 2)
+    >>> rec.record(1, objective=3.0), rec.record(2, objective=2.0)
+    (False, True)
+    >>> rec.to_xarray()["objective"].values.tolist()
+    [3.0, 2.0]
     """
 
-    def __init__(self, attrs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, attrs: Mapping[str, Any] | None = None, *, callback: Callable | None = None,
+                 bytes_source: str | None = None) -> None:
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable as callback(record), got {type(callback).__name__}.")
+        if bytes_source is not None and bytes_source not in BYTES_SOURCES:
+            raise ValueError(f"bytes_source must be one of {BYTES_SOURCES}, got {bytes_source!r}.")
         self.attrs = dict(attrs or {})
+        self.callback = callback
+        self.bytes_source = bytes_source
+        self.stopped = False
         self._rows: list[dict[str, Any]] = []
+        self._per_worker: list[dict[str, Any]] = []
         self._start = time.perf_counter()
+        self._paused = 0.0
 
-    def record(self, **values: Any) -> None:
-        values.setdefault("time", time.perf_counter() - self._start)
+    # -- time -----------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Seconds of work so far: wall time less the time spent in :meth:`paused` blocks."""
+        return time.perf_counter() - self._start - self._paused
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Keep the enclosed monitoring work out of the ``time`` column."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - t0
+
+    # -- rows -----------------------------------------------------------------------------
+    def record(self, iteration: int, state: Mapping[str, Any] | None = None, *,
+               per_worker: Mapping[str, Any] | None = None, notify: bool = True, **values: Any) -> bool:
+        """Append one row of ``values`` (and ``per_worker`` values, one per worker), then call
+        the callback with the row, ``iteration`` and ``state`` (the current model), unless
+        ``notify`` is False (a row that does not end an iteration). Returns True when the
+        callback asked to stop (and from then on :attr:`stopped` is True)."""
+        values.setdefault("time", self.elapsed())
         self._rows.append(values)
+        if per_worker:
+            self._per_worker.append({k: np.asarray(v) for k, v in per_worker.items()})
+        if notify and self.callback is not None and \
+                self.callback({"iteration": int(iteration), **values, **(state or {})}):
+            self.stopped = True
+        return self.stopped
+
+    def fill(self, index: int, **values: Any) -> None:
+        """Set values of an earlier row (quantities evaluated after the fact)."""
+        self._rows[index].update(values)
 
     def __len__(self) -> int:
         return len(self._rows)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """The records so far (for checkpoints)."""
+        """The rows so far (for checkpoints)."""
         return self._rows
 
-    def resume(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    @property
+    def per_worker_rows(self) -> list[dict[str, Any]]:
+        """The per-worker values so far, one mapping per row that had them."""
+        return self._per_worker
+
+    def resume(self, rows: Sequence[Mapping[str, Any]], per_worker: Sequence[Mapping[str, Any]] = ()) -> None:
         """Continue after ``rows`` (from a checkpoint): times go on from the last one."""
         self._rows = [dict(r) for r in rows]
+        self._per_worker = [dict(r) for r in per_worker]
         if self._rows:
-            self._start = time.perf_counter() - float(self._rows[-1].get("time", 0.0))
+            self._start = time.perf_counter() - float(self._rows[-1].get("time", 0.0)) - self._paused
 
-    def to_xarray(self) -> xr.Dataset:
+    def columns(self) -> dict[str, list]:
+        """The rows as columns; a value missing in a row is NaN."""
         keys: list[str] = []
         for row in self._rows:
             keys += [k for k in row if k not in keys]
-        records = {k: [row.get(k, np.nan) for row in self._rows] for k in keys}
-        return history(records, attrs=self.attrs)
+        return {k: [row.get(k, np.nan) for row in self._rows] for k in keys}
+
+    def to_xarray(self, workers: Sequence | None = None, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+        """The history Dataset (see :func:`history`)."""
+        per_worker = None
+        if self._per_worker and len(self._per_worker) == len(self._rows):
+            per_worker = {k: np.stack([r[k] for r in self._per_worker]) for k in self._per_worker[0]}
+        return history(self.columns(), per_worker=per_worker, workers=workers,
+                       attrs={**self.attrs, **(attrs or {})}, bytes_source=self.bytes_source)
 
 
 def labels(values: Any, *, nodes: Sequence | None = None, dim: str = "node", name: str = "label",

@@ -36,6 +36,7 @@ from distributed import Client, KilledWorker, LocalCluster, progress, wait
 
 from . import _config
 from ._progress import in_notebook
+from .backend import nbytes
 
 _embedded: dict[tuple, Any] = {}
 _announced: set[str] = set()
@@ -264,13 +265,6 @@ def current_client() -> Client | None:
         return Client.current()
     except ValueError:
         return None
-
-
-def nbytes(x: Any) -> int:
-    """Bytes held by an in-memory array: dense, or the three arrays of a CSR matrix."""
-    if hasattr(x, "indptr"):
-        return sum(int(getattr(x, a).nbytes) for a in ("data", "indices", "indptr"))
-    return int(x.nbytes)
 
 
 def scatter_client(size: int = 0, threshold: int = 0) -> Client | None:

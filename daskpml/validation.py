@@ -23,7 +23,7 @@ from sklearn.exceptions import NotFittedError
 from . import _config
 from .backend import get_namespace, is_sparse, to_numpy
 
-__all__ = ["check_array", "check_graph", "check_X_y", "check_is_fitted", "check_params", "Interval", "NotFittedError",
+__all__ = ["check_array", "check_graph", "check_X_y", "check_indices", "check_is_fitted", "check_params", "Interval", "NotFittedError",
            "NotSymmetricError", "Options", "ParamsValidated", "validate_params"]
 
 
@@ -389,15 +389,21 @@ def _wrong_type(allowed: list, value: Any) -> bool:
     return isinstance(value, bool) and bool(kinds)
 
 
-def validate_params(constraints: Mapping[str, list]) -> Callable:
-    """Decorator: check a public function's arguments against ``constraints`` on every call."""
+def validate_params(constraints: Mapping[str, list], *, removed: Mapping[str, str] | None = None) -> Callable:
+    """Decorator: check a public function's arguments against ``constraints`` on every call.
+
+    ``removed`` maps keyword arguments that the function no longer takes to what replaces them:
+    passing one is a ``TypeError`` that says so (never a silent alias)."""
 
     def decorate(function: Callable) -> Callable:
         signature = inspect.signature(function)
         own = {k: v for k, v in constraints.items() if k in signature.parameters}   # shared sets hold more
+        gone = dict(removed or {})
 
         @functools.wraps(function)
         def checked(*args: Any, **kwargs: Any) -> Any:
+            for name in sorted(gone.keys() & kwargs.keys()):
+                raise TypeError(f"{function.__name__}() no longer takes {name}=: {gone[name]}")
             bound = signature.bind_partial(*args, **kwargs)
             check_params(function.__name__, own, bound.arguments)
             return function(*args, **kwargs)
@@ -483,3 +489,40 @@ def overflow_guard(X: Any, name: str = "X") -> Any:
             if message:
                 raise ValuesOverflowError(message) from err
             raise
+
+
+def check_indices(idx: Any, n: int, name: str) -> np.ndarray:
+    """``idx`` as distinct int64 indices into ``n`` items (negative ones counted from the end).
+
+    Parameters
+    ----------
+    idx : array-like of int (NumPy, CuPy or dask)
+        The indices.
+    n : int
+        The number of items indexed.
+    name : str
+        The name used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The indices, each in ``[0, n)``.
+
+    Examples
+    --------
+    >>> check_indices([0, -1], 5, "idx")
+    array([0, 4])
+    """
+    idx = np.asarray(to_numpy(idx.compute() if hasattr(idx, "compute") else idx))
+    if idx.ndim != 1 or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
+        raise ValueError(f"{name} must be a 1-D array of integer indices, got dtype {idx.dtype} "
+                         f"and shape {idx.shape}.")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        bad = idx[(idx < -n) | (idx >= n)]
+        raise ValueError(f"{name} has {bad.size} index(es) out of range for {n} items "
+                         f"(for example {int(bad[0])}); indices must be in [0, {n}).")
+    idx = np.where(idx < 0, idx + n, idx)
+    if np.unique(idx).size != idx.size:
+        raise ValueError(f"{name} repeats indices; pass each one once.")
+    return idx

@@ -52,8 +52,8 @@ def worker_killer(client, at: int):
     ``at``; the returned list names the victim once it is done."""
     killed: list[str] = []
 
-    def kill_one(iteration, theta, row):
-        if iteration == at and not killed:
+    def kill_one(record):
+        if record["iteration"] == at and not killed:
             victim = sorted(client.scheduler_info()["workers"])[0]
             killed.append(victim)
             try:

@@ -75,10 +75,15 @@ def test_speedup_prediction():
         real.speedup(model_bytes=8, n_workers=2, data_bytes=1.0, compute_s=1.0)
 
 
-def test_optim_allreduce_cost_is_the_model():
-    from daskpml.optim import allreduce_cost
+@pytest.mark.parametrize("old,new", [("allreduce_cost", "daskpml.perf.allreduce_time"),
+                                     ("cascade_svm", "daskpml.svm.cascade_svm")])
+def test_a_moved_name_says_where_it_went(old, new):
+    import daskpml.optim
 
-    assert allreduce_cost is perf.allreduce_time
+    with pytest.raises(AttributeError, match=f"daskpml.optim.{old} is now {new}"):
+        getattr(daskpml.optim, old)
+    with pytest.raises(ImportError):
+        exec(f"from daskpml.optim import {old}")
 
 
 # ----------------------------------------------------------------------------- collectives on futures

@@ -25,10 +25,38 @@ def test_history_rejects_ragged_records():
 
 def test_recorder_adds_time():
     rec = HistoryRecorder({"solver": "x"})
-    rec.record(objective=2.0)
-    rec.record(objective=1.0, step=0.5)
+    rec.record(1, objective=2.0)
+    rec.record(2, objective=1.0, step=0.5)
     h = rec.to_xarray()
     assert h.sizes["iteration"] == 2 and np.isnan(h["step"][0]) and (h["time"].diff("iteration") >= 0).all()
+
+
+def test_recorder_calls_back_with_the_row_and_the_model_and_stops_on_true():
+    seen = []
+    rec = HistoryRecorder(callback=lambda r: seen.append(dict(r)) or r["iteration"] == 2, bytes_source="model")
+    assert rec.record(1, {"coef": np.zeros(2)}, objective=3.0, bytes=8) is False
+    assert rec.record(2, {"coef": np.ones(2)}, objective=2.0, bytes=8) is True and rec.stopped
+    assert [r["iteration"] for r in seen] == [1, 2] and seen[1]["objective"] == 2.0
+    assert seen[1]["coef"].tolist() == [1.0, 1.0] and "time" in seen[0]
+    h = rec.to_xarray()
+    assert "coef" not in h and h["bytes"].attrs["source"] == "model"       # the model is not history
+    rec.record(3, objective=1.0, notify=False)                              # a row that ends no iteration
+    assert len(seen) == 2 and len(rec) == 3
+
+
+def test_recorder_refuses_what_it_cannot_call_or_say():
+    with pytest.raises(TypeError, match="callback must be callable"):
+        HistoryRecorder(callback=3)
+    with pytest.raises(ValueError, match="bytes_source must be one of"):
+        HistoryRecorder(bytes_source="guessed")
+
+
+def test_recorder_resume_continues_time_and_rows():
+    rec = HistoryRecorder()
+    rec.resume([{"objective": 3.0, "time": 100.0}])
+    rec.record(2, objective=2.0)
+    h = rec.to_xarray()
+    assert h.sizes["iteration"] == 2 and float(h["time"][1]) >= 100.0
 
 
 def test_labels_and_embedding_are_labelled():

@@ -39,7 +39,7 @@ def mcl_command(session: Session, graph: str, inflation: float, expansion: int, 
     """Markov clustering of GRAPH: an .abc / edge list (label pairs, optional weight; mirrored,
     repeated edges keep the largest weight, as mcl reads them), .mtx or SciPy .npz."""
     from ..datasets import load_graph, write_clusters
-    from ..datasets._io import EDGE_LIST_SUFFIXES
+    from ..datasets import EDGE_LIST_SUFFIXES
     from ..graph import mcl
     from ..results import write_netcdf
     from ..validation import check_graph

@@ -93,8 +93,8 @@ def spectral(session: Session, input_file: str, clusters: int, input_kind: str, 
 @click.option("--k", "k", type=click.IntRange(min=1), default=8, show_default=True, help="Eigenpairs.")
 @click.option("--laplacian", type=click.Choice(["sym", "rw", "unnormalized", "none"]), default="sym",
               show_default=True, help="Smallest eigenpairs of this Laplacian, or 'none': of the matrix itself.")
-@click.option("--which", type=click.Choice(["LA", "SA", "LM"]), default="LA", show_default=True,
-              help="With --laplacian none.")
+@click.option("--which", type=click.Choice(["LM", "LA", "SA"]), default="LM", show_default=True,
+              help="With --laplacian none (as scipy.sparse.linalg.eigsh: largest magnitude by default).")
 @click.option("--tol", type=float, default=1e-8, show_default=True)
 @click.option("--ncv", type=click.IntRange(min=2), default=None)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -108,20 +108,19 @@ def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: s
     """Eigenpairs of a graph's Laplacian (or of a symmetric matrix) by distributed Lanczos."""
     from ..backend import to_numpy
     from ..datasets import load_graph
-    from ..linalg import eigsh, laplacian_eigsh
+    from ..linalg import lanczos, laplacian_lanczos
 
     files = outputs({"GRAPH": graph}, out=out)
     session.client()
     loaded = load_graph(graph, symmetrize=True if symmetrize else None)
     start = time.perf_counter()
     if laplacian == "none":
-        w, V, hist = eigsh(loaded.adjacency, k, which=which, tol=tol, ncv=ncv, random_state=seed,
-                           return_history=True, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                           resume=resume)
+        res = lanczos(loaded.adjacency, k, which=which, tol=tol, ncv=ncv, random_state=seed,
+                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     else:
-        w, V, hist = laplacian_eigsh(loaded.adjacency, k, kind=laplacian, tol=tol, ncv=ncv, random_state=seed,
-                                     return_history=True, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                                     resume=resume)
+        res = laplacian_lanczos(loaded.adjacency, k, kind=laplacian, tol=tol, ncv=ncv, random_state=seed,
+                                checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    w, V, hist = res.eigenvalues, res.eigenvectors, res.history
     vectors = np.asarray(to_numpy(V.compute()))
     elapsed = time.perf_counter() - start
     ds = xr.Dataset({"eigenvalues": (("component",), w),

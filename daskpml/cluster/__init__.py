@@ -6,8 +6,8 @@
 >>> labels = SpectralClustering(8, random_state=0).fit_predict(X)
 """
 
-from ..graph._mcl import mcl
-from ._kmeans import KMeans, kmeans
+from ..graph import kmeans, mcl
+from ._kmeans import KMeans
 from ._mcl import MarkovClustering
 from ._spectral import SpectralClustering, SpectralEmbedding, affinity_graph, spectral_embedding
 

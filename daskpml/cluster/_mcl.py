@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from ..graph import MCL_CONSTRAINTS, mcl
-from ..graph._mcl import Overlap
+from ..graph import Overlap
 from ..validation import ParamsValidated
 
 

@@ -35,10 +35,9 @@ from ..backend import get_namespace, to_numpy
 from .._random import resolve_seed
 from ..graph import gaussian_graph, knn_graph
 from ..linalg import laplacian_eigsh
-from ..sparse import CSRMatrix, from_array
-from ..sparse._csr import _finalize, auto_row_chunks
+from ..sparse import CSRMatrix, auto_row_chunks, from_array, stack_blocks
 from ..validation import Interval, NotSymmetricError, Options, ParamsValidated, check_graph, validate_params
-from ._kmeans import kmeans
+from ..graph import kmeans
 
 Affinity = Literal["nearest_neighbors", "rbf", "precomputed"]
 AFFINITIES = ("nearest_neighbors", "rbf", "precomputed")
@@ -118,7 +117,7 @@ def _subgraph(W: CSRMatrix, nodes: np.ndarray) -> CSRMatrix:
         parts.append((i, nodes[lo:hi] - rows[i]))
     blocks = W.to_delayed()
     pieces = [dask.delayed(_take)(blocks[i], local, nodes) for i, local in parts if len(local)]
-    sub = dask.delayed(_finalize)(pieces)
+    sub = dask.delayed(stack_blocks)(pieces)
     n = len(nodes)
     chunks = auto_row_chunks(n, 0, max(1, -(-n // max(1, W.numblocks))))
     return from_array(da.from_delayed(sub, shape=(n, n), dtype=W.dtype, meta=W._meta), chunks=chunks)

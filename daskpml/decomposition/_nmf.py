@@ -28,9 +28,10 @@ import xarray as xr
 from sklearn.exceptions import ConvergenceWarning
 
 from .. import _checkpoint, _config
+from .._blocks import block_rows, is_small
 from .._progress import ProgressLine
-from ..backend import get_namespace, is_sparse, sparse_meta
-from ..results import ResultDisplay, history as make_history
+from ..backend import get_namespace, is_sparse, nbytes, sparse_meta
+from ..results import HistoryRecorder, ResultDisplay
 from ..runtime import distribute_rows, total_threads
 from ..sparse import CSRMatrix, from_array
 from ..validation import PROTOCOL, Interval, Options, check_array, overflow_guard, validate_params
@@ -71,15 +72,6 @@ class NMFResult(ResultDisplay):
 
 
 # ------------------------------------------------------------------- inputs
-def _rows_for(m: int, nbytes: int) -> tuple[int, ...]:
-    """Row chunks: blocks of about ``decomposition.block-bytes``, a multiple of the thread count."""
-    threads = total_threads()
-    parts = max(1, math.ceil(nbytes / int(_config.get("decomposition.block-bytes"))))
-    parts = min(m, threads * math.ceil(parts / threads))
-    base, extra = divmod(m, parts)
-    return tuple(base + (1 if i < extra else 0) for i in range(parts))
-
-
 def _split_columns(block: Any, lo: int, hi: int) -> Any:
     return block[:, lo:hi].tocsr() if is_sparse(block) else block[:, lo:hi]
 
@@ -97,13 +89,13 @@ def as_grid(A: Any, dtype: Any, layout: str, col_chunks: int | None, k: int) -> 
     elif isinstance(A, da.Array):
         op = A.astype(dtype)
         if is_sparse(op._meta):
-            op = CSRMatrix(op.rechunk({1: -1}).map_blocks(lambda b: b.tocsr(), dtype=dtype))
+            op = from_array(op)
     elif is_sparse(A):
         A = A.tocsr().astype(dtype)
-        op = from_array(A, chunks=_rows_for(A.shape[0], A.data.nbytes + A.indices.nbytes + A.indptr.nbytes))
+        op = from_array(A, chunks=block_rows(A.shape[0], nbytes(A), "decomposition.block-bytes"))
     else:
         A = A.astype(dtype, copy=False)
-        op = distribute_rows(A, _rows_for(A.shape[0], A.nbytes))
+        op = distribute_rows(A, block_rows(A.shape[0], nbytes(A), "decomposition.block-bytes"))
     n = op.shape[1]
     limit = max(1, int(_config.get("decomposition.replicate-bytes")) // (k * np.dtype(dtype).itemsize))
     own_cols = None if isinstance(op, CSRMatrix) else op.chunks[1]
@@ -274,8 +266,10 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
     resume : bool
         Continue from the newest snapshot in ``checkpoint`` (from the start if
         there is none); the result equals an uninterrupted run's.
-    callback : callable(iteration, record) -> bool, optional
-        Called after each iteration with its history row; True stops.
+    callback : callable(record) -> bool, optional
+        Called after each iteration with the history row just appended (``iteration``,
+        ``relative_error``, ``error``, ``violation``, ``time``, ``rounds``, ``bytes``); True stops
+        (W and H stay on the workers during the run: they are the result's).
     progress : bool, optional
         A progress line on the console (default: the ``daskpml.progress`` setting).
 
@@ -349,8 +343,10 @@ def _placement(A: Any) -> Iterator[Any]:
     """Small problems run in this process on dask's synchronous scheduler (in-memory input in one
     block): with tiny blocks, task and round-trip overheads would dominate. ``A`` under
     ``daskpml.decomposition.local-bytes`` that lives on a cluster is gathered first, keeping its
-    blocks."""
-    if _nbytes(A) > int(_config.get("decomposition.local-bytes")):
+    blocks. A CSRMatrix off the CPU and a dask array of sparse blocks (of unknown size) stay where
+    they are."""
+    off_host = isinstance(A, CSRMatrix) and A.backend != "numpy"
+    if off_host or not is_small(nbytes(A), "decomposition.local-bytes"):
         yield A
         return
     if isinstance(A, CSRMatrix):               # gathered, with the same blocks
@@ -363,18 +359,6 @@ def _placement(A: Any) -> Iterator[Any]:
         A = da.from_array(A, chunks=A.shape, name=False)
     with dask.config.set(scheduler="sync"):
         yield A
-
-
-def _nbytes(A: Any) -> int:
-    """Bytes of ``A`` (12 per stored entry when sparse); unknown (huge) for dask arrays of sparse
-    blocks and for CSRMatrix off the CPU, which stay where they are."""
-    if isinstance(A, CSRMatrix):
-        return 12 * int(A.nnz) if A.backend == "numpy" else 2**62
-    if isinstance(A, da.Array) and is_sparse(A._meta):
-        return 2**62
-    if is_sparse(A):
-        return 12 * int(A.nnz)
-    return int(np.prod(A.shape)) * np.dtype(A.dtype).itemsize
 
 
 def _inner(inner_iter: int | str, solver: str, A: Any, k: int) -> tuple[tuple[int, float], tuple[int, float]]:
@@ -422,14 +406,16 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
         rows = snapshot.rows()
         first = snapshot.iteration
         converged = bool(snapshot.state.get("converged", False))
+    recorder = HistoryRecorder(callback=callback, bytes_source="model")
+    recorder.resume(rows)
     t0 = time.perf_counter() - (rows[-1]["time"] if rows else 0.0)
     norm2, cross, quad = engine.start(Wt, H0)
     error = math.sqrt(max(norm2 - 2 * cross + quad, 0.0))
     norm = math.sqrt(norm2) if norm2 > 0 else 1.0
     if snapshot is None:
         stop.start(error)
-        rows.append(dict(relative_error=error / norm, error=error, violation=np.nan,
-                         time=time.perf_counter() - t0, bytes=0))
+        recorder.rows.append(dict(relative_error=error / norm, error=error, violation=np.nan,
+                                  time=time.perf_counter() - t0, rounds=0, bytes=0))
     per_iteration = engine.bytes_per_iteration()
     per_round = _iterations_per_round(grid, k)
     show = ProgressLine(progress)
@@ -441,20 +427,22 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
             t_round = time.perf_counter()
             numbers = engine.advance(count)
             spent = time.perf_counter() - t_round
+            rounds = int(recorder.rows[-1].get("rounds", 0)) if recorder.rows else 0
             for b, (violation, cross, quad) in enumerate(numbers):
                 iteration += 1
                 error = math.sqrt(max(norm2 - 2 * cross + quad, 0.0))
-                record = dict(relative_error=error / norm, error=error, violation=violation,
-                              time=t_round - t0 + spent * (b + 1) / count, bytes=per_iteration)
-                rows.append(record)
+                # one task graph (one round trip) runs ``count`` iterations
+                record_stop = recorder.record(iteration, relative_error=error / norm, error=error,
+                                              violation=violation, time=t_round - t0 + spent * (b + 1) / count,
+                                              rounds=rounds + 1, bytes=per_iteration)
                 show.update(iteration, max_iter, f"nmf ({solver}): iteration {iteration}/{max_iter}  "
                             f"relative error {error / norm:.6g}")
                 converged = stop.done(iteration, violation, error)
                 if cp.due(iteration, converged):
                     Wt_b, H_b, _ = engine.states[b]
-                    cp.save(iteration, blocks={"W": Wt_b, "H": H_b}, history=_checkpoint.history_columns(rows),
+                    cp.save(iteration, blocks={"W": Wt_b, "H": H_b}, history=recorder.columns(),
                             state=dict(stop.state(), converged=converged, h_cols=list(engine.h_cols)))
-                stopped = not converged and callback is not None and bool(callback(iteration, record))
+                stopped = not converged and record_stop
                 if converged or stopped:
                     engine.rewind(b)
                     break
@@ -463,7 +451,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
     if not converged and not stopped and float(tol) > 0:
         warnings.warn(f"nmf ({solver}) reached max_iter={max_iter} before tol={tol:g}; increase max_iter "
                       "or tol.", ConvergenceWarning, stacklevel=2)
-    return _result(engine, grid, rows, iteration, converged, dict(
+    return _result(engine, grid, recorder, iteration, converged, dict(
         solver=solver, init=init, n_components=k, tol=float(tol), max_iter=int(max_iter), layout=(
             "rows" if engine.q == 1 else "grid"), row_blocks=engine.p, col_blocks=engine.q, dtype=str(dtype),
         inner_iter=str(inner_iter), max_inner_w=inner[0][0], max_inner_h=inner[1][0], **attrs))
@@ -485,14 +473,13 @@ def _stack(blocks: list, k: int, sizes: tuple, like: Any) -> da.Array:
                            for b, s in zip(blocks, sizes)], axis=1)
 
 
-def _result(engine: Engine, grid: da.Array, rows: list, n_iter: int, converged: bool, attrs: dict) -> NMFResult:
+def _result(engine: Engine, grid: da.Array, recorder: HistoryRecorder, n_iter: int, converged: bool,
+            attrs: dict) -> NMFResult:
     k = engine.k
     xp, _ = get_namespace(grid)
     like = xp.empty((0, 0), dtype=grid.dtype)
     Wt = _stack(engine.Wt, k, grid.chunks[0], like)
     H = _stack(engine.H, k, engine.h_cols, like)
-    keys = list(rows[0])
-    hist = make_history({key: [r[key] for r in rows] for key in keys},
-                        attrs=dict(attrs, converged=int(converged)))
-    return NMFResult(W=Wt.T, H=H, n_iter=int(n_iter), reconstruction_err=float(rows[-1]["error"]),
+    hist = recorder.to_xarray(attrs=dict(attrs, converged=int(converged)))
+    return NMFResult(W=Wt.T, H=H, n_iter=int(n_iter), reconstruction_err=float(recorder.rows[-1]["error"]),
                      converged=bool(converged), history=hist)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import operator
 import uuid
-from functools import reduce
 from typing import Any
 
 import dask
@@ -39,11 +38,8 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import _config
+from .._blocks import tree_keys
 from . import _nmf_kernels as K
-
-
-def _sum(*parts: Any) -> Any:
-    return reduce(operator.add, parts)
 
 
 def _numbers(firsts: list, crosses: list, WtW: Any, G: Any) -> tuple[float, float, float]:
@@ -95,17 +91,6 @@ class Engine:
 
     def _a(self, i: int, j: int) -> tuple:
         return (self.grid.name, i, j)
-
-    def _tree(self, dsk: dict, name: str, keys: list) -> Any:
-        level = 0
-        while len(keys) > 1:
-            grouped = []
-            for g in range(0, len(keys), self.fan_in):
-                key = (name, level, g)
-                dsk[key] = (_sum, *keys[g:g + self.fan_in])
-                grouped.append(key)
-            keys, level = grouped, level + 1
-        return keys[0]
 
     def _run(self, name: str, dsk: dict, states: list[tuple[list, list, Any]], numbers: list) -> list:
         """Persist the states ``(Wt keys, H keys, G key)`` of each iteration of ``dsk`` and
@@ -160,9 +145,9 @@ class Engine:
                     wtw.append((name, "wtw", i))
             if self.q == 1:
                 self._split_h(dsk, name, i, (name, "wta", i, 0), wta)
-        sums = [self._tree(dsk, f"{name}-wta{j}", wta[j]) for j in range(self.nh)]
+        sums = [tree_keys(dsk, f"{name}-wta{j}", wta[j], self.fan_in) for j in range(self.nh)]
         G, crosses = self._h_terms(dsk, name, h_keys, sums)
-        WtW = self._tree(dsk, f"{name}-wtw", wtw)
+        WtW = tree_keys(dsk, f"{name}-wtw", wtw, self.fan_in)
         dsk[(name, "numbers")] = (_numbers, norms, crosses, WtW, G)
         return self._run(name, dsk, [(wt_keys, h_keys, G)], [(name, "numbers")])[0]
 
@@ -181,7 +166,7 @@ class Engine:
             dsk[(name, "hc", j)] = (operator.getitem, (name, "ht", j), 1)
             grams.append((name, "hg", j))
             crosses.append((name, "hc", j))
-        return self._tree(dsk, f"{name}-g", grams), crosses
+        return tree_keys(dsk, f"{name}-g", grams, self.fan_in), crosses
 
     def advance(self, count: int) -> list[tuple[float, float, float]]:
         """``count`` iterations in one task graph (one round trip); returns, for each,
@@ -220,7 +205,7 @@ class Engine:
                 for j in range(self.q):
                     dsk[(name, "p", i, j)] = (K.data_term, H[j], self._a(i, j))
                     parts.append((name, "p", i, j))
-                R = self._tree(dsk, f"{name}-r{i}", parts)
+                R = tree_keys(dsk, f"{name}-r{i}", parts, self.fan_in)
                 key = (name, "w", i)
                 dsk[key] = (_w_update, Wt[i], R, G_old, self.solver, l1w, l2w, self.inner_w)
                 for part, what in enumerate(("wt", "wtw", "v")):
@@ -231,10 +216,10 @@ class Engine:
                 for j in range(self.q):
                     dsk[(name, "q", i, j)] = (K.left_product, (name, "wt", i), self._a(i, j))
                     wta[j].append((name, "q", i, j))
-        WtW = self._tree(dsk, f"{name}-wtw", wtw)
+        WtW = tree_keys(dsk, f"{name}-wtw", wtw, self.fan_in)
         h_new, sums = [], []
         for j in range(self.nh):
-            sums.append(self._tree(dsk, f"{name}-wta{j}", wta[j]))
+            sums.append(tree_keys(dsk, f"{name}-wta{j}", wta[j], self.fan_in))
             key = (name, "h", j)
             dsk[key] = (K.update_cols, H[j], sums[j], WtW, self.solver, l1h, l2h, self.inner_h)
             dsk[(name, "hn", j)] = (operator.getitem, key, 0)

@@ -27,38 +27,15 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .. import _config
 from ..backend import get_namespace, is_sparse, to_numpy
-from ..linalg import truncated_svd
-from ..runtime import distribute_rows
-from ..sparse import CSRMatrix, from_array
-from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted, overflow_guard
-from ._nmf import _rows_for
+from .._blocks import delayed_rows, reduce_rows
+from ..linalg import centred_gram, gram_block, gram_svd, project_rows, truncated_svd
+from ..sparse import CSRMatrix, as_rows
+from ..validation import Interval, Options, ParamsValidated, check_is_fitted, overflow_guard
 
 Solver = Literal["auto", "tsqr", "covariance_eigh", "randomized"]
 SOLVERS = ("auto", "tsqr", "covariance_eigh", "randomized")
 
 __all__ = ["PCA", "TruncatedSVD"]
-
-
-def as_rows(X: Any, name: str = "X") -> Any:
-    """``X`` validated (finite, 2-D, at least 2 rows) as a dask array chunked along rows only,
-    or as a :class:`CSRMatrix` when sparse."""
-    X = check_array(X, name=name, ensure_min_samples=2)
-    if isinstance(X, CSRMatrix):
-        return X
-    if isinstance(X, da.Array):
-        if is_sparse(X._meta):
-            return CSRMatrix(X.rechunk({1: -1}).map_blocks(lambda b: b.tocsr(), dtype=X.dtype))
-        if not np.issubdtype(X.dtype, np.floating):
-            X = X.astype(np.float64)
-        return X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X
-    if is_sparse(X):
-        X = X.tocsr()
-        if not np.issubdtype(X.dtype, np.floating):
-            X = X.astype(np.float64)
-        return from_array(X, chunks=_rows_for(X.shape[0], X.data.nbytes + X.indices.nbytes + X.indptr.nbytes))
-    if not np.issubdtype(X.dtype, np.floating):
-        X = X.astype(np.float64)
-    return distribute_rows(X, _rows_for(X.shape[0], X.nbytes))
 
 
 def _moments_block(block: Any) -> Any:
@@ -78,11 +55,9 @@ def _projected_moments(block: Any, V: Any) -> Any:
 
 def column_moments(X: Any) -> tuple[Any, Any]:
     """Column means and (n - 1)-normalized variances of row-blocked ``X``, in one pass."""
-    from ..linalg._svd import _blocks, _reduce
-
-    blocks, _ = _blocks(X)
+    blocks, _ = delayed_rows(X)
     m = X.shape[0]
-    sums, squares = _reduce(blocks, _moments_block).compute()
+    sums, squares = reduce_rows(blocks, _moments_block).compute()
     mean = sums / m
     var = (squares - m * mean * mean) / (m - 1)
     xp, _ = get_namespace(var)
@@ -91,11 +66,9 @@ def column_moments(X: Any) -> tuple[Any, Any]:
 
 def _gram_pass(X: Any, k: int, center: bool) -> tuple[Any, Any, Any, Any]:
     """``S``, ``Vt``, the column means and variances from one pass forming ``[X^T X | X^T 1]``."""
-    from ..linalg._svd import _blocks, _gram_block, _reduce, centred_gram, gram_svd
-
-    blocks, _ = _blocks(X)
+    blocks, _ = delayed_rows(X)
     m, n = X.shape
-    both = _reduce(blocks, _gram_block, True).compute()
+    both = reduce_rows(blocks, gram_block, True).compute()
     G, sums = both[:, :n], both[:, n]
     xp, _ = get_namespace(G)
     mean = sums / m
@@ -196,10 +169,8 @@ class _Decomposition(ParamsValidated, TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _projection_variance(X: Any, Vt: Any, m: int) -> Any:
-        from ..linalg._svd import _blocks, _reduce
-
-        blocks, _ = _blocks(X)
-        sums, squares = _reduce(blocks, _projected_moments, Vt.T).compute()
+        blocks, _ = delayed_rows(X)
+        sums, squares = reduce_rows(blocks, _projected_moments, Vt.T).compute()
         mean = sums / m
         return (squares - m * mean * mean) / m
 
@@ -224,11 +195,9 @@ class _Decomposition(ParamsValidated, TransformerMixin, BaseEstimator):
         if rows.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {rows.shape[1]} features, but {type(self).__name__} was fitted with "
                              f"{self.n_features_in_}.")
-        from ..linalg._svd import _blocks, _left
-
-        blocks, chunks = _blocks(rows)
+        blocks, chunks = delayed_rows(rows)
         center = self.mean_.reshape(1, -1) if self._center else None
-        out = _left(blocks, chunks, self.components_.T, self.components_.dtype, center)
+        out = project_rows(blocks, chunks, self.components_.T, self.components_.dtype, center)
         return out.compute() if in_memory else out
 
     def inverse_transform(self, Z: Any) -> Any:

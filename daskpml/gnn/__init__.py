@@ -6,7 +6,7 @@ with halo exchange between partitions through Dask futures.
 >>> model.fit(A, X, labels, train_idx, val_idx).score(test_idx)   # doctest: +SKIP
 """
 
-from ..graph._gnn import GNNResult, train_gnn
+from ..graph import GNNResult, train_gnn
 from ._estimators import GCN, GraphSAGE
 
 __all__ = ["GCN", "GNNResult", "GraphSAGE", "train_gnn"]

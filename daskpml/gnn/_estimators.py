@@ -9,9 +9,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..backend import get_namespace, to_numpy
-from ..graph._gnn import _check_idx, train_gnn
+from ..graph import train_gnn
 from ..graph import GNN_CONSTRAINTS
-from ..validation import ParamsValidated, check_is_fitted
+from ..validation import ParamsValidated, check_indices, check_is_fitted
 
 
 class _PartitionedGNN(ParamsValidated, BaseEstimator):
@@ -59,7 +59,7 @@ class _PartitionedGNN(ParamsValidated, BaseEstimator):
         self.n_features_in_ = int(self.coefs_[0].shape[0])
         self.partitioning_ = result.partitioning
         self.history_ = result.history
-        self.n_epochs_ = int(result.history.sizes["epoch"])
+        self.n_epochs_ = int(result.history.sizes["iteration"])
         labels = labels.compute() if hasattr(labels, "compute") else labels
         self._labels = np.asarray(to_numpy(labels)).astype(np.int64)
         return self
@@ -68,7 +68,7 @@ class _PartitionedGNN(ParamsValidated, BaseEstimator):
         check_is_fitted(self, "proba_")
         if idx is None:
             return slice(None)
-        idx = _check_idx(idx, self.proba_.shape[0], "idx")
+        idx = check_indices(idx, self.proba_.shape[0], "idx")
         xp, _ = get_namespace(self.proba_)
         return xp.asarray(idx)
 

@@ -1,5 +1,6 @@
-"""Similarity graphs of points (k-nearest-neighbour, epsilon-radius, Gaussian affinities),
-Markov clustering of graphs, and GNN training on partitioned graphs.
+"""Points and graphs: similarity graphs of points (k-nearest-neighbour, epsilon-radius, Gaussian
+affinities), k-means (the algorithm behind :class:`daskpml.cluster.KMeans` and the cascade SVM's
+partitioning), Markov clustering of graphs, and GNN training on partitioned graphs.
 
 >>> import numpy as np
 >>> from daskpml.graph import knn_graph
@@ -15,10 +16,12 @@ from typing import Any
 
 _WHERE = {
     "GNNResult": "._gnn", "gcn_operator": "._gnn", "mean_operator": "._gnn", "train_gnn": "._gnn",
-    "MCLResult": "._mcl", "MCL_CONSTRAINTS": "._mcl", "interpret": "._mcl", "mcl": "._mcl",
+    "MCLResult": "._mcl", "Overlap": "._mcl", "MCL_CONSTRAINTS": "._mcl", "interpret": "._mcl", "mcl": "._mcl",
     "GNN_CONSTRAINTS": "._gnn",
+    "KMEANS_CONSTRAINTS": "._kmeans", "KMeansInit": "._kmeans", "assign": "._kmeans", "center_distances": "._kmeans", "inertia": "._kmeans",
+    "kmeans": "._kmeans",
     "epsilon_graph": "._neighbors", "gaussian_graph": "._neighbors", "kneighbors": "._neighbors",
-    "knn_graph": "._neighbors",
+    "knn_graph": "._neighbors", "sq_distances": "._neighbors",
 }
 
 __all__ = sorted(_WHERE)

@@ -46,9 +46,9 @@ from .._random import resolve_seed
 from .._progress import ProgressLine
 from ..backend import backend_name, get_namespace, is_sparse, to_backend, to_numpy
 from ..partition import METHODS, Partitioning, partition_graph
-from ..results import ResultDisplay
+from ..results import HistoryRecorder, ResultDisplay
 from ..runtime import gather_watching
-from ..validation import PROTOCOL, Interval, Options, validate_params
+from ..validation import PROTOCOL, Interval, Options, check_indices, validate_params
 from ._gnn_tasks import _Local, _Spec, adam_step, backward, begin, dropout, forward, pick, reduce_results, release
 
 Model = Literal["gcn", "sage"]
@@ -281,22 +281,6 @@ class GNNResult(ResultDisplay):
     final: dict             # metrics of the final model
 
 
-def _check_idx(idx: Any, n: int, name: str) -> np.ndarray:
-    idx = np.asarray(to_numpy(idx.compute() if hasattr(idx, "compute") else idx))
-    if idx.ndim != 1 or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
-        raise ValueError(f"{name} must be a 1-D array of integer node indices, got dtype {idx.dtype} "
-                         f"and shape {idx.shape}.")
-    idx = idx.astype(np.int64)
-    if idx.size and (idx.min() < -n or idx.max() >= n):
-        bad = idx[(idx < -n) | (idx >= n)]
-        raise ValueError(f"{name} has {bad.size} index(es) out of range for a graph of {n} nodes "
-                         f"(for example {int(bad[0])}); indices must be in [0, {n}).")
-    idx = np.where(idx < 0, idx + n, idx)
-    if np.unique(idx).size != idx.size:
-        raise ValueError(f"{name} repeats node indices; pass each node once.")
-    return idx
-
-
 def validate(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any, *, model: str,
              dtype: Any) -> tuple[sp.csr_matrix, Any, np.ndarray, np.ndarray, np.ndarray, int, str]:
     """Check the inputs of :func:`train_gnn` and bring them to host form (features keep
@@ -322,10 +306,10 @@ def validate(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: An
             raise ValueError(f"labels must be integer class ids 0 .. n_classes-1 (-1 for unlabelled), "
                              f"got dtype {y.dtype}; encode them first, e.g. with sklearn's LabelEncoder.")
         y = y.astype(np.int64)
-    train = _check_idx(train_idx, n, "train_idx")
+    train = check_indices(train_idx, n, "train_idx")
     if train.size == 0:
         raise ValueError("train_idx is empty; give the indices of the labelled training nodes.")
-    val = _check_idx(val_idx if val_idx is not None else np.empty(0, np.int64), n, "val_idx")
+    val = check_indices(val_idx if val_idx is not None else np.empty(0, np.int64), n, "val_idx")
     both = np.intersect1d(train, val)
     if both.size:
         raise ValueError(f"train_idx and val_idx overlap in {both.size} node(s) (for example {int(both[0])}); "
@@ -424,7 +408,9 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     random_state : seed of the weights, of the dropout masks and of the partitioner.
     client : a ``distributed.Client`` (default: the current one, else the embedded local
         cluster), or ``False`` to run every task in this process (:class:`Inline`).
-    callback : ``callback(epoch, record)`` after each epoch; returning True stops.
+    callback : ``callback(record)`` after each epoch, with the history row just appended
+        (``iteration``: the epochs done, ``loss``, ``train_accuracy``, ``val_accuracy``,
+        ``val_loss``, ``time``, ``epoch_time``, ``rounds``, ``bytes``); returning True stops.
     checkpoint, checkpoint_every, resume : a directory for snapshots of the weights and Adam
         moments (O(model), kept on the client by replaying the all-reduced Adam step) and
         the history every ``checkpoint_every`` epochs; ``resume=True`` continues from the
@@ -462,10 +448,13 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
         opt0 = _unpack_opt(snap.arrays, opt0, xp)
     widths = [layer[0].shape[1] for layer in params]
     bytes_epoch = trainer.send_rows * dtype.itemsize * (sum(2 * w for w in widths) + sum(widths))
-    rows: dict[str, list] = {k: [] for k in ("loss", "train_accuracy", "val_accuracy", "val_loss", "epoch_time",
-                                             "bytes_exchanged")}
+    # per epoch: a halo exchange per layer forward and one backward, and the gradients' all-reduce
+    rounds_epoch = 2 * len(widths) + 1
+    recorder = HistoryRecorder(callback=callback, bytes_source="model", attrs={
+        "model": model, "n_parts": n_parts, "partition": partition,
+        "edge_cut_fraction": partitioning.stats.attrs["edge_cut_fraction"]})
     if snap is not None:
-        rows = {k: list(snap.history[k]) for k in rows}
+        recorder.resume(snap.rows())
     opt = opt0
     bar = ProgressLine(progress)
     n_val = max(int(val.size), 1)
@@ -482,21 +471,19 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
             previous = submitted.pop(0)
             grads, m = reduce_results(executor.gather(previous))
             now = time.perf_counter()
-            record = {"loss": m["loss"] / spec.n_train, "train_accuracy": m["train_correct"] / spec.n_train,
-                      "val_accuracy": m["val_correct"] / n_val if val.size else np.nan,
-                      "val_loss": m["val_loss"] / n_val if val.size else np.nan,
-                      "epoch_time": now - last, "bytes_exchanged": bytes_epoch}
-            last = now
-            for k, v in record.items():
-                rows[k].append(v)
-            bar.update(done + 1, epochs, f"epoch {done + 1}/{epochs}  loss {record['loss']:.4f}  "
-                                         f"val acc {record['val_accuracy']:.4f}")
+            loss = m["loss"] / spec.n_train
+            val_accuracy = m["val_correct"] / n_val if val.size else np.nan
             done += 1
+            stop = recorder.record(done, loss=loss, train_accuracy=m["train_correct"] / spec.n_train,
+                                   val_accuracy=val_accuracy, val_loss=m["val_loss"] / n_val if val.size else np.nan,
+                                   epoch_time=now - last, rounds=done * rounds_epoch, bytes=bytes_epoch)
+            last = now
+            bar.update(done, epochs, f"epoch {done}/{epochs}  loss {loss:.4f}  val acc {val_accuracy:.4f}")
             if cp.enabled:                  # the state every partition's next begin task will make
                 opt = adam_step(opt, grads, lr=lr, weight_decay=weight_decay)
                 if cp.due(done, done == epochs):
-                    cp.save(done, arrays=dict(_pack_opt(opt), t=np.asarray(opt["t"])), history=rows)
-            if callback is not None and callback(done - 1, record):
+                    cp.save(done, arrays=dict(_pack_opt(opt), t=np.asarray(opt["t"])), history=recorder.columns())
+            if stop:
                 break
         executor.cancel([f for finals in submitted for f in finals])
         # a resume from the final snapshot runs no epoch: evaluate the snapshot's weights
@@ -507,11 +494,7 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     finally:
         bar.close()
         trainer.close()
-    history = xr.Dataset({k: ("epoch", np.asarray(v, dtype=float)) for k, v in rows.items()},
-                         coords={"epoch": np.arange(len(rows["loss"]))},
-                         attrs={"model": model, "n_parts": n_parts, "partition": partition,
-                                "edge_cut_fraction": partitioning.stats.attrs["edge_cut_fraction"],
-                                "final_train_accuracy": final["train_correct"] / spec.n_train,
-                                "final_val_accuracy": final["val_correct"] / n_val if val.size else np.nan})
+    history = recorder.to_xarray(attrs={"final_train_accuracy": final["train_correct"] / spec.n_train,
+                                        "final_val_accuracy": final["val_correct"] / n_val if val.size else np.nan})
     return GNNResult(params=final_params, proba=proba, history=history, partitioning=partitioning,
                      final=final)

@@ -47,12 +47,13 @@ from dask.delayed import Delayed
 from scipy.sparse.csgraph import connected_components
 
 from .. import _config, results
-from .._checkpoint import Checkpoint, history_columns
+from .._checkpoint import Checkpoint
 from .._progress import ProgressLine
-from ..backend import get_namespace, is_sparse
+from ..backend import get_namespace, is_sparse, to_numpy
 from ..runtime import total_threads
 from ..sparse import CSRMatrix, from_array
-from ..sparse._csr import _even_split, from_block_graph
+from .._blocks import even_split
+from ..sparse import from_block_graph
 from ..validation import PROTOCOL, Interval, Options, check_graph, validate_params
 
 Overlap = Literal["remove", "cut", "keep"]
@@ -70,7 +71,8 @@ class MCLResult(results.ResultDisplay):
     n_iter : iterations run
     converged : whether the chaos fell below ``tol``
     history : Dataset over ``iteration``: nnz, expanded, products, chaos, kept_mass, time,
-        bytes (the iterand) and task_bytes (the largest task's working set)
+        rounds, iterand_bytes (the new iterand's size), bytes (moved: the previous iterand gathered
+        once and sent to every row block, a model) and task_bytes (the largest task's working set)
     limit : the last iterand (SciPy or cupyx CSR, row-stochastic)
     """
 
@@ -128,7 +130,7 @@ def prepare(A: CSRMatrix, *, loop_weight: float = 1.0, dtype: Any = np.float64, 
         n_blocks = max(A.numblocks, 4 * total_threads())
     n_blocks = max(1, min(int(n_blocks), A.shape[0]))
     if A.numblocks != n_blocks:
-        A = A.rechunk(_even_split(A.shape[0], n_blocks))
+        A = A.rechunk(even_split(A.shape[0], n_blocks))
     offsets = A.row_offsets
     name = f"mcl-start-{tokenize(A, loop_weight, np.dtype(dtype).str, sort_rows)}"
     dsk = {(name, i, 0): (_start_block, (A.name, i, 0), int(offsets[i]), float(loop_weight), np.dtype(dtype),
@@ -475,7 +477,9 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
         Names of the nodes (one per row), for the labels.
     dtype : float dtype of the iterands (default: float32, as mcl computes).
     n_blocks : row blocks of the iterand (default: 4 per worker thread).
-    callback : ``callback(iteration, chaos)`` after each iteration; a true return value stops.
+    callback : ``callback(record)`` after each iteration, with the history row just appended
+        (``iteration``, ``chaos``, ``nnz``, ``time``, ``rounds``, ...) and the current iterand
+        under ``matrix`` (a persisted :class:`CSRMatrix`); a true return value stops.
     progress : show a progress line (None: on a terminal, ``daskpml.progress``).
     checkpoint, checkpoint_every, resume : a directory where the iterand's row blocks are
         written (by the tasks that hold them) every ``checkpoint_every`` iterations;
@@ -517,7 +521,7 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
                    int(_config.get("graph.mcl-phase-bytes")))
     R = prepare(A, loop_weight=loop_weight, dtype=dtype, n_blocks=n_blocks, sort_rows=sort_rows).persist()
     inflations = (1.0,) * (expansion - 2) + (float(inflation),)
-    recorder = results.HistoryRecorder(attrs={
+    recorder = results.HistoryRecorder(callback=callback, bytes_source="model", attrs={
         "inflation": float(inflation), "expansion": expansion, "loop_weight": float(loop_weight),
         "prune_threshold": float(prune_threshold), "select": select, "recover": recover,
         "recover_pct": float(recover_pct), "tol": float(tol), "product_tol": float(product_tol),
@@ -534,28 +538,33 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
         recorder.resume(snap.rows())
         n_iter, converged = snap.iteration, bool(snap.state["converged"])
     line = ProgressLine(progress)
+    iterand_bytes = recorder.rows[-1].get("iterand_bytes") if len(recorder) else None
     try:
         while not converged and n_iter < max_iter:
+            if iterand_bytes is None:
+                iterand_bytes = (R.dtype.itemsize + 4) * R.nnz + 8 * (R.shape[0] + R.numblocks)
             n_iter += 1
             R_next, stats = _iteration(R, inflations, rules, compiled, sort_rows)
             R_next, stats = dask.persist(R_next, stats, optimize_graph=False)
             s = stats.compute()
             R = R_next
             chaos = float(s[0])
-            recorder.record(nnz=int(s[5]), expanded=int(s[1]), products=float(s[2]), chaos=chaos,
-                            kept_mass=float(s[3]), bytes=int(s[6]), task_bytes=int(s[7]))
+            stop = recorder.record(n_iter, {"matrix": R}, nnz=int(s[5]), expanded=int(s[1]), products=float(s[2]),
+                                   chaos=chaos, kept_mass=float(s[3]), rounds=n_iter,
+                                   bytes=int(iterand_bytes) * (1 + R.numblocks), iterand_bytes=int(s[6]),
+                                   task_bytes=int(s[7]))
+            iterand_bytes = int(s[6])
             line.update(n_iter, max_iter, f"mcl iteration {n_iter}: chaos {chaos:.3g}, {int(s[5]):,} entries")
             converged = chaos < tol
             if cp.due(n_iter, converged):
                 cp.save(n_iter, blocks={"R": list(R.blocks.to_delayed().ravel())},
-                        history=history_columns(recorder.rows), state={"converged": converged})
-            if converged or (callback is not None and callback(n_iter, chaos)):
+                        history=recorder.columns(), state={"converged": converged})
+            if converged or stop:
                 break
     finally:
         line.close()
     limit = R.compute()
-    host = limit.get() if not isinstance(limit, sp.spmatrix) and hasattr(limit, "get") else limit
-    labels, clusters = interpret(host, overlap)
+    labels, clusters = interpret(to_numpy(limit), overlap)
     return MCLResult(
         labels=results.labels(labels, nodes=nodes, name="cluster", attrs={"n_clusters": len(clusters)}),
         clusters=clusters, n_iter=n_iter, converged=converged, history=recorder.to_xarray(), limit=limit)

@@ -36,32 +36,16 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import _config
-from ..backend import get_namespace, is_sparse, to_numpy
-from ..runtime import distribute_rows
+from .._blocks import as_points
+from ..backend import get_namespace, to_numpy
 from ..sparse import CSRMatrix, from_block_graph
-from ..validation import Interval, Options, check_array, validate_params
+from ..validation import Interval, Options, validate_params
 
 Mode = Literal["connectivity", "distance", "gaussian"]
 MODES = ("connectivity", "distance", "gaussian")
 SYMMETRIZE = ("mean", "max", None)
 #: Entries of one query-slice x reference-block distance matrix.
 SLICE_ENTRIES = 4_000_000
-
-
-def as_points(X: Any, name: str = "X") -> da.Array:
-    """``X`` validated (dense, finite, 2-D) as a dask array chunked along rows only."""
-    if is_sparse(X):
-        raise TypeError(f"{name} is sparse; neighbour graphs need dense points (X.toarray()).")
-    X = check_array(X, accept_sparse=False, name=name)
-    if isinstance(X, da.Array):
-        if len(X.chunks[1]) != 1:
-            raise ValueError(
-                f"{name} is chunked along the features ({len(X.chunks[1])} column chunks); neighbour "
-                f"graphs need whole rows in each block. Use {name}.rechunk({{1: {X.shape[1]}}})."
-            )
-        return X
-    rows = max(1, min(X.shape[0], int(_config.get("graph.block-rows"))))
-    return distribute_rows(X, rows)
 
 
 def _sq_norms(x: Any) -> Any:

@@ -7,9 +7,9 @@
 >>> L = laplacian(W, "sym")                                 # a CSRMatrix
 """
 
-from ._laplacian import KINDS, degrees, laplacian, laplacian_eigsh, probably_symmetric
-from ._lanczos import NoConvergence, default_ncv, eigsh
-from ._svd import randomized_svd, truncated_svd
+from ._laplacian import KINDS, degrees, laplacian, laplacian_eigsh, laplacian_lanczos, probably_symmetric
+from ._lanczos import LanczosResult, NoConvergence, default_ncv, eigsh, lanczos
+from ._svd import centred_gram, gram_block, gram_svd, project_rows, randomized_svd, truncated_svd
 
-__all__ = ["KINDS", "NoConvergence", "default_ncv", "degrees", "eigsh", "laplacian", "laplacian_eigsh",
-           "probably_symmetric", "randomized_svd", "truncated_svd"]
+__all__ = ["KINDS", "LanczosResult", "NoConvergence", "centred_gram", "default_ncv", "degrees", "eigsh", "gram_block", "gram_svd",
+           "lanczos", "laplacian", "laplacian_eigsh", "laplacian_lanczos", "probably_symmetric", "project_rows", "randomized_svd", "truncated_svd"]

@@ -50,7 +50,7 @@ Math. Comp. 30 (1976).
 from __future__ import annotations
 
 import contextlib
-import time
+import os
 import uuid
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -349,16 +349,54 @@ def _order(theta: np.ndarray, which: str) -> np.ndarray:
 EIGSH_CONSTRAINTS = {
     "k": [Interval(Integral, 1, None)], "which": [Options("LA", "SA", "LM")], "ncv": [None, Interval(Integral, 2, None)],
     "tol": [Interval(Real, 0, None)], "maxiter": [None, Interval(Integral, 1, None)], "v0": [None, "array-like"],
-    "return_eigenvectors": ["boolean"], "return_history": ["boolean"], **PROTOCOL}
+    "return_eigenvectors": ["boolean"], **PROTOCOL}
+
+#: keywords eigsh and laplacian_eigsh no longer take
+REMOVED = {"return_history": "the history is on the result of daskpml.linalg.lanczos (or laplacian_lanczos), "
+                             "which eigsh (laplacian_eigsh) unpacks as SciPy does; eigsh returns what "
+                             "scipy.sparse.linalg.eigsh returns."}
 
 
-@validate_params(EIGSH_CONSTRAINTS)
-def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, tol: float = 0.0,
+@dataclass(repr=False)
+class LanczosResult(results.ResultDisplay):
+    """What :func:`lanczos` and :func:`~daskpml.linalg.laplacian_lanczos` return.
+
+    Attributes
+    ----------
+    eigenvalues : numpy.ndarray
+        The ``k`` eigenvalues in ascending order (as SciPy).
+    eigenvectors : dask.array.Array or None
+        Orthonormal eigenvectors (n x k), chunked like the matrix's rows; None when not asked for.
+    history : xarray.Dataset
+        One row per restart cycle: ``matvecs``, ``converged``, ``max_residual``, ``time``,
+        ``rounds``, ``bytes`` (a model: the vectors moved by the products and reductions).
+    n_restarts : int
+    matvecs : int
+        Products with the matrix.
+    """
+
+    eigenvalues: np.ndarray
+    eigenvectors: Any
+    history: Any
+    n_restarts: int
+    matvecs: int
+
+    def unpack(self) -> Any:
+        """``w`` or ``(w, v)``, as :func:`scipy.sparse.linalg.eigsh` returns them."""
+        return self.eigenvalues if self.eigenvectors is None else (self.eigenvalues, self.eigenvectors)
+
+
+@validate_params(EIGSH_CONSTRAINTS, removed=REMOVED)
+def eigsh(A: Any, k: int = 6, *, which: Which = "LM", ncv: int | None = None, tol: float = 0.0,
           maxiter: int | None = None, v0: Any = None, return_eigenvectors: bool = True,
           random_state: Any = None, callback: Callable[[dict], Any] | None = None,
-          return_history: bool = False, checkpoint: Any = None, checkpoint_every: int = 10,
+          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
           resume: bool = False) -> Any:
     """Eigenvalues (and eigenvectors) of a distributed symmetric matrix by thick-restart Lanczos.
+
+    The signature, defaults and return values are :func:`scipy.sparse.linalg.eigsh`'s (without
+    ``M``, ``sigma`` and the inverse operators); :func:`lanczos` takes the same arguments and
+    returns a :class:`LanczosResult` with the history.
 
     Parameters
     ----------
@@ -367,8 +405,8 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
         rechunked to span all columns.
     k : int
         Number of eigenpairs, ``0 < k < n``.
-    which : {"LA", "SA", "LM"}
-        Largest algebraic, smallest algebraic, or largest magnitude.
+    which : {"LM", "LA", "SA"}, default "LM"
+        Largest magnitude (SciPy's default), largest algebraic or smallest algebraic.
     ncv : int, optional
         Basis size, ``k < ncv <= n``; default ``min(n, max(2 k + 1, 20))``.
     tol : float
@@ -384,11 +422,11 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
         Also return the eigenvectors, a dask array (n x k) chunked like ``A``'s rows.
     random_state : int, Generator or None
         Seed of the start vector and of the vectors used after a breakdown.
-    callback : callable, optional
-        Called after every cycle with a dict (``restart``, ``matvecs``,
-        ``converged``, ``residuals``, ``ritz_values``); returning True stops.
-    return_history : bool
-        Also return an xarray history (one row per restart cycle).
+    callback : callable(record) -> bool, optional
+        Called after every restart cycle with the history row just appended (``iteration``: the
+        cycle, ``matvecs``, ``converged``, ``max_residual``, ``time``, ``rounds``, ``bytes``) and
+        the wanted Ritz pairs' ``ritz_values`` and ``residuals``; returning True stops with the
+        current Ritz pairs.
     checkpoint, checkpoint_every, resume :
         A directory for a snapshot every ``checkpoint_every`` restarts: the basis blocks
         (written by the tasks that hold them), the projected matrix and the counters.
@@ -401,7 +439,6 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
         Eigenvalues in ascending order (as SciPy).
     v : dask array (n, k), if ``return_eigenvectors``
         The eigenvectors, orthonormal, same backend as ``A``.
-    history : xarray.Dataset, if ``return_history``
 
     Raises
     ------
@@ -413,8 +450,39 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
     >>> import scipy.sparse as sp
     >>> from daskpml.linalg import eigsh
     >>> A = sp.diags([-1, 2, -1], [-1, 0, 1], shape=(200, 200), format="csr")
-    >>> w = eigsh(A, k=3, which="LA", return_eigenvectors=False)
+    >>> w = eigsh(A, k=3, return_eigenvectors=False)
     >>> bool(abs(w[-1] - (2 + 2 * np.cos(np.pi / 201))) < 1e-10)
+    True
+    """
+    return lanczos(A, k, which=which, ncv=ncv, tol=tol, maxiter=maxiter, v0=v0,
+                   return_eigenvectors=return_eigenvectors, random_state=random_state, callback=callback,
+                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume).unpack()
+
+
+@validate_params(EIGSH_CONSTRAINTS)
+def lanczos(A: Any, k: int = 6, *, which: Which = "LM", ncv: int | None = None, tol: float = 0.0,
+            maxiter: int | None = None, v0: Any = None, return_eigenvectors: bool = True,
+            random_state: Any = None, callback: Callable[[dict], Any] | None = None,
+            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
+            resume: bool = False) -> LanczosResult:
+    """:func:`eigsh` returning a :class:`LanczosResult` (the eigenpairs with the history).
+
+    Parameters
+    ----------
+    A, k, which, ncv, tol, maxiter, v0, return_eigenvectors, random_state, callback, checkpoint, \
+checkpoint_every, resume
+        As :func:`eigsh`.
+
+    Returns
+    -------
+    LanczosResult
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> A = sp.diags([-1, 2, -1], [-1, 0, 1], shape=(200, 200), format="csr")
+    >>> res = lanczos(A, k=3, which="LA", return_eigenvectors=False)
+    >>> res.history.sizes["iteration"] == res.n_restarts + 1
     True
     """
     check_k_ncv(A, k, which, ncv)
@@ -432,15 +500,14 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LA", ncv: int | None = None, to
             "use scipy.sparse.linalg.eigs for a non-symmetric matrix.", "A")
     return solve(RowOperator(blocks), k, which=which, ncv=ncv, tol=tol, maxiter=maxiter, v0=v0,
                  return_eigenvectors=return_eigenvectors, random_state=random_state,
-                 callback=callback, return_history=return_history, checkpoint=checkpoint,
-                 checkpoint_every=checkpoint_every, resume=resume)
+                 callback=callback, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
 
 
 def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = None, tol: float = 0.0,
           maxiter: int | None = None, v0: Any = None, return_eigenvectors: bool = True,
           random_state: Any = None, callback: Callable[[dict], Any] | None = None,
-          return_history: bool = False, tol_shift: float = 0.0, checkpoint: Any = None,
-          checkpoint_every: int = 10, resume: bool = False) -> Any:
+          tol_shift: float = 0.0, checkpoint: Any = None,
+          checkpoint_every: int = 10, resume: bool = False) -> LanczosResult:
     """:func:`eigsh` on a validated :class:`RowOperator`.
 
     ``tol_shift``: measure the relative accuracy against ``|theta - tol_shift|``
@@ -474,12 +541,14 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
                       data={"n": n, "row_chunks": list(row_chunks), "dtype": str(np.dtype(dtype))})
         solver = _Lanczos(op, ncv, seed)
         tol_eff = max(tol, EPS)
-        records: dict[str, list] = {"matvecs": [], "converged": [], "max_residual": [], "time": []}
+        recorder = results.HistoryRecorder(callback=callback, bytes_source="model")
+        # a product sends the vector to every row block and brings the blocks of A x back
+        product_bytes = 8 * n * (blocks.numblocks[0] + 1)
         ckpt.watch(A=blocks)
         snap = ckpt.restore(like=like)
         if snap is None:
             solver.start(v0, like)
-            j, restarts, verified, elapsed = 0, 0, None, 0.0
+            j, restarts, verified = 0, 0, None
         else:                           # the basis after restart number snap.iteration
             solver.basis = list(dask.persist(*snap.blocks["basis"]))
             solver.pieces = list(dask.persist(*snap.blocks["pieces"]))
@@ -488,10 +557,9 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
                 setattr(solver, name, int(snap.state[name]))
             j, restarts = int(snap.state["j"]), snap.iteration
             verified = snap.arrays.get("verified")
-            records = {key: list(snap.history.get(key, [])) for key in records}
-            elapsed = records["time"][-1] if records["time"] else 0.0
-        start_time = time.perf_counter() - elapsed
+            recorder.resume(snap.rows())
         while True:
+            matvecs_before = solver.matvecs
             last, beta = solver.extend(j, ncv)
             m = last
             T = np.triu(solver.H[:m, :m])
@@ -509,13 +577,10 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
             # after a verification restart: stop once converged again to the same values
             settled = done.all() and verified is not None and bool(
                 np.abs(values - verified).max() <= max(10 * bound[wanted].max(), 100 * EPS * anorm))
-            records["matvecs"].append(solver.matvecs)
-            records["converged"].append(int(done.sum()))
-            records["max_residual"].append(float(residual[wanted].max()))
-            records["time"].append(time.perf_counter() - start_time)
-            info = {"restart": restarts, "matvecs": solver.matvecs, "converged": int(done.sum()),
-                    "residuals": residual[wanted], "ritz_values": theta[wanted]}
-            stop = bool(callback(info)) if callback is not None else False
+            stop = recorder.record(restarts, {"ritz_values": theta[wanted], "residuals": residual[wanted]},
+                                   matvecs=solver.matvecs, converged=int(done.sum()),
+                                   max_residual=float(residual[wanted].max()), rounds=solver.rounds,
+                                   bytes=product_bytes * (solver.matvecs - matvecs_before))
             if (done.all() and settled) or m == n or stop:
                 break
             if restarts >= maxiter:
@@ -537,19 +602,16 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
             restarts += 1
             if ckpt.due(restarts):
                 ckpt.save(restarts, arrays={"H": solver.H, **({} if verified is None else {"verified": verified})},
-                          blocks={"basis": solver.basis, "pieces": solver.pieces}, history=records,
+                          blocks={"basis": solver.basis, "pieces": solver.pieces}, history=recorder.columns(),
                           state={"j": j, "matvecs": solver.matvecs, "rounds": solver.rounds,
                                  "counter": solver.counter})
         sel = wanted[np.argsort(theta[wanted], kind="stable")]
-        w = theta[sel]
-        out: list = [w]
-        if return_eigenvectors:
-            out.append(solver.vectors(m, Y[:, sel], xp.empty((0, 0), dtype)).rechunk({0: row_chunks}))
-        if return_history:
-            out.append(results.history(records, attrs={
-                "k": k, "which": which, "ncv": ncv, "tol": tol, "restarts": restarts,
-                "matvecs": solver.matvecs, "rounds": solver.rounds}))
-        return out[0] if len(out) == 1 else tuple(out)
+        vectors = solver.vectors(m, Y[:, sel], xp.empty((0, 0), dtype)).rechunk({0: row_chunks}) \
+            if return_eigenvectors else None
+        history = recorder.to_xarray(attrs={"k": k, "which": which, "ncv": ncv, "tol": tol, "restarts": restarts,
+                                            "matvecs": solver.matvecs, "rounds": solver.rounds})
+        return LanczosResult(eigenvalues=theta[sel], eigenvectors=vectors, history=history,
+                             n_restarts=int(restarts), matvecs=int(solver.matvecs))
 
 
 @contextlib.contextmanager

@@ -19,17 +19,17 @@ by a zero degree.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import os
+from typing import Any, Callable, Literal
 
 import dask
 import dask.array as da
 import numpy as np
 
 from ..backend import get_namespace
-from ..sparse import CSRMatrix, from_array
-from ..sparse._csr import row_indices
+from ..sparse import CSRMatrix, from_array, row_indices
 from ..validation import NotSymmetricError, Options, check_graph, validate_params
-from ._lanczos import EIGSH_CONSTRAINTS, RowOperator, check_k_ncv, probably_symmetric, solve
+from ._lanczos import EIGSH_CONSTRAINTS, REMOVED, LanczosResult, RowOperator, check_k_ncv, probably_symmetric, solve
 
 Kind = Literal["unnormalized", "sym", "rw"]
 KINDS = ("unnormalized", "sym", "rw")
@@ -162,13 +162,46 @@ def _add_diagonal(W: CSRMatrix, diag: da.Array, scale: float) -> CSRMatrix:
                                          meta=W._meta.astype(dtype)))
 
 
-@validate_params({**EIGSH_CONSTRAINTS, "kind": [Options(*KINDS)]})
+@validate_params({**EIGSH_CONSTRAINTS, "kind": [Options(*KINDS)]}, removed=REMOVED)
 def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0, ncv: int | None = None,
                     maxiter: int | None = None, v0: Any = None, random_state: Any = None,
-                    return_eigenvectors: bool = True, return_history: bool = False, checkpoint: Any = None,
-                    checkpoint_every: int = 10, resume: bool = False) -> Any:
+                    return_eigenvectors: bool = True, callback: Callable | None = None,
+                    checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
+                    resume: bool = False) -> Any:
     """The ``k`` smallest eigenpairs of a graph Laplacian, through a spectral transformation.
 
+    Returns ``w`` (ascending) or ``(w, v)``, as :func:`eigsh`; :func:`laplacian_lanczos` takes the
+    same arguments and returns a :class:`LanczosResult` with the history.
+
+    Parameters
+    ----------
+    W : CSRMatrix, dask array, SciPy sparse matrix or array, shape (n, n)
+        The symmetric, non-negative adjacency (weight) matrix of the graph.
+    k : int
+        Number of eigenpairs.
+    kind : {"sym", "rw", "unnormalized"}
+        Which Laplacian (see :func:`laplacian`).
+    tol, ncv, maxiter, v0, random_state, return_eigenvectors, callback, checkpoint, \
+checkpoint_every, resume
+        As :func:`eigsh`; ``tol`` is relative to the Laplacian's eigenvalues.
+
+    Returns
+    -------
+    w : numpy.ndarray
+        The ``k`` smallest eigenvalues of the Laplacian, ascending.
+    v : dask.array.Array, if ``return_eigenvectors``
+        Their eigenvectors (n x k).
+
+    Examples
+    --------
+    >>> from daskpml.datasets import make_sbm
+    >>> W, _ = make_sbm(300, 3, in_degree=10, out_degree=1, random_state=0)
+    >>> w = laplacian_eigsh(W, 3, return_eigenvectors=False, tol=1e-8)
+    >>> bool(abs(w[0]) < 1e-8)
+    True
+
+    Notes
+    -----
     Lanczos converges fastest to the extreme eigenvalues, and a relative
     tolerance means nothing for the eigenvalue 0. So instead of ``which="SA"``
     on ``L`` this computes the largest eigenpairs of
@@ -184,9 +217,39 @@ def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0,
     ``L`` is 0; ``E`` has a 1 there). ``tol`` is relative to ``lambda`` (the
     Laplacian's eigenvalue), as ARPACK's would be on ``L`` itself.
 
-    Returns eigenvalues in ascending order, then eigenvectors (dask array
-    n x k) if asked, then the history if asked (see :func:`eigsh`, also for ``checkpoint``,
-    ``checkpoint_every`` and ``resume``: snapshots of the Lanczos basis at restarts).
+    Checkpoints are snapshots of the Lanczos basis at restarts, as :func:`eigsh`'s.
+    """
+    return laplacian_lanczos(W, k, kind=kind, tol=tol, ncv=ncv, maxiter=maxiter, v0=v0, random_state=random_state,
+                             return_eigenvectors=return_eigenvectors, callback=callback, checkpoint=checkpoint,
+                             checkpoint_every=checkpoint_every, resume=resume).unpack()
+
+
+@validate_params({**EIGSH_CONSTRAINTS, "kind": [Options(*KINDS)]})
+def laplacian_lanczos(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0, ncv: int | None = None,
+                      maxiter: int | None = None, v0: Any = None, random_state: Any = None,
+                      return_eigenvectors: bool = True, callback: Callable | None = None,
+                      checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
+                      resume: bool = False) -> LanczosResult:
+    """:func:`laplacian_eigsh` returning a :class:`LanczosResult` (the eigenpairs and the history;
+    the eigenvalues are the Laplacian's, the history's Ritz values the transformed operator's).
+
+    Parameters
+    ----------
+    W, k, kind, tol, ncv, maxiter, v0, random_state, return_eigenvectors, callback, checkpoint, \
+checkpoint_every, resume
+        As :func:`laplacian_eigsh`.
+
+    Returns
+    -------
+    LanczosResult
+
+    Examples
+    --------
+    >>> from daskpml.datasets import make_sbm
+    >>> W, _ = make_sbm(300, 3, in_degree=10, out_degree=1, random_state=0)
+    >>> res = laplacian_lanczos(W, 3, tol=1e-8)
+    >>> res.eigenvectors.shape
+    (300, 3)
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -200,19 +263,17 @@ def laplacian_eigsh(W: Any, k: int = 6, *, kind: Kind = "sym", tol: float = 0.0,
         shift = 1.0
         op = RowOperator(W.blocks, scale=d.map_blocks(_degree_power, -0.5),
                          diag=d.map_blocks(_isolated) if n_isolated else None)
-    out = solve(op, k, which="LA", tol=tol, ncv=ncv, maxiter=maxiter, v0=v0, random_state=random_state,
-                return_eigenvectors=return_eigenvectors, return_history=return_history, tol_shift=shift,
+    res = solve(op, k, which="LA", tol=tol, ncv=ncv, maxiter=maxiter, v0=v0, random_state=random_state,
+                return_eigenvectors=return_eigenvectors, callback=callback, tol_shift=shift,
                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
-    out = list(out) if isinstance(out, tuple) else [out]
-    theta = out[0]
+    theta = res.eigenvalues
     order = np.argsort(shift - theta, kind="stable")
-    out[0] = (shift - theta)[order]
+    res.eigenvalues = (shift - theta)[order]
     if return_eigenvectors:
-        vecs = out[1][:, order]
-        if kind == "rw":
-            vecs = _rw_vectors(vecs, d)
-        out[1] = vecs
-    return out[0] if len(out) == 1 else tuple(out)
+        vecs = res.eigenvectors[:, order]
+        res.eigenvectors = _rw_vectors(vecs, d) if kind == "rw" else vecs
+    res.history.attrs.update(kind=kind, shift=shift)
+    return res
 
 
 def _isolated(d: Any) -> Any:

@@ -31,17 +31,8 @@ import numpy as np
 from .. import _config
 from ..backend import get_namespace, is_sparse
 from .._random import resolve_seed
-from ..optim._objective import tree_sum
-from ..sparse import CSRMatrix
+from .._blocks import delayed_rows, reduce_rows
 from ..validation import Interval, Options, validate_params
-
-
-def _blocks(A: Any) -> tuple[list, tuple]:
-    """Delayed row blocks of ``A`` and their row counts."""
-    if isinstance(A, CSRMatrix):
-        return list(A.blocks.to_delayed()[:, 0]), A.row_chunks
-    A = A.rechunk({1: -1}) if len(A.chunks[1]) > 1 else A
-    return list(A.to_delayed()[:, 0]), A.chunks[0]
 
 
 def _t_product(block: Any, Y: Any) -> Any:
@@ -62,7 +53,7 @@ def _t_centered(block: Any, Y: Any, center: Any) -> Any:
     return out if center is None else out - xp.outer(center, Y.sum(axis=0))
 
 
-def _gram_block(block: Any, with_sums: bool = False) -> Any:
+def gram_block(block: Any, with_sums: bool = False) -> Any:
     """``A_i^T A_i``, or ``[A_i^T A_i | A_i^T 1]``: the column sums let the caller centre it. (An
     overflow leaves inf in ``G``, which the caller reports, not a warning in a worker's log.)"""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -122,13 +113,9 @@ def _tsqr_r(blocks: list, center: Any, split_every: int = 8) -> Any:
     return parts[0]
 
 
-def _reduce(blocks: list, func: Any, *args: Any) -> Any:
-    parts = [dask.delayed(func, pure=True)(b, *args) for b in blocks]
-    root, _ = tree_sum(parts)
-    return root
-
-
-def _left(blocks: list, rows: tuple, M: Any, dtype: Any, center: Any = None) -> da.Array:
+def project_rows(blocks: list, rows: tuple, M: Any, dtype: Any, center: Any = None) -> da.Array:
+    """``(A - center) @ M`` as a dask array, one block per delayed row block of ``A``
+    (:func:`daskpml._blocks.delayed_rows`); ``center`` (1 x n) is subtracted without densifying."""
     xp, _ = get_namespace(M)
     meta = xp.empty((0, 0), dtype=dtype)
     pieces = [da.from_delayed(dask.delayed(_left_block, pure=True)(b, M, center), shape=(r, M.shape[1]),
@@ -189,13 +176,13 @@ def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", 
         raise ValueError(f"method must be 'auto', 'gram', 'tsqr' or 'randomized', got {method!r}.")
     if method == "auto":
         method = "gram" if n <= int(_config.get("linalg.gram-columns")) else "randomized"
-    blocks, rows = _blocks(A)
+    blocks, rows = delayed_rows(A)
     xp, _ = get_namespace(A)
     if center is not None:
         center = xp.asarray(center, dtype=A.dtype).reshape(1, -1)
 
     def left(M: Any) -> Any:
-        return _left(blocks, rows, M, A.dtype, center).persist() if compute_u else None
+        return project_rows(blocks, rows, M, A.dtype, center).persist() if compute_u else None
 
     def from_right(S: Any, V: Any) -> Any:       # U = A V S^-1, with 0 for null directions
         inv = xp.where(S > S[0] * np.finfo(S.dtype).eps * n, 1 / xp.where(S > 0, S, 1), 0)
@@ -207,7 +194,7 @@ def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", 
         S, Vt = S[:k], Vt[:k]
         return from_right(S, Vt.T), S, Vt
     if method == "gram":
-        G = _reduce(blocks, _gram_block, center is not None).compute()
+        G = reduce_rows(blocks, gram_block, center is not None).compute()
         if center is not None:
             G = centred_gram(G[:, :n], G[:, n], center.ravel(), m)
         S, V = gram_svd(G, k)
@@ -218,8 +205,8 @@ def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", 
     rng = np.random.default_rng(resolve_seed(random_state))
     Z = xp.asarray(rng.standard_normal((n, width)).astype(A.dtype, copy=False))
     for _ in range(int(n_iter)):
-        Z, _ = xp.linalg.qr(_reduce(blocks, _power_block, Z, center).compute())
-    both = _reduce(blocks, _final_block, Z, center).compute()
+        Z, _ = xp.linalg.qr(reduce_rows(blocks, _power_block, Z, center).compute())
+    both = reduce_rows(blocks, _final_block, Z, center).compute()
     YtY, YtA = both[:, :width], both[:, width:]
     R = _cholesky_upper(YtY)
     B = xp.linalg.solve(R.T, YtA)                     # Q^T A with Q = Y R^-1

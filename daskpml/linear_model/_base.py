@@ -19,8 +19,7 @@ from sklearn.utils.validation import validate_data
 
 from .._checkpoint import Checkpoint
 from ..backend import get_namespace
-from ..optim import fit_linear
-from ..optim._registry import ASYNC_SOLVERS, SOLVERS
+from ..optim import ASYNC_SOLVERS, SOLVERS, fit_linear, shotgun
 from ..sparse import CSRMatrix
 from ..validation import Interval, ParamsValidated, check_array, check_is_fitted, check_X_y
 
@@ -151,8 +150,6 @@ class LinearModelBase(ParamsValidated, BaseEstimator):
         return 0.5
 
     def _fit_shotgun(self, X: Any, y: Any, checkpoint: Checkpoint | None = None) -> None:
-        from ..optim._shotgun import shotgun
-
         options = dict(self.solver_kwargs or {})
         unknown = set(options) - {"n_parallel", "n_blocks", "callback", "progress"}
         if unknown:

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
-from ..backend import get_namespace
+from ..backend import get_namespace, to_numpy
 from ..optim import Logistic, Multinomial
 from ..validation import Interval, Options
 from ._base import LinearModelBase, _is_lazy
@@ -74,11 +74,11 @@ class _Classifier(ClassifierMixin, LinearModelBase):
         classes = self.classes_
         if _is_lazy(scores):
             if scores.ndim == 1:
-                return scores.map_blocks(lambda s: classes[(np.asarray(_host(s)) > 0).astype(int)],
+                return scores.map_blocks(lambda s: classes[(np.asarray(to_numpy(s)) > 0).astype(int)],
                                          dtype=classes.dtype)
-            return scores.map_blocks(lambda s: classes[np.asarray(_host(s)).argmax(axis=1)], drop_axis=1,
+            return scores.map_blocks(lambda s: classes[np.asarray(to_numpy(s)).argmax(axis=1)], drop_axis=1,
                                      dtype=classes.dtype)
-        s = _host(scores)
+        s = np.asarray(to_numpy(scores))
         return classes[(s > 0).astype(int)] if s.ndim == 1 else classes[s.argmax(axis=1)]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
@@ -87,10 +87,6 @@ class _Classifier(ClassifierMixin, LinearModelBase):
             return super().score(X, y, sample_weight=sample_weight)
         pred = self.predict(X)
         return float((pred == y).mean().compute())
-
-
-def _host(a: Any) -> np.ndarray:
-    return np.asarray(a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else a)
 
 
 class LogisticRegression(_Classifier):

@@ -13,31 +13,22 @@ import dask.array as da
 import numpy as np
 
 from .. import _config
+from .._blocks import as_row_chunks, check_row_chunked, is_small
 from .._checkpoint import Checkpoint
-from ..backend import get_namespace, is_sparse
+from ..backend import get_namespace, is_sparse, nbytes
 from ..runtime import current_client, distribute_rows, total_threads, worker_errors
 from ..validation import PROTOCOL, Interval, Options, check_params, validate_params
 from ._families import Family, Penalty, get_family, get_penalty
-from ._objective import Layout, Objective, as_row_chunks, pack, row_chunked
+from ._objective import Layout, Objective, pack
 from ._registry import checkpointing_solvers, get_solver, needs_cluster
 from ._run import OptimizeResult
-
-#: In-memory inputs smaller than this run without dask (one local chunk).
-SMALL_BYTES = 16 * 2**20
-
-
-def _nbytes(X: Any) -> int:
-    if is_sparse(X):
-        return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
-    return int(np.prod(X.shape)) * np.dtype(X.dtype).itemsize
-
 
 def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True,
             distribute: bool = False) -> tuple[Any, Any]:
     """Row-chunked, persisted ``(X, y)`` for the distributed objective, or the
     in-memory arrays themselves when they are small.
 
-    Rule for ``chunks="auto"``: in-memory input under 16 MiB stays in memory (no
+    Rule for ``chunks="auto"``: in-memory input up to ``daskpml.optim.local-bytes`` (16 MiB) stays in memory (no
     scheduler overhead); larger input is split into one row chunk per worker thread.
     Dask input keeps its row chunks (it must have a single feature chunk). Persisting
     happens here, once: the only full pass before the solver's own rounds.
@@ -49,16 +40,16 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True,
     if isinstance(X, CSRMatrix):
         y = as_row_chunks(y, X.row_chunks)
     elif isinstance(X, da.Array):
-        row_chunked(X)
+        check_row_chunked(X)
         if is_sparse(X):                   # a dask array of sparse blocks
-            X = CSRMatrix(X.rechunk({1: X.shape[1]}).map_blocks(lambda b: b.tocsr(), dtype=X.dtype))
+            X = from_array(X)
         y = as_row_chunks(y, X.chunks[0])
     else:
         n = X.shape[0]
         if chunks == "auto" and distribute:
             chunks = math.ceil(n / max(1, len(current_client().nthreads())))
         elif chunks == "auto":
-            if _nbytes(X) < SMALL_BYTES:
+            if is_small(nbytes(X), "optim.local-bytes"):
                 return X, (y.compute() if hasattr(y, "compute") else y)
             chunks = math.ceil(n / total_threads())
         if isinstance(y, da.Array):

@@ -69,7 +69,8 @@ from distributed import as_completed, futures_of, get_worker, wait
 from .._checkpoint import Checkpoint
 from .._random import resolve_seed
 from ..runtime import current_client
-from ._objective import Objective, Spec, _sum, chunk_loss_grad, chunk_losses
+from .._blocks import add
+from ._objective import Objective, Spec, chunk_loss_grad, chunk_losses
 from ._run import OptimizeResult, Run
 from ._stochastic import Schedule, _Stopper, _take, batch_rows, learning_rate, slowdown, straggle
 
@@ -323,7 +324,7 @@ class Engine:
         return stop
 
     def sample(self, theta: np.ndarray) -> None:
-        index = len(self.run._rows) - 1
+        index = self.run.n_rows - 1
         theta = np.array(theta, dtype=np.float64)
         if self.online:
             self.monitors[self._losses(theta[None, :])] = (index, theta)
@@ -335,7 +336,7 @@ class Engine:
         spec = self.objective.spec
         parts = [self.client.submit(chunk_losses, X, y, thetas, spec.family, spec.layout, pure=False)
                  for X, y in self.blocks]
-        return self.client.submit(_sum, *parts, pure=False)
+        return self.client.submit(add, *parts, pure=False)
 
     def _full(self, sums: np.ndarray, thetas: np.ndarray) -> np.ndarray:
         obj = self.objective
@@ -391,9 +392,9 @@ class Engine:
         """The result: objective samples evaluated, lost work counted, per-worker totals
         (``totals`` adds solver-specific ones)."""
         theta = np.array(theta, dtype=np.float64)
-        if not self.run._rows:                    # stopped before the first update
+        if not self.run.n_rows:                    # stopped before the first update
             self.run.record(0, theta, math.nan, math.nan, update_worker=-1, version=0, staleness=0, rows=0)
-        last = len(self.run._rows) - 1
+        last = self.run.n_rows - 1
         if not any(i == last for i, _ in self.snapshots) and not any(i == last for i, _ in self.monitors.values()):
             self.snapshots.append((last, theta))
         self._save(final=True)

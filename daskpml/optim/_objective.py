@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask
-import dask.array as da
 import numpy as np
 from dask import delayed
 
 from .. import _config
+from .._blocks import tree_sum
 from ..backend import get_namespace, is_sparse, to_numpy
-from ..runtime import distribute_rows
 from ._families import Family, Penalty
 
 
@@ -160,24 +159,6 @@ def chunk_losses(X: Any, y: Any, thetas: np.ndarray, family: Family, layout: Lay
         for k in range(len(thetas)):
             out[k] += float(family.loss(Z[:, k:k + 1], yb))
     return out
-
-
-def _sum(*parts: np.ndarray) -> np.ndarray:
-    total = parts[0].copy()
-    for p in parts[1:]:
-        total += p
-    return total
-
-
-def tree_sum(parts: list, split_every: int | None = None) -> tuple[Any, int]:
-    """Sum delayed vectors up a tree of fan-in ``split_every``; returns the root and the
-    number of tree edges (messages between tasks, the root's delivery excluded)."""
-    split_every = max(2, int(split_every or _config.get("optim.split-every")))
-    edges = 0
-    while len(parts) > 1:
-        edges += len(parts)
-        parts = [delayed(_sum, pure=True)(*parts[i:i + split_every]) for i in range(0, len(parts), split_every)]
-    return parts[0], edges
 
 
 @dataclass
@@ -320,21 +301,3 @@ class Objective:
     def total(self, f_smooth: float, theta: np.ndarray) -> float:
         """Full objective from its smooth part (adds the L1 part of the penalty)."""
         return f_smooth + self.lam * self.penalty.l1 * float(np.abs(self._coef(theta)).sum())
-
-
-def row_chunked(X: Any, name: str = "X") -> Any:
-    """Refuse dask input chunked along features, with the fix."""
-    chunks = getattr(X, "chunks", None)
-    if hasattr(X, "__dask_graph__") and chunks is not None and len(chunks) == 2 and len(chunks[1]) > 1:
-        raise ValueError(
-            f"{name} is chunked along the feature axis ({len(chunks[1])} column chunks); the solvers "
-            f"need whole rows per chunk. Use {name}.rechunk({{1: {name}.shape[1]}})."
-        )
-    return X
-
-
-def as_row_chunks(y: Any, chunks: tuple) -> Any:
-    """``y`` as a dask array with the row chunks of ``X``."""
-    if isinstance(y, da.Array):
-        return y.rechunk((chunks,)) if y.chunks[0] != chunks else y
-    return distribute_rows(y, chunks)

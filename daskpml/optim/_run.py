@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -13,9 +11,9 @@ import numpy as np
 import xarray as xr
 from sklearn.exceptions import ConvergenceWarning
 
-from .._checkpoint import Checkpoint, Snapshot, history_columns
+from .._checkpoint import Checkpoint, Snapshot
 from .._progress import ProgressLine
-from ..results import ResultDisplay, history
+from ..results import HistoryRecorder, ResultDisplay
 
 
 @dataclass(repr=False)
@@ -49,8 +47,10 @@ class OptimizeResult(ResultDisplay):
 
 
 class Run:
-    """Records one iteration at a time, prints a progress line on a terminal, calls
-    ``callback(iteration, theta, record)`` (returning ``True`` stops the solver)."""
+    """Records one iteration at a time (through the one :class:`~daskpml.results.HistoryRecorder`),
+    prints a progress line on a terminal and calls ``callback(record)``: the history row just
+    appended, with ``iteration`` and ``theta`` (the packed parameters ``[W.ravel(), b]``);
+    returning True stops the solver."""
 
     def __init__(self, solver: str, objective: Any, *, max_iter: int, tol: float,
                  callback: Callable | None = None, progress: bool | None = None,
@@ -60,12 +60,8 @@ class Run:
             raise ValueError(f"max_iter must be at least 1, got {max_iter}.")
         if not self.tol >= 0:
             raise ValueError(f"tol must be non-negative, got {tol}.")
-        self.callback = callback
         self.progress = ProgressLine(progress)
-        self._start = time.perf_counter()
-        self._paused = 0.0
-        self._rows: list[dict] = []
-        self._per_worker: list[dict] = []
+        self.recorder = HistoryRecorder(callback=callback, bytes_source="model")
         self.workers: list | None = None
         self.worker_totals: dict[str, Any] = {}     # one value per worker for the whole run
         self.attrs = dict({
@@ -74,7 +70,6 @@ class Run:
             "max_iter": self.max_iter, "n_samples": objective.n_samples, "n_chunks": objective.n_chunks,
             "n_params": objective.layout.size, "param_bytes": 8 * objective.layout.size}, **attrs)
         self._bytes = objective.comm.bytes
-        self.stopped = False
         self.checkpoint = checkpoint
         self.snapshot = self._restore()
 
@@ -96,13 +91,10 @@ class Run:
         snap = cp.restore()
         if snap is None:
             return None
-        self._rows = snap.rows()
+        rows = snap.rows()
         names = [k[len("per_worker/"):] for k in snap.arrays if k.startswith("per_worker/")]
-        if names:
-            stacked = {k: snap.arrays["per_worker/" + k] for k in names}
-            self._per_worker = [{k: stacked[k][i] for k in names} for i in range(len(self._rows))]
-        if self._rows:
-            self._start -= float(self._rows[-1].get("time", 0.0))
+        stacked = {k: snap.arrays["per_worker/" + k] for k in names}
+        self.recorder.resume(rows, [{k: stacked[k][i] for k in names} for i in range(len(rows))] if names else ())
         obj.comm.rounds = int(snap.state.get("rounds", obj.comm.rounds))
         obj.comm.bytes = int(snap.state.get("bytes", obj.comm.bytes))
         self._bytes = obj.comm.bytes
@@ -115,29 +107,39 @@ class Run:
         if cp is None or not cp.due(iteration, final):
             return
         arrays = dict(arrays or {})
-        if self._per_worker and len(self._per_worker) == len(self._rows):
-            for k in self._per_worker[0]:
-                arrays["per_worker/" + k] = np.stack([r[k] for r in self._per_worker])
-        cp.save(iteration, arrays=arrays, history=history_columns(self._rows),
+        per_worker = self.recorder.per_worker_rows
+        if per_worker and len(per_worker) == len(self.recorder):
+            for k in per_worker[0]:
+                arrays["per_worker/" + k] = np.stack([r[k] for r in per_worker])
+        cp.save(iteration, arrays=arrays, history=self.recorder.columns(),
                 state=dict(state, rounds=self.objective.comm.rounds, bytes=self.objective.comm.bytes))
 
     def elapsed(self) -> float:
         """Solver time so far: wall time less the time spent in :meth:`paused` blocks."""
-        return time.perf_counter() - self._start - self._paused
+        return self.recorder.elapsed()
 
-    @contextlib.contextmanager
     def paused(self) -> Any:
         """Keep the enclosed monitoring work (the full objective of the stochastic
         solvers) out of the ``time`` column."""
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._paused += time.perf_counter() - t0
+        return self.recorder.paused()
 
     def fill(self, index: int, **values: Any) -> None:
         """Set values of an earlier row (objective samples evaluated after the fact)."""
-        self._rows[index].update(values)
+        self.recorder.fill(index, **values)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows recorded so far."""
+        return len(self.recorder)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the callback (or ``max_time``, or Ctrl-C) stopped the run."""
+        return self.recorder.stopped
+
+    @stopped.setter
+    def stopped(self, value: bool) -> None:
+        self.recorder.stopped = bool(value)
 
     def record(self, iteration: int, theta: np.ndarray, objective: float, grad_norm: float, *,
                per_worker: dict | None = None, **extra: Any) -> bool:
@@ -147,15 +149,10 @@ class Run:
                    time=self.elapsed(), rounds=comm.rounds,
                    bytes=comm.bytes - self._bytes, **extra)
         self._bytes = comm.bytes
-        self._rows.append(row)
-        if per_worker:
-            self._per_worker.append({k: np.asarray(v) for k, v in per_worker.items()})
         if not math.isnan(row["objective"]):
             self.progress.update(iteration, self.max_iter, f"{self.solver}: iteration {iteration}/{self.max_iter}  "
                                  f"objective {objective:.6g}  |grad| {grad_norm:.3g}")
-        if self.callback is not None and self.callback(iteration, theta, row):
-            self.stopped = True
-        return self.stopped
+        return self.recorder.record(iteration, {"theta": theta}, per_worker=per_worker, **row)
 
     def finish(self, theta: np.ndarray, n_iter: int, converged: bool, message: str = "",
                status: str | None = None) -> OptimizeResult:
@@ -175,14 +172,7 @@ class Run:
             warnings.warn(f"{self.solver} did not converge: {message}. {fix}.", ConvergenceWarning, stacklevel=3)
         self.attrs.update(converged=int(converged), message=message or "converged", status=status,
                           total_rounds=self.objective.comm.rounds, total_bytes=self.objective.comm.bytes)
-        keys: list[str] = []
-        for row in self._rows:
-            keys += [k for k in row if k not in keys]
-        records = {k: [row.get(k, np.nan) for row in self._rows] for k in keys}
-        per_worker = None
-        if self._per_worker and len(self._per_worker) == len(self._rows):
-            per_worker = {k: np.stack([r[k] for r in self._per_worker]) for k in self._per_worker[0]}
-        hist = history(records, per_worker=per_worker, workers=self.workers, attrs=self.attrs)
+        hist = self.recorder.to_xarray(workers=self.workers, attrs=self.attrs)
         for key, value in self.worker_totals.items():
             hist[key] = ("worker", np.asarray(value))
         if self.worker_totals and "worker" not in hist.coords:

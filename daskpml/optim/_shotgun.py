@@ -38,7 +38,6 @@ coefficients, norms, the largest change) reach the client.
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -49,12 +48,12 @@ import dask.array as da
 import numpy as np
 
 from .._checkpoint import Checkpoint
+from .._blocks import add, is_small
 from .._progress import ProgressLine
 from .._random import resolve_seed
-from ..backend import get_namespace, is_sparse
-from ..results import ResultDisplay, history as make_history
-from .. import _config
-from ..runtime import current_client, nbytes, scatter_client, total_threads
+from ..backend import get_namespace, is_sparse, nbytes, to_numpy
+from ..results import HistoryRecorder, ResultDisplay
+from ..runtime import current_client, scatter_client, total_threads
 from ..validation import PROTOCOL, Interval, Options, validate_params
 
 
@@ -178,11 +177,7 @@ def _reset(state: Any) -> tuple:
 def _epoch_stats(r: Any, y: Any, *states: tuple) -> tuple:
     xp, _ = get_namespace(r)
     w = xp.concatenate([s[0] for s in states])
-    return (np.asarray(_host(w)), float(r @ r), float(r @ y), max(s[2] for s in states))
-
-
-def _host(x: Any) -> Any:
-    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else x
+    return (np.asarray(to_numpy(w)), float(r @ r), float(r @ y), max(s[2] for s in states))
 
 
 def _dual_norm_block(block: ColumnBlock, state: tuple, r: Any, l2: float) -> float:
@@ -210,13 +205,6 @@ def _mv(sample: tuple, v: Any) -> Any:
     return S @ x - float((mean * x).sum())
 
 
-def _sum(*parts: Any) -> Any:
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + p
-    return out
-
-
 def _rmv(sample: tuple, u: Any) -> Any:
     S, mean, scale = sample
     return scale * ((S.T @ u) - mean * u.sum())
@@ -239,12 +227,12 @@ def spectral_radius(blocks: list, n: int, d: int, seed: int, iterations: int = 3
     v = [dask.delayed(_start_vector)(sample, int(rng.integers(2**31))) for sample in samples]
     norm = None
     for _ in range(iterations):
-        u = dask.delayed(_sum)(*[dask.delayed(_mv)(s, vb) for s, vb in zip(samples, v)])
+        u = dask.delayed(add)(*[dask.delayed(_mv)(s, vb) for s, vb in zip(samples, v)])
         v = [dask.delayed(_rmv)(s, u) for s in samples]
         norm = dask.delayed(_norm)(*v)
         v = [dask.delayed(_scaled)(vb, norm) for vb in v]
     # after normalization, one more product gives the Rayleigh quotient's numerator
-    u = dask.delayed(_sum)(*[dask.delayed(_mv)(s, vb) for s, vb in zip(samples, v)])
+    u = dask.delayed(add)(*[dask.delayed(_mv)(s, vb) for s, vb in zip(samples, v)])
     lam = dask.delayed(lambda uu: float((uu * uu).sum()))(u)
     value = float(dask.compute(lam)[0])
     return max(value * n / m, 1.0)
@@ -309,7 +297,10 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     tol : float
         Duality-gap tolerance relative to ``||y - mean(y)||^2`` (scikit-learn's).
     random_state : seed of the coordinate order and of the P estimate.
-    callback : callable(epoch, coef) -> bool, optional; returning True stops.
+    callback : callable(record) -> bool, optional
+        Called after every epoch with the history row just appended (``iteration``: the epoch,
+        ``objective``, ``duality_gap``, ``max_update``, ``n_parallel``, ``time``, ``rounds``,
+        ``bytes``) and the current ``coef``; returning True stops.
     progress : bool, optional
         A progress line per epoch (default: on a terminal, see ``daskpml.progress``).
     checkpoint, checkpoint_every, resume :
@@ -320,10 +311,10 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
 
     The history has, per epoch: the objective (scikit-learn's scaling, divided by n), the
     duality gap (NaN where it was not computed), the largest coordinate change, P, the
-    rounds and the bytes of residual moved (each block receives r and sends ``X_b delta_b``
+    communication rounds so far and the bytes of residual moved in the epoch (each block receives r and sends ``X_b delta_b``
     once per round: ``16 n`` bytes per block and round).
     """
-    if not isinstance(X, da.Array) and nbytes(X) <= int(_config.get("shotgun.local-bytes")) \
+    if not isinstance(X, da.Array) and is_small(nbytes(X), "shotgun.local-bytes") \
             and dask.config.get("scheduler", None) is None and current_client() is not None:
         # A small in-memory problem: task and round-trip costs on a cluster would dominate.
         with dask.config.set(scheduler="threads"):
@@ -354,8 +345,7 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     ckpt.watch(X=[dask.delayed(getattr, pure=True)(b, "X") for b in blocks], y=y)
     snap = ckpt.restore(like=xp.empty(0))
     yd = _put(yc)
-    records: dict[str, list] = {k: [] for k in ("objective", "duality_gap", "max_update", "n_parallel",
-                                                "rounds", "bytes", "time")}
+    recorder = HistoryRecorder(callback=callback, bytes_source="model")
     if snap is None:
         if n_parallel == "auto":
             rho = spectral_radius(blocks, n, d, seed)
@@ -367,17 +357,17 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         states = [dask.delayed(xp.zeros)(w) for w in widths]
         objective = 0.5 * scale
         w_all = np.zeros(d)
-        epoch, elapsed = 0, 0.0
+        epoch = 0
     else:                               # exactly where the snapshot left off
         rho, P, objective = float(snap.state["rho"]), int(snap.state["P"]), float(snap.state["objective"])
         rng.bit_generator.state = snap.state["rng"]
         w_all = snap.arrays["coef"]
         r = dask.persist(snap.blocks["residual"][0])[0]
         states = [dask.delayed(xp.asarray)(w_all[offsets[b]:offsets[b + 1]]) for b in range(len(widths))]
-        records = {k: list(snap.history.get(k, [])) for k in records}
-        epoch, elapsed = snap.iteration, float(records["time"][-1]) if records["time"] else 0.0
+        recorder.resume(snap.rows())
+        epoch = snap.iteration
+    total_rounds = int(recorder.rows[-1]["rounds"]) if len(recorder) else 0
     line = ProgressLine(progress)
-    start = time.perf_counter() - elapsed
     converged = bool(snap.state.get("converged", False)) if snap is not None else False
     finished = bool(snap.state.get("finished", False)) if snap is not None else False   # a final snapshot
     while epoch < max_iter and not finished:
@@ -407,29 +397,26 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
             norms = dask.compute(*[dask.delayed(_dual_norm_block)(blocks[b], states[b], r, l2)
                                    for b in range(len(blocks))])
             gap = _duality_gap(max(norms) if norms else 0.0, rr, ry, w_all, l1, l2)
-        records["objective"].append(objective / n)
-        records["duality_gap"].append(gap / n)
-        records["max_update"].append(biggest)
-        records["n_parallel"].append(P)
-        records["rounds"].append(rounds)
-        records["bytes"].append(16 * n * len(blocks) * rounds)
+        total_rounds += rounds
         line.update(epoch, max_iter, f"shotgun: epoch {epoch}/{max_iter}  objective {objective / n:.8g}  P {P}")
-        records["time"].append(time.perf_counter() - start)
         converged = bool(np.isfinite(gap) and gap <= tol * scale)
-        stop = converged or (callback is not None and bool(callback(epoch, w_all)))
+        asked = recorder.record(epoch, {"coef": w_all}, objective=objective / n, duality_gap=gap / n,
+                                max_update=biggest, n_parallel=P, rounds=total_rounds,
+                                bytes=16 * n * len(blocks) * rounds)
+        stop = converged or asked
         if ckpt.due(epoch, final=stop or epoch == max_iter):
-            ckpt.save(epoch, arrays={"coef": w_all}, blocks={"residual": [r]}, history=records,
+            ckpt.save(epoch, arrays={"coef": w_all}, blocks={"residual": [r]}, history=recorder.columns(),
                       state={"rho": rho, "P": P, "objective": objective, "rng": rng.bit_generator.state,
                              "converged": converged, "finished": stop})
         if stop:
             break
     line.close()
-    x_mean = np.concatenate([np.asarray(_host(m)) for m in
+    x_mean = np.concatenate([np.asarray(to_numpy(m)) for m in
                              dask.compute(*[dask.delayed(lambda b: b.mean)(b) for b in blocks])])
     intercept = y_mean - float(x_mean @ w_all) if fit_intercept else 0.0
-    history = make_history(records, attrs=dict(solver="shotgun", l1=l1, l2=l2, rho=rho, tol=tol,
-                                               n_blocks=len(blocks), converged=int(converged),
-                                               total_bytes=int(sum(records["bytes"]))))
+    history = recorder.to_xarray(attrs=dict(solver="shotgun", l1=l1, l2=l2, rho=rho, tol=tol,
+                                            n_blocks=len(blocks), converged=int(converged),
+                                            total_bytes=int(sum(recorder.columns().get("bytes", [])))))
     return ShotgunResult(coef=w_all, intercept=intercept, n_iter=epoch, n_parallel=P, rho=rho,
                          converged=converged, history=history)
 

@@ -37,7 +37,8 @@ from dask import delayed
 
 from .._random import resolve_seed
 from .._checkpoint import Checkpoint
-from ._objective import Objective, Spec, chunk_loss_grad, tree_sum
+from .._blocks import tree_sum
+from ._objective import Objective, Spec, chunk_loss_grad
 from ._run import OptimizeResult, Run
 
 Schedule = Literal["constant", "invscaling", "step"]

@@ -7,18 +7,22 @@
 >>> C = (A @ A).prune(1e-3).persist()          # SpGEMM with threshold pruning, stays distributed
 """
 
-from ._csr import CSRMatrix, auto_row_chunks, from_array, from_block_graph
+from ._csr import CSRMatrix, auto_row_chunks, from_array, from_block_graph, row_indices, stack_blocks
+from ._rows import as_rows
 from ._products import matmul, rmatmul, rmatmul_transposed, spgemm, topk_per_column, transpose
 
 __all__ = [
     "CSRMatrix",
+    "as_rows",
     "auto_row_chunks",
     "from_array",
     "from_block_graph",
     "matmul",
     "rmatmul",
     "rmatmul_transposed",
+    "row_indices",
     "spgemm",
+    "stack_blocks",
     "topk_per_column",
     "transpose",
 ]

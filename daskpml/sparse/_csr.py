@@ -22,6 +22,7 @@ import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import _config
+from .._blocks import even_split
 from ..backend import backend_name, get_namespace, is_sparse, sparse_meta, to_backend
 from ..runtime import scatter_blocks
 
@@ -34,7 +35,7 @@ def auto_row_chunks(n_rows: int, nnz: int, chunks: Any = "auto") -> tuple[int, .
     """
     if chunks is None or chunks == "auto":
         n_blocks = max(1, min(n_rows, math.ceil(nnz / float(_config.get("sparse.block-nnz")))))
-        return _even_split(n_rows, n_blocks)
+        return even_split(n_rows, n_blocks)
     if isinstance(chunks, (int, np.integer)):
         if chunks <= 0:
             raise ValueError(f"chunks must be a positive number of rows per block, got {chunks}.")
@@ -43,12 +44,6 @@ def auto_row_chunks(n_rows: int, nnz: int, chunks: Any = "auto") -> tuple[int, .
     if sum(chunks) != n_rows:
         raise ValueError(f"row chunks {chunks} add up to {sum(chunks)}, not to the {n_rows} rows.")
     return chunks
-
-
-def _even_split(n: int, parts: int) -> tuple[int, ...]:
-    parts = max(1, min(parts, n)) if n else 1
-    base, extra = divmod(n, parts)
-    return tuple(base + (i < extra) for i in range(parts))
 
 
 def _tocsr(block: Any) -> Any:
@@ -252,7 +247,7 @@ class CSRMatrix:
     __dask_scheduler__ = staticmethod(da.Array.__dask_scheduler__)
 
     def __dask_postcompute__(self):
-        return _finalize, ()
+        return stack_blocks, ()
 
     def __dask_postpersist__(self):
         func, args = self.blocks.__dask_postpersist__()
@@ -430,8 +425,8 @@ class CSRMatrix:
         return topk_per_column(self, k)
 
 
-def _finalize(results: Sequence) -> Any:
-    """Stack the computed row blocks into one CSR matrix."""
+def stack_blocks(results: Sequence) -> Any:
+    """Stack computed row blocks (a list, or a list of one-element rows) into one CSR matrix."""
     blocks = [b for row in results for b in (row if isinstance(row, (list, tuple)) else [row])]
     _, xsp = get_namespace(blocks[0])
     return xsp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0].tocsr()

@@ -31,7 +31,8 @@ from dask.base import tokenize
 from .. import _config
 from ..backend import get_namespace, is_sparse, sparse_meta
 from ..runtime import scatter_client
-from ._csr import CSRMatrix, _even_split, _prune, auto_row_chunks, from_block_graph, row_indices
+from .._blocks import even_split
+from ._csr import CSRMatrix, _prune, auto_row_chunks, from_block_graph, row_indices
 
 
 def _matmul_block(a: list, x: list) -> Any:
@@ -130,7 +131,7 @@ def transpose(A: CSRMatrix, row_chunks: Any = None) -> CSRMatrix:
     """
     m, n = A.shape
     if row_chunks is None:
-        row_chunks = A.row_chunks if m == n else _even_split(n, A.numblocks)
+        row_chunks = A.row_chunks if m == n else even_split(n, A.numblocks)
     row_chunks = auto_row_chunks(n, 0, row_chunks)
     bounds = [int(b) for b in np.concatenate([[0], np.cumsum(row_chunks)])]
     token = tokenize(A, row_chunks)

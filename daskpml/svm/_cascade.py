@@ -1,4 +1,4 @@
-"""CascadeSVC: scikit-learn's API over :func:`daskpml.optim.cascade_svm`."""
+"""CascadeSVC: scikit-learn's API over :func:`daskpml.svm.cascade_svm`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._checkpoint import Checkpoint, recorded_seed
-from ..backend import _is_cupy_object, is_sparse
+from ..backend import backend_name, is_sparse
 from .._random import resolve_seed
-from ..decomposition._pca import as_rows
-from ..optim._cascade import KERNELS, cascade_svm, decision_values, default_partitions
+from ..graph import kmeans
+from ..sparse import as_rows
+from ._cascade_svm import KERNELS, cascade_svm, decision_values, default_partitions
 from ..runtime import total_threads
 from ..sparse import CSRMatrix
 from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted
@@ -23,7 +24,7 @@ from ..validation import Interval, Options, ParamsValidated, check_array, check_
 def _host_rows(X: Any, name: str = "X") -> Any:
     """``X`` validated: a row-chunked dask array of dense or CSR blocks, or, for in-memory
     input, a float NumPy array or CSR matrix."""
-    if _is_cupy_object(X) or _is_cupy_object(getattr(X, "_meta", None)):
+    if backend_name(X) == "cupy":
         raise TypeError(f"{name} is a CuPy array, but CascadeSVC's node solver (libsvm) runs on the host; "
                         f"pass {name}.get() (or a dask array of NumPy blocks).")
     if hasattr(X, "__dask_graph__") or isinstance(X, CSRMatrix):
@@ -39,8 +40,9 @@ def _host_rows(X: Any, name: str = "X") -> Any:
 class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
     """Kernel SVM trained as a cascade (Graf et al., 2005) over data partitions, in parallel.
 
-    Each partition is solved by libsvm's SMO (:class:`sklearn.svm.SVC`) on a worker; the
-    support vectors of sibling partitions are merged and solved again up a binary tree;
+    Each partition is solved on a worker by SMO (``solver="auto"``: a numba SMO over the
+    node's kernel matrix for binary nodes that fit ``daskpml.svm.kernel-bytes``, else
+    :class:`sklearn.svm.SVC`, i.e. libsvm); the support vectors of sibling partitions are merged and solved again up a binary tree;
     the top's support vectors are fed back to every partition until the support-vector
     set stops changing or ``max_passes`` passes ran.
 
@@ -185,8 +187,9 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
     # -- fitting -------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, *, callback: Any = None, resume: bool = False) -> "CascadeSVC":
         """Fit on ``X`` (NumPy, SciPy sparse, dask dense or sparse blocks) and labels ``y``;
-        ``callback(pass, top)`` runs after each pass (True stops); ``resume=True`` goes on
-        from the newest snapshot in ``checkpoint``."""
+        ``callback(record)`` runs after each pass with the top node's history row (``iteration``
+        is the pass) and its support-vector set under ``top``; True stops. ``resume=True`` goes
+        on from the newest snapshot in ``checkpoint``."""
         self._validate_params()
         X = _host_rows(X)
         y = check_array(y, ensure_2d=False, allow_1d=True, accept_sparse=False, name="y", dtype=None,
@@ -213,7 +216,7 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
         result = cascade_svm(X, y, labels, C=self.C, kernel=self.kernel, gamma=gamma, degree=self.degree,
                              coef0=self.coef0, max_passes=self.max_passes, solver=self.solver,
                              svc_options=dict(tol=self.tol, cache_size=self.cache_size), callback=callback,
-                             checkpoint=checkpoint, seed=seed)
+                             checkpoint=checkpoint, random_state=seed)
         top = result.top
         self.estimator_ = result.model
         self.classes_ = classes
@@ -244,8 +247,6 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
             return np.zeros(n, dtype=np.int64)
         if self.partition == "random":
             return np.random.default_rng(seed).permutation(n) % n_parts
-        from ..cluster import kmeans
-
         if isinstance(X, da.Array):
             points = X.map_blocks(lambda b: b.toarray(), dtype=X.dtype, meta=np.empty((0, 0))) \
                 if is_sparse(X._meta) else X
@@ -294,7 +295,7 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
         return classes[(scores > 0).astype(int)]
 
     def _check_predict(self, X: Any) -> Any:
-        if _is_cupy_object(X) or _is_cupy_object(getattr(X, "_meta", None)):
+        if backend_name(X) == "cupy":
             raise TypeError("X is a CuPy array, but CascadeSVC predicts on the host; pass X.get().")
         X = check_array(X, accept_sparse=True, name="X")
         if X.shape[1] != self.n_features_in_:

@@ -42,7 +42,7 @@ def test_gnn_command_predicts_every_node(tmp_path):
     assert lines[0] == "node\tpredicted\tprobability" and len(lines) == 201
     pred = np.array([int(line.split("\t")[1]) for line in lines[1:]])
     assert (pred[test] == y[test]).mean() > 0.9
-    assert read_netcdf(hist).sizes["epoch"] == 60
+    assert read_netcdf(hist).sizes["iteration"] == 60
 
 
 def test_gnn_command_refuses_bad_files(tmp_path):

@@ -172,8 +172,8 @@ def test_truncated_svd_methods():
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     full = ours(A, "hals", W0, H0, 23)
 
-    def interrupt(iteration, record):
-        if iteration == 13:
+    def interrupt(record):
+        if record["iteration"] == 13:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -37,8 +37,8 @@ def test_restart_during_fit():
                       silence_logs=50) as cluster, Client(cluster) as client:
         reference = _fit()[0]
 
-        def restart(it, theta, row):
-            if it == 3:
+        def restart(record):
+            if record["iteration"] == 3:
                 client.restart()
 
         start = time.perf_counter()
@@ -76,8 +76,8 @@ def test_scheduler_goes_away(cli_cluster):
     client = connect(address)
     client.wait_for_workers(1, timeout=60)
 
-    def kill_scheduler(it, theta, row):
-        if it == 2:
+    def kill_scheduler(record):
+        if record["iteration"] == 2:
             scheduler.send_signal(signal.SIGKILL)
             scheduler.wait()
 

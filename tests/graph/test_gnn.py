@@ -211,11 +211,12 @@ def test_estimators_learn_planted_communities(cls):
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
     np.testing.assert_array_equal(model.predict(test), proba[test].argmax(1))
     h = model.history_
-    assert set(h.data_vars) >= {"loss", "train_accuracy", "val_accuracy", "val_loss", "epoch_time",
-                                "bytes_exchanged"}
-    assert h.sizes["epoch"] == 120 and model.n_epochs_ == 120
+    assert set(h.data_vars) >= {"loss", "train_accuracy", "val_accuracy", "val_loss", "epoch_time", "time",
+                                "rounds", "bytes"}
+    assert h.sizes["iteration"] == 120 and model.n_epochs_ == 120
+    assert h["bytes"].attrs["source"] == "model" and (np.diff(h["time"].values) >= 0).all()
     assert float(h.loss[-1]) < float(h.loss[0])
-    assert float(h.bytes_exchanged[0]) > 0
+    assert float(h.bytes[0]) > 0
     assert model.partitioning_.n_parts == 2
     assert len(model.coefs_) == 2 and model.coefs_[0].shape == (12, 16)
     if cls is GraphSAGE:
@@ -229,7 +230,7 @@ def test_callback_stops_training_and_sparse_dask_input():
     seen = []
     model = GCN(epochs=50, n_parts=2, random_state=0, progress=False)
     model.fit(da.from_array(A.toarray(), chunks=60), sp.csr_matrix(X), y, train, val, client=False,
-              callback=lambda e, rec: seen.append(rec["loss"]) or e == 9)
+              callback=lambda r: seen.append(r["loss"]) or r["iteration"] == 10)
     assert model.n_epochs_ == 10 and len(seen) == 10
     assert model.predict().shape == (240,)
 

@@ -10,7 +10,7 @@ from scipy.sparse import csgraph
 from scipy.sparse.linalg import eigsh as scipy_eigsh
 
 from daskpml.datasets import make_sbm
-from daskpml.linalg import NoConvergence, eigsh, laplacian_eigsh
+from daskpml.linalg import NoConvergence, eigsh, lanczos, laplacian_eigsh
 from daskpml.sparse import from_array
 
 
@@ -60,13 +60,28 @@ def test_eigsh_dense_dask_and_numpy_input():
 
 def test_residuals_within_tol_and_history():
     A = _sym(3000, 0.002, 2)
-    w, V, hist = eigsh(from_array(A, chunks=700), k=5, which="LA", tol=1e-6, return_history=True,
-                       random_state=3)
-    V = host(V)
+    res = lanczos(from_array(A, chunks=700), k=5, which="LA", tol=1e-6, random_state=3)
+    w, V, hist = res.eigenvalues, host(res.eigenvectors), res.history
     residual = np.linalg.norm(A @ V - V * w, axis=0)
     assert (residual <= 1e-6 * np.abs(w) * 1.01).all()
     assert hist.attrs["matvecs"] == int(hist["matvecs"][-1])
     assert hist.attrs["rounds"] < hist.attrs["matvecs"]  # one round trip per cycle, not per product
+    assert {"time", "rounds", "bytes"} <= set(hist.data_vars) and hist["bytes"].attrs["source"] == "model"
+
+
+def test_eigsh_has_scipys_defaults_and_arity():
+    import inspect
+
+    from scipy.sparse.linalg import eigsh as scipy_eigsh
+
+    ours, theirs = inspect.signature(eigsh).parameters, inspect.signature(scipy_eigsh).parameters
+    for name in ("k", "which", "ncv", "maxiter", "tol", "v0", "return_eigenvectors"):
+        assert ours[name].default == theirs[name].default, name
+    A = _sym(300, 0.03, 5)
+    w = eigsh(A, k=3, return_eigenvectors=False, tol=1e-10)
+    np.testing.assert_allclose(w, np.sort(scipy_eigsh(A, k=3, return_eigenvectors=False, tol=1e-12)), atol=1e-8)
+    with pytest.raises(TypeError, match="no longer takes return_history=.*daskpml.linalg.lanczos"):
+        eigsh(A, k=3, return_history=True)
 
 
 def test_same_seed_same_result():

@@ -131,8 +131,8 @@ def test_max_time_returns_the_current_model(cluster4, data):
 def test_keyboard_interrupt_returns_the_current_model(cluster4, data, solver):
     X, y, _ = data
 
-    def interrupt(update, theta, row):
-        if update == 25:
+    def interrupt(record):
+        if record["iteration"] == 25:
             raise KeyboardInterrupt
 
     coef, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=0.5, max_iter=100,
@@ -257,8 +257,8 @@ def test_resume_from_a_checkpoint(cluster4, data, variant, tmp_path):
     kw = dict(family="logistic", lam=LAM, random_state=0, checkpoint=tmp_path, checkpoint_every=8, **options)
     at = 10 if variant == "hogwild" else 30          # hogwild: one update per worker per epoch, 16 in all
 
-    def stop(update, theta, row):
-        if update >= at:
+    def stop(record):
+        if record["iteration"] >= at:
             raise _Stop
 
     with pytest.raises(_Stop):
@@ -285,8 +285,8 @@ def test_keyboard_interrupt_snapshot_resumes_to_the_end(cluster4, data, tmp_path
     kw = dict(family="logistic", lam=LAM, solver="async_sgd", eta0=0.5, batch_size=64, max_iter=4, random_state=0,
               checkpoint=tmp_path, checkpoint_every=1000)
 
-    def interrupt(update, theta, row):
-        if update == 25:
+    def interrupt(record):
+        if record["iteration"] == 25:
             raise KeyboardInterrupt
 
     _, _, first = fit_linear(X, y, callback=interrupt, **kw)

@@ -172,7 +172,7 @@ def test_max_iter_warns_and_callback_stops():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _, _, res = fit_linear(X, y, family="logistic", lam=1e-3, solver="lbfgs", tol=1e-12,
-                               callback=lambda it, theta, row: seen.append(it) or it == 3)
+                               callback=lambda r: seen.append(r["iteration"]) or r["iteration"] == 3)
     assert seen == [1, 2, 3] and res.n_iter == 3 and res.message == "stopped by the callback"
 
 

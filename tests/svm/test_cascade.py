@@ -8,7 +8,7 @@ from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.svm import SVC
 
-from daskpml.optim._cascade import dual_objective, kernel_matrix
+from daskpml.svm._cascade_svm import dual_objective, kernel_matrix
 from daskpml.svm import CascadeSVC
 
 

@@ -3,7 +3,10 @@
 One pass is one dask graph:
 
 * **leaves**: partition ``p`` (its rows, plus the previous pass's final support vectors) is
-  solved by an SMO solver (scikit-learn's :class:`~sklearn.svm.SVC`, i.e. libsvm) on a worker;
+  solved on a worker by the node solver: by default (``solver="auto"``) libsvm's SMO algorithm
+  compiled with numba over the node's kernel matrix (formed with BLAS) for binary nodes whose
+  kernel matrix fits in ``daskpml.svm.kernel-bytes``, else scikit-learn's
+  :class:`~sklearn.svm.SVC` (libsvm itself, kernel rows on demand);
 * **merges**: the support vectors of two sibling nodes, and only those, travel to one worker
   and are solved together; an unpaired node moves up unchanged;
 * **top**: the single remaining node's model is the pass's model.
@@ -39,7 +42,7 @@ import scipy.sparse as sp
 
 from .. import _config
 from .._checkpoint import Checkpoint
-from ..results import ResultDisplay, history as make_history
+from ..results import HistoryRecorder, ResultDisplay
 from ..runtime import WorkerLostError, scatter_client, total_threads
 
 KERNELS = ("rbf", "linear", "poly", "sigmoid")
@@ -222,7 +225,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                 gamma: float = 1.0, degree: int = 3, coef0: float = 0.0, max_passes: int = 3,
                 solver: str = "auto", svc_options: dict | None = None,
                 callback: Callable | None = None, checkpoint: Any = None, checkpoint_every: int = 1,
-                resume: bool = False, seed: int | None = None) -> CascadeResult:
+                resume: bool = False, random_state: int | None = None) -> CascadeResult:
     """Cascade SVM over row blocks.
 
     Parameters
@@ -240,15 +243,18 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
         whose kernel matrix fits in ``daskpml.svm.kernel-bytes`` and "libsvm" otherwise.
     svc_options : dict
         Further :class:`sklearn.svm.SVC` options for every node (``tol``, ``cache_size``).
-    callback : callable(pass, SVSet) -> bool, optional
-        Called with each pass's top node; returning True stops.
+    callback : callable(record) -> bool, optional
+        Called after each pass with the history row of its top node (``iteration``: the pass,
+        ``layer``, ``n_support``, ``objective``, ``time``, ``rounds``, ...) and the top node's
+        support-vector set under ``top``; returning True stops.
     checkpoint, checkpoint_every, resume :
         A directory (or :class:`~daskpml._checkpoint.Checkpoint`) for a snapshot after every
         ``checkpoint_every`` passes that another pass follows: the top node's support vectors
         (rows, labels, dual variables) that the next pass feeds back, and the history.
         ``resume=True`` runs the passes after the newest snapshot; the result equals the
         uninterrupted run's. The partition ``labels`` must be the same (their checksum is
-        compared); ``seed``, the seed that drew them, is recorded so a resume can draw them again.
+        compared); ``random_state``, the seed that drew them, is recorded so a resume can draw them
+        again.
 
     Returns
     -------
@@ -277,9 +283,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
     pieces_of = _Pieces(X, y, labels, n_parts)
     pieces = pieces_of()
 
-    records: dict[str, list] = {k: [] for k in ("pass_", "layer", "n_nodes", "n_train", "n_support",
-                                                "objective", "solve_time", "time")}
-    start = time.perf_counter()
+    recorder = HistoryRecorder(callback=callback)
     previous: np.ndarray | None = None
     top: SVSet | None = None
     converged = False
@@ -288,9 +292,8 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
         rows = dask.compute(snap.blocks["support_rows"][0])[0]
         top = SVSet(snap.arrays["idx"], rows, snap.arrays["y"], alpha=snap.arrays.get("alpha"))
         previous = np.sort(top.idx)
-        records = {k: list(snap.history.get(k, [])) for k in records}
+        recorder.resume(snap.rows())
         first = snap.iteration + 1
-        start -= records["time"][-1] if records["time"] else 0.0
     n_pass = first - 1
     for n_pass in range(first, max_passes + 1):
         def train(parts, keep_model=False):
@@ -311,28 +314,25 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                         f"a worker died during pass {n_pass} of the cascade and the partitions' rows it held "
                         "were lost; fit again (on the workers now present)") from exc
                 pieces = pieces_of()          # scatter the rows again from memory and redo the pass
-        elapsed = time.perf_counter() - start
-        for depth, layer in enumerate(stats + [[_node_stats(top)]]):
-            records["pass_"].append(n_pass)
-            records["layer"].append(depth)
-            records["n_nodes"].append(len(layer))
-            records["n_train"].append(sum(s[0] for s in layer))
-            records["n_support"].append(sum(s[1] for s in layer))
-            records["objective"].append(sum(s[2] for s in layer))
-            records["solve_time"].append(max(s[3] for s in layer))
-            records["time"].append(elapsed)
+        elapsed = recorder.elapsed()
         current = np.sort(top.idx)
         converged = previous is not None and np.array_equal(current, previous)
         previous = current
-        if converged or (callback is not None and callback(n_pass, top)):
+        layers_stats = stats + [[_node_stats(top)]]
+        for depth, layer in enumerate(layers_stats):       # one row per layer; the callback sees the top's
+            asked = recorder.record(n_pass, {"top": top}, notify=depth == len(layers_stats) - 1,
+                                    **{"pass": n_pass}, layer=depth, n_nodes=len(layer),
+                                    n_train=sum(s[0] for s in layer), n_support=sum(s[1] for s in layer),
+                                    objective=sum(s[2] for s in layer), solve_time=max(s[3] for s in layer),
+                                    time=elapsed, rounds=n_pass)
+        if converged or asked:
             break
         if n_pass < max_passes and ckpt.due(n_pass):
             arrays = {"idx": top.idx, "y": top.y} | ({} if top.alpha is None else {"alpha": top.alpha})
             ckpt.save(n_pass, arrays=arrays,
-                      blocks={"support_rows": [top.X]}, history=records, state={"seed": seed})
+                      blocks={"support_rows": [top.X]}, history=recorder.columns(), state={"seed": random_state})
     settings = {k: params[k] for k in ("C", "kernel", "gamma", "degree", "coef0", "solver")}
-    history = make_history(records, attrs=dict(n_partitions=n_parts, converged=int(converged), **settings))
-    history = history.rename({"pass_": "pass"})
+    history = recorder.to_xarray(attrs=dict(n_partitions=n_parts, converged=int(converged), **settings))
     return CascadeResult(top=top, model=top.model, support=top.idx, objective=top.objective, n_passes=n_pass,
                          converged=converged, history=history)
 
