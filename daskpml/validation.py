@@ -23,7 +23,8 @@ from sklearn.exceptions import NotFittedError
 from . import _config
 from .backend import get_namespace, is_sparse, to_numpy
 
-__all__ = ["check_array", "check_graph", "check_X_y", "check_indices", "check_is_fitted", "check_params", "Interval", "NotFittedError",
+__all__ = ["check_array", "check_graph", "check_X_y", "check_indices", "check_is_fitted", "check_n_features",
+           "check_params", "Interval", "NotFittedError",
            "NotSymmetricError", "Options", "ParamsValidated", "validate_params"]
 
 
@@ -136,8 +137,8 @@ def _check_non_negative(X: Any, name: str) -> None:
         total, where = _count_negative(X), ""
     if total:
         raise ValueError(
-            f"{name} has {total} negative value(s){where}, but negative values are not allowed "
-            "here. Shift, clip (x.clip(min=0)) or take absolute values first."
+            f"Negative values in data: {name} has {total} negative value(s){where}, but negative values are "
+            "not allowed here. Shift, clip (x.clip(min=0)) or take absolute values first."
         )
 
 
@@ -171,7 +172,15 @@ def check_array(X: Any, *, accept_sparse: bool = True, ensure_2d: bool = True,
         raise ValueError(f"{name} is None; pass an array of shape (n_samples, n_features).")
     if not (hasattr(X, "shape") and hasattr(X, "dtype")):
         X = np.asarray(X)
+    if dtype == "numeric" and isinstance(X, np.ndarray) and X.dtype == object:
+        try:                                    # numbers stored as objects are numbers (as scikit-learn)
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} has dtype object with values that are not numbers ({exc}); "
+                            "pass numeric data.") from None
     sparse = is_sparse(X)
+    if sparse and getattr(X, "format", None) in ("dok", "lil", "dia"):
+        X = X.tocsr()                           # formats without one array of stored values
     if sparse and not accept_sparse:
         raise TypeError(
             f"{name} is sparse, which is not supported here; convert it with X.toarray() "
@@ -180,7 +189,8 @@ def check_array(X: Any, *, accept_sparse: bool = True, ensure_2d: bool = True,
     ndim = len(X.shape)
     if ensure_2d and ndim != 2 and not (allow_1d and ndim == 1):
         expected = "1-D or 2-D" if allow_1d else "2-D"
-        hint = " Reshape it with x.reshape(-1, 1) for one feature or x.reshape(1, -1) for one sample." if ndim == 1 else ""
+        hint = (" Reshape your data: x.reshape(-1, 1) for one feature or x.reshape(1, -1) for one sample."
+                if ndim == 1 else "")
         raise ValueError(f"{name} must be {expected}, got {ndim}-D with shape {tuple(X.shape)}.{hint}")
     if any(isinstance(s, float) and np.isnan(s) for s in X.shape):
         raise ValueError(
@@ -188,20 +198,51 @@ def check_array(X: Any, *, accept_sparse: bool = True, ensure_2d: bool = True,
         )
     if ndim >= 1 and X.shape[0] < ensure_min_samples:
         raise ValueError(
-            f"{name} has {X.shape[0]} sample(s) but at least {ensure_min_samples} are required; "
-            "it is empty or too small."
+            f"{name} has {X.shape[0]} sample(s) (shape={tuple(X.shape)}) while a minimum of "
+            f"{ensure_min_samples} is required; it is empty or too small."
         )
     if ndim == 2 and X.shape[1] < ensure_min_features:
         raise ValueError(
-            f"{name} has {X.shape[1]} feature(s) but at least {ensure_min_features} are required."
+            f"{name} has {X.shape[1]} feature(s) (shape={tuple(X.shape)}) while a minimum of "
+            f"{ensure_min_features} is required."
         )
     if dtype == "numeric" and np.dtype(X.dtype).kind not in "biufc":
         raise TypeError(
             f"{name} has dtype {X.dtype}, which is not numeric; convert it with x.astype(float)."
         )
+    if dtype == "numeric" and np.dtype(X.dtype).kind == "c":
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}; pass its real part "
+                         "(x.real) or its magnitude (abs(x)).")
     if ensure_non_negative:
         _check_non_negative(X, name)
     return _check_finite(X, name, ensure_finite)
+
+
+def check_n_features(estimator: Any, X: Any) -> None:
+    """Refuse ``X`` whose number of columns differs from the ``n_features_in_`` that ``estimator``
+    was fitted with, in scikit-learn's words.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Has ``n_features_in_``.
+    X : array-like of shape (n_samples, n_features)
+        The input of ``predict``, ``transform`` or ``score``.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> class Fitted:
+    ...     n_features_in_ = 3
+    >>> check_n_features(Fitted(), np.ones((2, 3)))
+    """
+    n = X.shape[1] if len(X.shape) == 2 else None
+    if n is not None and n != estimator.n_features_in_:
+        raise ValueError(f"X has {n} features, but {type(estimator).__name__} is expecting "
+                         f"{estimator.n_features_in_} features as input.")
 
 
 def _is_symmetric(A: Any, tol: float) -> bool:

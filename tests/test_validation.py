@@ -49,12 +49,17 @@ def test_shapes_empty_and_dtype():
     with pytest.raises(ValueError, match="must be 2-D, got 1-D.*reshape"):
         check_array(np.ones(3))
     assert check_array(np.ones(3), allow_1d=True).shape == (3,)
-    with pytest.raises(ValueError, match="0 sample.*empty"):
+    with pytest.raises(ValueError, match=r"0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1 is required.*empty"):
         check_array(np.ones((0, 3)))
     with pytest.raises(TypeError, match="not numeric"):
         check_array(np.array([["a", "b"]]))
     with pytest.raises(TypeError, match="sparse.*toarray"):
         check_array(sp.eye(3), accept_sparse=False)
+    assert check_array(np.ones((2, 2)).astype(object)).dtype == np.float64      # numbers as objects
+    with pytest.raises(TypeError, match="argument must be .* string.* number"):
+        check_array(np.array([[{"a": 1}, 1.0]], dtype=object))
+    with pytest.raises(ValueError, match="Complex data not supported.*x.real"):
+        check_array(np.ones((2, 2)) * 1j)
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         x = da.ones(10, chunks=5)
         check_array(x[x > 0].reshape(-1, 1) if False else x[x > 0][:, None])

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from .._blocks import as_points
 from ..backend import to_numpy
 from ..graph import KMEANS_CONSTRAINTS, KMeansInit, assign, center_distances, inertia, kmeans
-from ..validation import ParamsValidated, check_is_fitted
+from ..validation import ParamsValidated, check_is_fitted, check_n_features
 
 __all__ = ["KMeans"]
 
@@ -83,8 +83,7 @@ class KMeans(ParamsValidated, ClusterMixin, TransformerMixin, BaseEstimator):
     def _points(self, X: Any) -> da.Array:
         check_is_fitted(self, "cluster_centers_")
         Xd = as_points(X)
-        if Xd.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Xd.shape[1]} features, but KMeans was fitted with {self.n_features_in_}.")
+        check_n_features(self, Xd)
         return Xd
 
     def predict(self, X: Any) -> Any:

@@ -75,7 +75,15 @@ class MarkovClustering(ParamsValidated, ClusterMixin, BaseEstimator):
         self.n_iter_ = out.n_iter
         self.converged_ = out.converged
         self.history_ = out.history
+        self.n_features_in_ = int(X.shape[1])
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = True         # X is a graph: n x n, not samples x features
+        tags.input_tags.positive_only = True    # edge weights
+        tags.input_tags.sparse = True
+        return tags
 
     def fit_predict(self, X: Any, y: Any = None, *, nodes: Any = None) -> np.ndarray:
         return self.fit(X, nodes=nodes).labels_

@@ -36,7 +36,7 @@ from .._random import resolve_seed
 from ..graph import gaussian_graph, knn_graph
 from ..linalg import laplacian_eigsh
 from ..sparse import CSRMatrix, auto_row_chunks, from_array, stack_blocks
-from ..validation import Interval, NotSymmetricError, Options, ParamsValidated, check_graph, validate_params
+from ..validation import Interval, NotSymmetricError, Options, ParamsValidated, check_array, check_graph, validate_params
 from ..graph import kmeans
 
 Affinity = Literal["nearest_neighbors", "rbf", "precomputed"]
@@ -58,6 +58,8 @@ def affinity_graph(X: Any, affinity: Affinity = "nearest_neighbors", *, n_neighb
         return knn_graph(X, n_neighbors, mode="connectivity", symmetrize="mean", include_self=True)
     if affinity == "rbf":
         return gaussian_graph(X, gamma=gamma)
+    if not isinstance(X, CSRMatrix) and not hasattr(X, "chunks"):
+        X = check_array(X, ensure_finite=False, ensure_min_samples=2, name="affinity")   # lists, object dtype
     W = X if isinstance(X, CSRMatrix) else from_array(X)
     check_graph(W, name="affinity")
     if not W.is_symmetric(tol=1e-10):
@@ -206,7 +208,10 @@ class SpectralEmbedding(ParamsValidated, TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> SpectralEmbedding:
         self._validate_params()
+        if self.affinity != "precomputed":
+            X = check_array(X, accept_sparse=False, ensure_min_samples=2, name="X")
         W = affinity_graph(X, self.affinity, n_neighbors=self.n_neighbors, gamma=self.gamma)
+        self.n_features_in_ = int(X.shape[1])
         values, vectors = spectral_embedding(W, self.n_components, laplacian=self.laplacian,
                                              tol=self.eigen_tol, random_state=self.random_state)
         self.affinity_matrix_ = W
@@ -216,6 +221,13 @@ class SpectralEmbedding(ParamsValidated, TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X).embedding_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self.affinity == "precomputed"    # X is then an n x n affinity graph
+        tags.input_tags.positive_only = self.affinity == "precomputed"
+        tags.input_tags.sparse = self.affinity == "precomputed"
+        return tags
 
 
 def _like_input(x: da.Array, X: Any) -> Any:
@@ -277,7 +289,7 @@ class SpectralClustering(ParamsValidated, ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.random_state = random_state
 
-    _parameter_constraints = {**EMBEDDING_CONSTRAINTS, "n_clusters": [Interval(Integral, 2, None)],
+    _parameter_constraints = {**EMBEDDING_CONSTRAINTS, "n_clusters": [Interval(Integral, 1, None)],
                               "method": [Options("kmeans", "recursive")],
                               "n_components": [None, Interval(Integral, 1, None)], "n_init": [Interval(Integral, 1, None)]}
 
@@ -285,12 +297,19 @@ class SpectralClustering(ParamsValidated, ClusterMixin, BaseEstimator):
         self._validate_params()
         if self.method not in ("kmeans", "recursive"):
             raise ValueError(f"method must be 'kmeans' or 'recursive', got {self.method!r}.")
+        if self.affinity != "precomputed":
+            X = check_array(X, accept_sparse=False, ensure_min_samples=2, name="X")
         W = affinity_graph(X, self.affinity, n_neighbors=self.n_neighbors, gamma=self.gamma)
         n = W.shape[0]
-        if int(self.n_clusters) != self.n_clusters or not 2 <= self.n_clusters < n:
-            raise ValueError(f"n_clusters must be an integer in [2, n_samples - 1 = {n - 1}], got {self.n_clusters!r}.")
+        if self.n_clusters > 1 and not self.n_clusters < n:
+            raise ValueError(f"n_clusters must be 1, or less than n_samples = {n}; got {self.n_clusters!r}.")
         seed = resolve_seed(self.random_state)
         self.affinity_matrix_ = W
+        self.n_features_in_ = int(X.shape[1])
+        if self.n_clusters == 1:                # one cluster: nothing to cut
+            labels = np.zeros(n, dtype=np.int64)
+            self.labels_ = da.from_array(labels, chunks=(W.row_chunks,)) if isinstance(X, da.Array) else labels
+            return self
         if self.method == "recursive":
             labels, self.splits_ = _recursive(W.persist(), int(self.n_clusters), self.eigen_tol, seed)
             self.labels_ = da.from_array(labels, chunks=(W.row_chunks,)) if isinstance(X, da.Array) else labels
@@ -306,3 +325,10 @@ class SpectralClustering(ParamsValidated, ClusterMixin, BaseEstimator):
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         return self.fit(X).labels_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self.affinity == "precomputed"    # X is then an n x n affinity graph
+        tags.input_tags.positive_only = self.affinity == "precomputed"
+        tags.input_tags.sparse = self.affinity == "precomputed"
+        return tags

@@ -135,7 +135,8 @@ def check_matrix(A: Any, name: str = "A") -> Any:
     try:
         check_array(A, ensure_non_negative=True, ensure_finite=False, name=name)
     except ValueError as err:
-        raise ValueError(f"Negative values in data passed to NMF: {err}") from None
+        detail = str(err).removeprefix("Negative values in data: ")
+        raise ValueError(f"Negative values in data passed to NMF: {detail}") from None
     return A
 
 

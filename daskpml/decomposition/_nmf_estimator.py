@@ -147,8 +147,13 @@ class NMF(ParamsValidated, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return self
 
     def fit_transform(self, X: Any, y: Any = None, W: Any = None, H: Any = None, resume: bool = False) -> Any:
-        """Fit and return ``W`` (a dask array for dask input)."""
-        return self._fit(X, W, H, resume)
+        """Fit and return ``W`` for ``X`` (a dask array for dask input).
+
+        ``W`` is solved once more against the final ``H`` (:meth:`transform`: one pass over
+        ``X``), so that ``fit_transform(X)`` equals ``fit(X).transform(X)`` also when the fit
+        stopped at ``max_iter`` before converging."""
+        self._fit(X, W, H, resume)
+        return self.transform(X)
 
     def _regularization(self) -> tuple:
         m, n = self._fit_shape

@@ -30,7 +30,7 @@ from ..backend import get_namespace, is_sparse, to_numpy
 from .._blocks import delayed_rows, reduce_rows
 from ..linalg import centred_gram, gram_block, gram_svd, project_rows, truncated_svd
 from ..sparse import CSRMatrix, as_rows
-from ..validation import Interval, Options, ParamsValidated, check_is_fitted, overflow_guard
+from ..validation import Interval, Options, ParamsValidated, check_is_fitted, check_n_features, overflow_guard
 
 Solver = Literal["auto", "tsqr", "covariance_eigh", "randomized"]
 SOLVERS = ("auto", "tsqr", "covariance_eigh", "randomized")
@@ -186,15 +186,18 @@ class _Decomposition(ParamsValidated, TransformerMixin, BaseEstimator):
             coords={"component": comp, "feature": feature},
             attrs={"estimator": type(self).__name__, "svd_solver": self.svd_solver_, "n_samples": self.n_samples_})
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True           # sparse input is factored without densifying
+        return tags
+
     def transform(self, X: Any) -> Any:
         """Project ``X`` on the components: a dask array for dask / sparse input (lazy), an
         array of the input's kind otherwise."""
         check_is_fitted(self, "components_")
         in_memory = not isinstance(X, (da.Array, CSRMatrix)) and not is_sparse(X)
-        rows = as_rows(X)
-        if rows.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {rows.shape[1]} features, but {type(self).__name__} was fitted with "
-                             f"{self.n_features_in_}.")
+        rows = as_rows(X, ensure_min_samples=1)
+        check_n_features(self, rows)
         blocks, chunks = delayed_rows(rows)
         center = self.mean_.reshape(1, -1) if self._center else None
         out = project_rows(blocks, chunks, self.components_.T, self.components_.dtype, center)

@@ -54,7 +54,7 @@ from ..runtime import total_threads
 from ..sparse import CSRMatrix, from_array
 from .._blocks import even_split
 from ..sparse import from_block_graph
-from ..validation import PROTOCOL, Interval, Options, check_graph, validate_params
+from ..validation import PROTOCOL, Interval, Options, check_array, check_graph, validate_params
 
 Overlap = Literal["remove", "cut", "keep"]
 OVERLAPS = ("remove", "cut", "keep")
@@ -416,6 +416,8 @@ def _check_positive_int(name: str, value: Any, minimum: int) -> int:
 
 def _as_graph(A: Any, nodes: Sequence | None) -> CSRMatrix:
     if not isinstance(A, CSRMatrix):
+        if not hasattr(A, "chunks"):
+            A = check_array(A, ensure_finite=False, name="graph")    # lists and numbers stored as objects
         if hasattr(A, "chunks") and not is_sparse(A):   # a dask array
             A = A.map_blocks(sp.csr_matrix, dtype=A.dtype)
         A = from_array(A)

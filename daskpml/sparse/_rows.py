@@ -14,7 +14,7 @@ from ..validation import check_array
 from ._csr import CSRMatrix, from_array
 
 
-def as_rows(X: Any, name: str = "X") -> Any:
+def as_rows(X: Any, name: str = "X", ensure_min_samples: int = 2) -> Any:
     """``X`` validated (finite, 2-D, at least 2 rows) as row blocks.
 
     Parameters
@@ -23,6 +23,8 @@ def as_rows(X: Any, name: str = "X") -> Any:
         The matrix. Integer values become float64.
     name : str
         The name used in error messages.
+    ensure_min_samples : int
+        The fewest rows accepted (2 to fit a model; 1 to apply a fitted one).
 
     Returns
     -------
@@ -38,7 +40,7 @@ def as_rows(X: Any, name: str = "X") -> Any:
     >>> as_rows(np.ones((6, 2))).chunks[1]
     (2,)
     """
-    X = check_array(X, name=name, ensure_min_samples=2)
+    X = check_array(X, name=name, ensure_min_samples=ensure_min_samples)
     if isinstance(X, CSRMatrix):
         return X
     if isinstance(X, da.Array):

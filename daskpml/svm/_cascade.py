@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import dask.array as da
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._checkpoint import Checkpoint, recorded_seed
@@ -18,7 +21,7 @@ from ..sparse import as_rows
 from ._cascade_svm import KERNELS, cascade_svm, decision_values, default_partitions
 from ..runtime import total_threads
 from ..sparse import CSRMatrix
-from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted
+from ..validation import Interval, Options, ParamsValidated, check_array, check_is_fitted, check_n_features
 
 
 def _host_rows(X: Any, name: str = "X") -> Any:
@@ -32,7 +35,7 @@ def _host_rows(X: Any, name: str = "X") -> Any:
         return X.blocks if isinstance(X, CSRMatrix) else X
     X = check_array(X, accept_sparse=True, name=name, ensure_min_samples=2)
     if is_sparse(X):
-        X = X.tocsr()
+        X = _csr32(X)
         return X if X.dtype.kind == "f" else X.astype(np.float64)
     return np.asarray(X, dtype=np.float64 if X.dtype.kind != "f" else X.dtype)
 
@@ -191,9 +194,15 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
         is the pass) and its support-vector set under ``top``; True stops. ``resume=True`` goes
         on from the newest snapshot in ``checkpoint``."""
         self._validate_params()
+        if y is None:
+            raise ValueError("CascadeSVC requires y to be passed, but the target y is None; pass the class labels.")
         X = _host_rows(X)
         y = check_array(y, ensure_2d=False, allow_1d=True, accept_sparse=False, name="y", dtype=None,
                         ensure_finite=False)
+        if len(y.shape) == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape of "
+                          "y to (n_samples,), for example using ravel().", DataConversionWarning, stacklevel=2)
+            y = y.ravel() if not hasattr(y, "compute") else y[:, 0]
         if len(y.shape) != 1:
             raise ValueError(f"y must be 1-D, got shape {tuple(y.shape)}; use y.ravel() for a column vector.")
         y = np.asarray(y.compute() if hasattr(y, "compute") else y)
@@ -298,16 +307,22 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
         if backend_name(X) == "cupy":
             raise TypeError("X is a CuPy array, but CascadeSVC predicts on the host; pass X.get().")
         X = check_array(X, accept_sparse=True, name="X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but CascadeSVC is expecting "
-                             f"{self.n_features_in_} features as input.")
+        check_n_features(self, X)
         if isinstance(X, CSRMatrix):
             X = X.blocks
         if isinstance(X, da.Array):
             if len(X.chunks[1]) > 1:
                 X = X.rechunk({1: -1})
             return X
-        return X.tocsr() if is_sparse(X) else np.asarray(X, dtype=np.float64)
+        return _csr32(X) if is_sparse(X) else np.asarray(X, dtype=np.float64)
+
+
+def _csr32(X: Any) -> sp.csr_matrix:
+    """A SciPy CSR matrix with 32-bit indices where they fit (libsvm takes no others)."""
+    X = sp.csr_matrix(X)
+    if X.indices.dtype != np.int32 and X.nnz < 2**31 and X.shape[1] < 2**31:
+        X = sp.csr_matrix((X.data, X.indices.astype(np.int32), X.indptr.astype(np.int32)), shape=X.shape)
+    return X
 
 
 def _sums_dense(b: np.ndarray) -> np.ndarray:

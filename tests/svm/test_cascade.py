@@ -96,7 +96,9 @@ def test_bad_input(data):
     with pytest.raises(ValueError, match="different numbers of samples"):
         CascadeSVC().fit(X, y[:-1])
     with pytest.raises(ValueError, match="y must be 1-D"):
-        CascadeSVC().fit(X, y[:, None])
+        CascadeSVC().fit(X, np.stack([y, y], axis=1))
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        CascadeSVC().fit(X, None)
     with pytest.raises(ValueError, match="class labels must be finite"):
         yn = y.astype(float); yn[0] = np.nan
         CascadeSVC().fit(X, yn)
