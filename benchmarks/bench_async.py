@@ -78,7 +78,7 @@ def stragglers(args) -> dict:
         X, y = make_classification(n, 100, chunks=n // 4, random_state=0)
         X, y = dask.persist(X, y.astype(float))
         lam = 1.0 / n
-        common = dict(family="logistic", lam=lam, eta0=args.eta0, learning_rate_schedule="invscaling",
+        common = dict(family="logistic", lam=lam, eta0=args.eta0, learning_rate="invscaling",
                       random_state=0, progress=False)
         sync_steps = -(-n // (4 * b))
         runs = {
@@ -86,8 +86,8 @@ def stragglers(args) -> dict:
                              eval_every=max(1, sync_steps // 4)),
             "async_sgd divide": dict(solver="async_sgd", staleness="divide", batch_size=b, max_iter=2 * E),
             "async_sgd none": dict(solver="async_sgd", staleness="none", batch_size=b, max_iter=2 * E),
-            "easgd async": dict(solver="easgd", tau=4, batch_size=b, max_iter=2 * E),
-            "easgd sync": dict(solver="easgd", tau=4, synchronous=True, batch_size=b, max_iter=2 * E),
+            "easgd async": dict(solver="easgd", local_steps=4, batch_size=b, max_iter=2 * E),
+            "easgd sync": dict(solver="easgd", local_steps=4, synchronous=True, batch_size=b, max_iter=2 * E),
             "gossip_sgd": dict(solver="gossip_sgd", local_steps=4, batch_size=b, max_iter=2 * E),
             "local_sgd H=4": dict(solver="local_sgd", local_steps=4, batch_size=b, max_iter=E, tol=0.0,
                                   n_iter_no_change=10**9, eval_every=1),

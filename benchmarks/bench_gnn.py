@@ -8,7 +8,7 @@ Cora (../shared/data/cora.npz, skipped when absent): the published setup (row-no
 features, 2 layers, 16 hidden, dropout 0.5, lr 0.01, weight decay 5e-4 on the first layer,
 200 epochs). Mean test accuracy of the final model over the seeds with 1, 2 and 4 partitions:
 2 partitions run through Dask futures on a LocalCluster of 2 single-threaded worker processes;
-1 and 4 partitions run the same tasks in this process (``client=False``), which gives the same
+1 and 4 partitions run the same tasks in this process (dask's sync scheduler), which gives the same
 model (tests/graph/test_gnn.py). Epoch time: daskpml with 2 partitions on that cluster against
 PyG's ``GCNConv`` (cached normalization, as PyG's example) with 2 torch threads; both epochs
 include an evaluation pass (daskpml fuses it into the training pass).
@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 
+import dask
 import numpy as np
 import scipy.sparse as sp
 
@@ -121,17 +122,18 @@ def cora(seeds: int) -> dict:
     for parts in (1, 4):
         accs, times = [], []
         for seed in range(seeds):
-            m = GCN(n_parts=parts, random_state=seed, progress=False).fit(A, X, y, train, val, client=False)
+            with dask.config.set(scheduler="sync"):
+                m = GCN(n_parts=parts, random_state=seed, progress=False).fit(A, X, y, train, val)
             accs.append(m.score(test))
             times.append(float(np.median(m.history_.epoch_time)))
         out[f"acc_{parts}"] = float(np.mean(accs))
         print(f"  daskpml {parts} partition(s), in process: mean test accuracy {np.mean(accs):.4f} "
               f"(min {min(accs):.3f}, max {max(accs):.3f}); {np.median(times) * 1e3:.1f} ms/epoch")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+            Client(cluster):                    # the current client: the partitions run on its workers
         accs, times = [], []
         for seed in range(seeds):
-            m = GCN(n_parts=2, random_state=seed, progress=False).fit(A, X, y, train, val, client=client)
+            m = GCN(n_parts=2, random_state=seed, progress=False).fit(A, X, y, train, val)
             accs.append(m.score(test))
             times.append(m.history_.epoch_time.values[1:])
         ours = float(np.median(np.concatenate(times)))
@@ -215,7 +217,7 @@ def daskpml_big(path: str, n_parts: int, n_workers: int, threads: int, epochs: i
         base = client.run(_start_sampler)
         start = time.perf_counter()
         m = GCN(n_parts=n_parts, epochs=epochs, partition=partition, random_state=0,
-                progress=False).fit(A, X, y, train, val, client=client)
+                progress=False).fit(A, X, y, train, val)
         total = time.perf_counter() - start
         peaks = client.run(_sampled_peak)
     times = m.history_.epoch_time.values

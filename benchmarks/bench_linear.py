@@ -108,11 +108,11 @@ def averaging_study(X_d, y_d, X_np, y_np, fstar, quick):
 
     epochs = 1 if quick else 3
     configs = [
-        ("sync SGD (batch 8192)", "sgd", dict(batch_size=8192, eta0=0.5, learning_rate_schedule="constant")),
+        ("sync SGD (batch 8192)", "sgd", dict(batch_size=8192, eta0=0.5, learning_rate="constant")),
         ("local SGD H=10 (batch 256)", "local_sgd", dict(local_steps=10, batch_size=256, eta0=0.1,
-                                                         learning_rate_schedule="constant", eval_every=25)),
+                                                         learning_rate="constant", eval_every=25)),
         ("local SGD H=100 (batch 256)", "local_sgd", dict(local_steps=100, batch_size=256, eta0=0.1,
-                                                          learning_rate_schedule="constant", eval_every=3)),
+                                                          learning_rate="constant", eval_every=3)),
         ("one-shot average", "one_shot_average", {}),
     ]
     out = []

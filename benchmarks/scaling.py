@@ -337,7 +337,7 @@ def stragglers(client, args) -> dict:
     P = 4
     X, y = make_classification(n, 100, chunks=n // P, random_state=0)
     X, y = dask.persist(X, y.astype(float))
-    common = dict(family="logistic", lam=1.0 / n, eta0=0.5, learning_rate_schedule="invscaling", random_state=0,
+    common = dict(family="logistic", lam=1.0 / n, eta0=0.5, learning_rate="invscaling", random_state=0,
                   progress=False)
     steps = -(-n // (P * b))
     # the asynchronous solvers count epochs over all workers' updates (fast workers do more of
@@ -349,7 +349,7 @@ def stragglers(client, args) -> dict:
         "local SGD": dict(solver="local_sgd", local_steps=4, batch_size=b, max_iter=3, tol=0.0,
                           n_iter_no_change=10**9, eval_every=1),
         "async SGD": dict(solver="async_sgd", staleness="divide", batch_size=b, max_iter=E_ASYNC),
-        "EASGD": dict(solver="easgd", tau=4, batch_size=b, max_iter=E_ASYNC),
+        "EASGD": dict(solver="easgd", local_steps=4, batch_size=b, max_iter=E_ASYNC),
         "gossip SGD": dict(solver="gossip_sgd", local_steps=4, batch_size=b, max_iter=E_ASYNC),
     }
     from bench_async import time_to

@@ -364,20 +364,13 @@ NAMED = {
     "dict": (lambda v: isinstance(v, dict), "a dict"),
     "dtype": (lambda v: _is_float_dtype(v), "a floating dtype such as 'float32' or 'float64'"),
     "array-like": (lambda v: hasattr(v, "shape") or isinstance(v, (list, tuple)), "an array"),
-    "checkpoint": (lambda v: isinstance(v, (str, os.PathLike)) or _is_checkpoint(v),
-                   "a checkpoint folder (str or os.PathLike)"),
+    "checkpoint": (lambda v: isinstance(v, (str, os.PathLike)), "a checkpoint folder (str or os.PathLike)"),
 }
 
 #: constraints that every iterative algorithm shares (one protocol)
 PROTOCOL = {"callback": [None, "callable"], "progress": [None, "boolean"], "checkpoint": [None, "checkpoint"],
             "checkpoint_every": [Interval(Integral, 1, None)], "resume": ["boolean"],
             "random_state": ["random_state"]}
-
-
-def _is_checkpoint(value: Any) -> bool:
-    from ._checkpoint import Checkpoint
-
-    return isinstance(value, Checkpoint)
 
 
 def _is_float_dtype(value: Any) -> bool:

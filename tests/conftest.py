@@ -19,6 +19,15 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture()
+def in_process():
+    """dask's synchronous scheduler: algorithms that would use a cluster run their tasks in this process."""
+    import dask
+
+    with dask.config.set(scheduler="sync"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \

@@ -128,12 +128,13 @@ def test_mcl_resume_sparse_blocks(tmp_path):
         mcl(A, 3.0, checkpoint=tmp_path, resume=True)
 
 
+@pytest.mark.usefixtures("in_process")
 def test_gnn_resume(tmp_path):
     A, y = make_sbm(500, 3, in_degree=8, out_degree=2, random_state=0)
     A, y = A.to_scipy(), np.asarray(y)
     feats = (np.random.default_rng(0).standard_normal((500, 8)) + y[:, None]).astype(np.float32)
     train = np.arange(0, 500, 5)
-    kw = dict(epochs=16, n_parts=2, random_state=4, client=False)
+    kw = dict(epochs=16, n_parts=2, random_state=4)
     full = train_gnn(A, feats, y, train, **kw)
     with pytest.raises(Interrupted):
         train_gnn(A, feats, y, train, checkpoint=tmp_path, checkpoint_every=3, callback=_stop_at(int(STOPS[3])),
@@ -241,6 +242,7 @@ def test_eigsh_resume(tmp_path, distributed_size):
         eigsh(A, checkpoint=tmp_path, resume=True, **{**kw, "k": 5})
 
 
+@pytest.mark.usefixtures("in_process")
 def test_resuming_a_finished_run_returns_its_result(tmp_path):
     """The final snapshot of a finished run: a resume does no more work and returns the same."""
     from daskpml.optim import shotgun
@@ -248,7 +250,7 @@ def test_resuming_a_finished_run_returns_its_result(tmp_path):
     A, y = make_sbm(300, 3, in_degree=8, out_degree=2, random_state=0)
     A, y = A.to_scipy(), np.asarray(y)
     feats = (np.random.default_rng(0).standard_normal((300, 4)) + y[:, None]).astype(np.float32)
-    kw = dict(epochs=7, n_parts=2, random_state=1, client=False, checkpoint=tmp_path / "gnn", checkpoint_every=3)
+    kw = dict(epochs=7, n_parts=2, random_state=1, checkpoint=tmp_path / "gnn", checkpoint_every=3)
     first = train_gnn(A, feats, y, np.arange(0, 300, 5), **kw)
     again = train_gnn(A, feats, y, np.arange(0, 300, 5), resume=True, **kw)
     np.testing.assert_array_equal(again.proba, first.proba)

@@ -101,13 +101,13 @@ def gnn_command(session: Session, data: str, model: str, parts: int | None, part
         X = sp.diags(1.0 / np.where(sums > 0, sums, 1)) @ X if sp.issparse(X) else X / np.where(sums > 0, sums, 1)[:, None]
     if session.backend:
         X = to_backend(X, session.backend)
-    client = session.client()
+    session.client()
     cls = GCN if model == "gcn" else GraphSAGE
     est = cls(hidden=hidden, n_layers=layers, dropout=dropout, lr=lr, weight_decay=weight_decay, epochs=epochs,
               n_parts=parts, partition=partition, random_state=seed, checkpoint=checkpoint,
               checkpoint_every=checkpoint_every)
     start = time.perf_counter()
-    est.fit(d["graph"], X, d["labels"], d["train"], d["val"], client=client, resume=resume)
+    est.fit(d["graph"], X, d["labels"], d["train"], d["val"], resume=resume)
     elapsed = time.perf_counter() - start
     proba = to_numpy(est.predict_proba())
     pred = proba.argmax(axis=1)

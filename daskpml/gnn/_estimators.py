@@ -9,9 +9,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..backend import get_namespace, to_numpy
-from ..graph import train_gnn
+from ..graph import GNN_REMOVED, train_gnn
 from ..graph import GNN_CONSTRAINTS
-from ..validation import ParamsValidated, check_indices, check_is_fitted
+from ..validation import ParamsValidated, check_indices, check_is_fitted, validate_params
 
 
 class _PartitionedGNN(ParamsValidated, BaseEstimator):
@@ -36,19 +36,19 @@ class _PartitionedGNN(ParamsValidated, BaseEstimator):
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
 
+    @validate_params({}, removed=GNN_REMOVED)
     def fit(self, graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any = None, *,
-            client: Any = None, callback: Callable[[int, dict], Any] | None = None,
-            resume: bool = False) -> _PartitionedGNN:
+            callback: Callable[[dict], Any] | None = None, resume: bool = False) -> _PartitionedGNN:
         """Train on the labelled nodes ``train_idx`` of ``graph`` (n x n adjacency) with node
         ``features`` (n x f) and ``labels`` (n,; -1 allowed outside the training and validation
-        sets). ``client=False`` runs the partitions' tasks in this process. ``resume=True``
+        sets); the partitions run as :func:`~daskpml.graph.train_gnn` says. ``resume=True``
         continues from the newest snapshot in ``checkpoint``."""
         self._validate_params()
         result = train_gnn(graph, features, labels, train_idx, val_idx, model=self._model, hidden=self.hidden,
                            n_layers=self.n_layers, dropout=self.dropout, lr=self.lr,
                            weight_decay=self.weight_decay, epochs=self.epochs, n_parts=self.n_parts,
                            partition=self.partition, random_state=self.random_state, dtype=self.dtype,
-                           client=client, callback=callback, progress=self.progress,
+                           callback=callback, progress=self.progress,
                            checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume)
         self.coefs_ = [layer[0] for layer in result.params]
         self.intercepts_ = [layer[1] for layer in result.params]

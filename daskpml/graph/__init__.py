@@ -15,7 +15,7 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {
-    "GNNResult": "._gnn", "gcn_operator": "._gnn", "mean_operator": "._gnn", "train_gnn": "._gnn",
+    "GNNResult": "._gnn", "GNN_REMOVED": "._gnn", "gcn_operator": "._gnn", "mean_operator": "._gnn", "train_gnn": "._gnn",
     "MCLResult": "._mcl", "Overlap": "._mcl", "MCL_CONSTRAINTS": "._mcl", "interpret": "._mcl", "mcl": "._mcl",
     "GNN_CONSTRAINTS": "._gnn",
     "KMEANS_CONSTRAINTS": "._kmeans", "KMeansInit": "._kmeans", "assign": "._kmeans", "center_distances": "._kmeans", "inertia": "._kmeans",

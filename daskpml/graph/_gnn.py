@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable, Literal, Sequence
 
+import dask
 import numpy as np
 import scipy.sparse as sp
 import xarray as xr
@@ -332,7 +333,7 @@ def validate(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: An
 def prepare(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any = None, *, model: Model = "gcn",
             hidden: int = 16, n_layers: int = 2, dropout: float = 0.5, n_parts: int | None = None,
             partition: str = "bfs", random_state: int | None = None, dtype: Any = np.float32,
-            lr: float = 0.01, weight_decay: float = 0.0, client: Any = None) -> tuple[Trainer, list, int]:
+            lr: float = 0.01, weight_decay: float = 0.0) -> tuple[Trainer, list, int]:
     """Validate, partition, place the partitions on the workers and draw the initial weights:
     the set-up of :func:`train_gnn`. Returns the trainer, the weights and the class count."""
     from ..runtime import connect, current_client
@@ -346,7 +347,9 @@ def prepare(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any
     dtype = np.dtype(dtype)
     A, X, y, train, val, n_classes, backend = validate(graph, features, labels, train_idx, val_idx,
                                                        model=model, dtype=dtype)
-    executor: Any = Inline() if client is False else _Distributed(client or current_client() or connect())
+    # a local scheduler named in dask's config (sync, threads) runs the partitions' tasks in this process
+    local = dask.config.get("scheduler", None) not in (None, "dask.distributed")
+    executor: Any = Inline() if local else _Distributed(current_client() or connect())
     n_parts = len(executor.workers) if n_parts is None else n_parts
     seed = resolve_seed(random_state)
     partitioning = partition_graph(A, n_parts, method=partition, random_state=seed)
@@ -382,12 +385,18 @@ GNN_CONSTRAINTS = {
     **PROTOCOL}
 
 
-@validate_params(GNN_CONSTRAINTS)
+#: keywords train_gnn (and the GNN estimators' fit) no longer take
+GNN_REMOVED = {"client": "no algorithm takes a client: the partitions run on the current dask.distributed client "
+                     "(else the embedded cluster daskpml.connect() starts), or in this process under "
+                     "dask.config.set(scheduler='sync') (what client=False did)."}
+
+
+@validate_params(GNN_CONSTRAINTS, removed=GNN_REMOVED)
 def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: Any = None, *,
               model: Model = "gcn", hidden: int = 16, n_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
               weight_decay: float = 5e-4, epochs: int = 200, n_parts: int | None = None,
               partition: str = "bfs", random_state: int | None = None, dtype: Any = np.float32,
-              client: Any = None, callback: Callable[[int, dict], Any] | None = None,
+              callback: Callable[[dict], Any] | None = None,
               progress: bool | None = None, checkpoint: str | os.PathLike | None = None,
               checkpoint_every: int = 10, resume: bool = False) -> GNNResult:
     """Train a GCN or GraphSAGE-mean model on a partitioned graph, full batch.
@@ -406,8 +415,9 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     n_parts : partitions (default: one per worker; 1 without a cluster).
     partition : method of :func:`daskpml.partition.partition_graph`.
     random_state : seed of the weights, of the dropout masks and of the partitioner.
-    client : a ``distributed.Client`` (default: the current one, else the embedded local
-        cluster), or ``False`` to run every task in this process (:class:`Inline`).
+    The partitions' tasks run on the current dask.distributed client (else the embedded cluster
+    :func:`daskpml.connect` starts), or in this process when dask's ``scheduler`` setting names
+    a local scheduler (``dask.config.set(scheduler="sync")``).
     callback : ``callback(record)`` after each epoch, with the history row just appended
         (``iteration``: the epochs done, ``loss``, ``train_accuracy``, ``val_accuracy``,
         ``val_loss``, ``time``, ``epoch_time``, ``rounds``, ``bytes``); returning True stops.
@@ -430,7 +440,7 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     trainer, params, n_classes = prepare(graph, features, labels, train_idx, val_idx, model=model, hidden=hidden,
                                          n_layers=n_layers, dropout=dropout, n_parts=n_parts, partition=partition,
                                          random_state=random_state, dtype=dtype, lr=lr,
-                                         weight_decay=weight_decay, client=client)
+                                         weight_decay=weight_decay)
     spec, executor, partitioning = trainer.spec, trainer.ex, trainer.partitioning
     n_parts, val = partitioning.n_parts, trainer.val_idx
     xp, _ = get_namespace(params[0][0])

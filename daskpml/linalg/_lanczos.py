@@ -506,14 +506,14 @@ checkpoint_every, resume
 def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = None, tol: float = 0.0,
           maxiter: int | None = None, v0: Any = None, return_eigenvectors: bool = True,
           random_state: Any = None, callback: Callable[[dict], Any] | None = None,
-          tol_shift: float = 0.0, checkpoint: Any = None,
+          tol_shift: float = 0.0, checkpoint: str | os.PathLike | None = None,
           checkpoint_every: int = 10, resume: bool = False) -> LanczosResult:
     """:func:`eigsh` on a validated :class:`RowOperator`.
 
     ``tol_shift``: measure the relative accuracy against ``|theta - tol_shift|``
     instead of ``|theta|``; after a spectral transformation ``theta = shift -
     lambda`` this makes ``tol`` relative to the original eigenvalue ``lambda``.
-    ``checkpoint`` (a path or :class:`~daskpml._checkpoint.Checkpoint`): snapshots at restarts.
+    ``checkpoint`` (a folder): snapshots at restarts.
     """
     blocks = op.blocks
     n, ncv = check_k_ncv(blocks, k, which, ncv)
@@ -532,8 +532,7 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
             if v0.shape != (n,):
                 raise ValueError(f"v0 must have shape ({n},), got {tuple(v0.shape)}.")
             v0 = check_array(v0, ensure_2d=False, allow_1d=True, name="v0").astype(dtype).rechunk((blocks.chunks[0],))
-        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
-            checkpoint, every=checkpoint_every, resume=resume)
+        ckpt = Checkpoint(checkpoint, every=checkpoint_every, resume=resume)
         # a resume draws what the interrupted run drew
         seed = resolve_seed(recorded_seed(ckpt.path, "eigsh", random_state) if ckpt.resume else random_state)
         ckpt.describe("eigsh", params={"k": k, "which": which, "ncv": ncv, "tol": tol, "tol_shift": tol_shift,

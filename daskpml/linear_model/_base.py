@@ -17,7 +17,6 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
-from .._checkpoint import Checkpoint
 from ..backend import get_namespace
 from ..optim import ASYNC_SOLVERS, SOLVERS, fit_linear, shotgun
 from ..sparse import CSRMatrix
@@ -117,11 +116,13 @@ class LinearModelBase(ParamsValidated, BaseEstimator):
         return solver
 
     # -- fitting -------------------------------------------------------------------------
-    def _checkpoint(self, resume: bool) -> Checkpoint | None:
+    def _checkpoint(self, resume: bool) -> dict:
+        """The checkpoint protocol's three options (path, every, resume), when a path is set or a
+        resume asked for."""
         path = getattr(self, "checkpoint", None)
         if path is None and not resume:
-            return None
-        return Checkpoint(path, every=getattr(self, "checkpoint_every", 10), resume=resume)
+            return {}
+        return {"checkpoint": path, "checkpoint_every": getattr(self, "checkpoint_every", 10), "resume": resume}
 
     def _fit(self, X: Any, y: Any, *, n_classes: int = 2, resume: bool = False) -> None:
         solver = self._solver_name()
@@ -129,8 +130,7 @@ class LinearModelBase(ParamsValidated, BaseEstimator):
         if solver == "shotgun":
             return self._fit_shotgun(X, y, checkpoint)
         options = dict(self.solver_kwargs or {})
-        if checkpoint is not None:
-            options["checkpoint"] = checkpoint
+        options.update(checkpoint)
         options.setdefault("max_iter", self.max_iter)
         options.setdefault("tol", self.tol)
         if solver in ("sgd", "local_sgd") or solver in ASYNC_SOLVERS:
@@ -149,7 +149,7 @@ class LinearModelBase(ParamsValidated, BaseEstimator):
     def _l1_ratio(self) -> float:
         return 0.5
 
-    def _fit_shotgun(self, X: Any, y: Any, checkpoint: Checkpoint | None = None) -> None:
+    def _fit_shotgun(self, X: Any, y: Any, checkpoint: dict) -> None:
         options = dict(self.solver_kwargs or {})
         unknown = set(options) - {"n_parallel", "n_blocks", "callback", "progress"}
         if unknown:
@@ -164,7 +164,7 @@ class LinearModelBase(ParamsValidated, BaseEstimator):
             X = X.blocks
         result = shotgun(X, y, l1=n * strength * ratio, l2=n * strength * (1.0 - ratio),
                          fit_intercept=self.fit_intercept, max_iter=self.max_iter, tol=self.tol,
-                         random_state=self.random_state, checkpoint=checkpoint, **options)
+                         random_state=self.random_state, **checkpoint, **options)
         self.coef_ = result.coef
         self.intercept_ = result.intercept if self.fit_intercept else 0.0
         self.n_iter_ = int(result.n_iter)

@@ -14,7 +14,6 @@ import numpy as np
 
 from .. import _config
 from .._blocks import as_row_chunks, check_row_chunked, is_small
-from .._checkpoint import Checkpoint
 from ..backend import get_namespace, is_sparse, nbytes
 from ..runtime import current_client, distribute_rows, total_threads, worker_errors
 from ..validation import PROTOCOL, Interval, Options, check_params, validate_params
@@ -123,12 +122,13 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     if not lam >= 0:
         raise ValueError(f"lam must be non-negative, got {lam}.")
     solve = get_solver(solver)
-    every, resume = options.pop("checkpoint_every", 10), options.pop("resume", False)
-    if not isinstance(options.get("checkpoint"), Checkpoint) and (options.get("checkpoint") is not None or resume):
-        options["checkpoint"] = Checkpoint(options.get("checkpoint"), every=every, resume=resume)
-    if options.get("checkpoint") is not None and "checkpoint" not in inspect.signature(solve).parameters:
+    if (options.get("checkpoint") is not None or options.get("resume")) \
+            and "checkpoint" not in inspect.signature(solve).parameters:
         raise ValueError(f"solver {solver!r} does not write checkpoints; use one that does "
                          f"({', '.join(checkpointing_solvers())}) or leave checkpoint unset.")
+    if "checkpoint" not in inspect.signature(solve).parameters:
+        for key in ("checkpoint", "checkpoint_every", "resume"):       # unset or default: nothing to pass
+            options.pop(key, None)
     get_namespace(X)
     layout = Layout(int(X.shape[1]), fam.n_outputs(n_classes), bool(fit_intercept))
     distribute = needs_cluster(solver)

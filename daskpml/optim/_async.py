@@ -30,7 +30,7 @@ History
 One row per update (one applied push, elastic exchange or gossip step):
 ``time`` (solver wall time), ``update_worker`` (the chunk), ``version`` (the
 server's model version after the update), ``staleness`` (versions applied since
-the worker pulled), ``step_size``, ``batch_loss``, ``rows`` (cumulative rows
+the worker pulled), ``eta`` (the learning rate used), ``batch_loss``, ``rows`` (cumulative rows
 processed) and ``objective``/``grad_norm``, sampled every ``eval_every`` updates
 (NaN elsewhere). Per worker: ``updates``, ``lost``, ``busy_time`` and the dask
 ``address``. With ``tol=None`` (the default) the samples are kept as copies and
@@ -57,6 +57,7 @@ its total work (epochs) and quality, not bit for bit.
 
 from __future__ import annotations
 
+import os
 import math
 import time
 import uuid
@@ -66,13 +67,13 @@ from typing import Any, Callable
 import numpy as np
 from distributed import as_completed, futures_of, get_worker, wait
 
-from .._checkpoint import Checkpoint
 from .._random import resolve_seed
 from ..runtime import current_client
 from .._blocks import add
+from ..validation import validate_params
 from ._objective import Objective, Spec, chunk_loss_grad, chunk_losses
 from ._run import OptimizeResult, Run
-from ._stochastic import Schedule, _Stopper, _take, batch_rows, learning_rate, slowdown, straggle
+from ._stochastic import RENAMED, Schedule, _Stopper, _take, batch_rows, scheduled_rate, slowdown, straggle
 
 #: Errors that mean "the worker went away", not "the task is wrong".
 _LOSS_ERRORS: tuple[type[BaseException], ...]
@@ -109,7 +110,7 @@ def _model(x: Any) -> np.ndarray:
     return x[0] if isinstance(x, tuple) else x
 
 
-def local_steps(X: Any, y: Any, theta: np.ndarray, seed: int, chunk: int, start: int, steps: int, batch: int,
+def sgd_steps(X: Any, y: Any, theta: np.ndarray, seed: int, chunk: int, start: int, steps: int, batch: int,
                 rate: float, spec: Spec, factor: float = 1.0) -> tuple:
     """``steps`` SGD steps on mini-batches of one chunk's rows, from ``theta``.
 
@@ -138,7 +139,7 @@ def _gossip(X: Any, y: Any, own: Any, peer: Any, seed: int, chunk: int, start: i
             rate: float, spec: Spec, factor: float) -> tuple:
     """Average with the peer's model, then local steps (runs on the chunk's worker)."""
     mixed = 0.5 * (_model(own) + _model(peer))
-    return local_steps(X, y, mixed, seed, chunk, start, steps, batch, rate, spec, factor)
+    return sgd_steps(X, y, mixed, seed, chunk, start, steps, batch, rate, spec, factor)
 
 
 class Engine:
@@ -149,7 +150,7 @@ class Engine:
     def __init__(self, solver: str, objective: Objective, *, rows_per_update: int, max_iter: float,
                  max_time: float | None, tol: float | None, n_iter_no_change: int, eval_every: int | None,
                  delay: Mapping[int, float] | None, callback: Callable | None, progress: bool | None,
-                 checkpoint: Checkpoint | None = None, **attrs: Any) -> None:
+                 checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False, **attrs: Any) -> None:
         client = current_client()
         if client is None or not objective.distributed:
             raise RuntimeError(
@@ -182,7 +183,7 @@ class Engine:
         self.run = Run(solver, objective, max_iter=math.ceil(max_iter * updates_per_epoch),
                        tol=0.0 if tol is None else tol, callback=callback, progress=progress,
                        eval_every=self.eval_every, max_time=-1.0 if max_time is None else float(max_time),
-                       monitor="online" if self.online else "after", checkpoint=checkpoint, **attrs)
+                       monitor="online" if self.online else "after", checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, **attrs)
         self.run.workers = list(range(self.P))
         self.ac = as_completed()
         self.inflight: dict[Any, tuple[int, dict]] = {}
@@ -238,7 +239,7 @@ class Engine:
 
     def schedule(self, schedule: Schedule, eta0: float, **options: Any) -> Callable[[], float]:
         """The current learning rate: steps counted in server versions, epochs in rows processed."""
-        return lambda: learning_rate(schedule, eta0, self.version, self.rows_done / self.n, **options)
+        return lambda: scheduled_rate(schedule, eta0, self.version, self.rows_done / self.n, **options)
 
     # -- tasks ----------------------------------------------------------------------------
     def submit(self, fn: Callable, slot: int, *args: Any, meta: dict | None = None, **kwargs: Any) -> Any:
@@ -419,14 +420,15 @@ def _check_sgd(batch_size: int, eta0: float) -> None:
         raise ValueError(f"eta0 must be positive, got {eta0}.")
 
 
+@validate_params({}, removed=RENAMED)
 def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256,
-              learning_rate_schedule: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
-              gamma: float = 0.1, step_size: int = 10, staleness: str = "none", max_staleness: int | None = None,
+              learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
+              gamma: float = 0.1, decay_every: int = 10, staleness: str = "none", max_staleness: int | None = None,
               push_every: int = 1, pull_every: int = 1, max_iter: float = 10, max_time: float | None = None,
               tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
               delay: Mapping[int, float] | None = None, random_state: Any = None,
               callback: Callable | None = None, progress: bool | None = None,
-              checkpoint: Checkpoint | None = None) -> OptimizeResult:
+              checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Asynchronous SGD with a parameter server.
 
     Every chunk (worker) loops on its own: pull the server's weights (version ``v``),
@@ -482,9 +484,9 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
     eng = Engine("async_sgd", objective, rows_per_update=batch * push_every, max_iter=max_iter,
                  max_time=max_time, tol=tol, n_iter_no_change=n_iter_no_change, eval_every=eval_every,
                  delay=delay, callback=callback, progress=progress, batch_size=batch,
-                 learning_rate=learning_rate_schedule, eta0=eta0, staleness=staleness,
+                 learning_rate=learning_rate, eta0=eta0, staleness=staleness,
                  max_staleness=-1 if bound is None else bound, push_every=push_every, pull_every=pull_every,
-                 seed=seed, checkpoint=checkpoint)
+                 seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     spec, P, msg = objective.spec, eng.P, 8 * len(theta0)
     theta = np.array(theta0, dtype=np.float64)
     position = [0] * P                      # steps taken by each chunk (its place in its row order)
@@ -497,7 +499,7 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
     local: list[np.ndarray | None] = [None] * P
     waiting: list[int] = []
 
-    rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
+    rate = eng.schedule(learning_rate, eta0, power_t=power_t, gamma=gamma, decay_every=decay_every)
 
     def allowed(version: int) -> bool:
         if bound is None:
@@ -517,7 +519,7 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
         else:
             start = local[i]
         sent = msg if pull else 0
-        eng.submit(local_steps, i, *eng.blocks[i], start, seed, i, position[i] * batch, push_every, batch,
+        eng.submit(sgd_steps, i, *eng.blocks[i], start, seed, i, position[i] * batch, push_every, batch,
                    rate(), spec, eng.factors[i], meta={"version": pulled[i], "sent": sent})
         position[i] += push_every
         since_pull[i] += push_every
@@ -542,7 +544,7 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
         local[i] = new_local if keep else None
         eng.busy[i] += elapsed
         objective.comm.add(meta["sent"] + msg + (msg if keep else 0))
-        stop = eng.record(i, theta, staleness=tau, rows=batch * push_every, step_size=eta,
+        stop = eng.record(i, theta, staleness=tau, rows=batch * push_every, eta=eta,
                           batch_loss=loss)
         if stop or eng.done:
             return True
@@ -563,19 +565,20 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
     return eng.finish(theta)
 
 
-def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: float | None = None,
-          synchronous: bool = False, batch_size: int = 32, learning_rate_schedule: Schedule = "invscaling",
-          eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, step_size: int = 10,
+@validate_params({}, removed=RENAMED)
+def easgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, alpha: float | None = None,
+          synchronous: bool = False, batch_size: int = 32, learning_rate: Schedule = "invscaling",
+          eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10,
           max_iter: float = 10, max_time: float | None = None, tol: float | None = None,
           n_iter_no_change: int = 3, eval_every: int | None = None, delay: Mapping[int, float] | None = None,
           random_state: Any = None, callback: Callable | None = None,
-          progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
+          progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Elastic averaging SGD (EASGD), asynchronous or synchronous.
 
-    Each worker ``i`` keeps its own model ``x_i`` and runs ``tau`` local SGD steps on
+    Each worker ``i`` keeps its own model ``x_i`` and runs ``local_steps`` (the paper's tau) SGD steps on
     mini-batches of its rows; then it meets the centre variable ``c`` held by the server:
     ``d = alpha (x_i - c)``, ``x_i <- x_i - d``, ``c <- c + d``. Asynchronous: each worker
-    meets the centre as soon as its ``tau`` steps are done. Synchronous: all workers meet
+    meets the centre as soon as its ``local_steps`` steps are done. Synchronous: all workers meet
     the same centre together, ``c <- c + alpha sum_i (x_i - c)`` (``beta = P alpha``).
     The result is the centre variable.
 
@@ -583,16 +586,16 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
     the driver between exchanges (each exchange sends ``x_i`` and returns it), the centre
     in the driver: both survive the loss of any worker.
 
-    Communication: ``|W|`` each way per exchange, one exchange per ``tau`` local steps.
+    Communication: ``|W|`` each way per exchange, one exchange per ``local_steps`` steps.
 
     References
     ----------
     Zhang, Choromanska, LeCun (2015), *Deep learning with elastic averaging SGD*.
     """
     _check_sgd(batch_size, eta0)
-    tau = int(tau)
+    tau = int(local_steps)                  # the paper's communication period
     if tau < 1:
-        raise ValueError(f"tau must be a positive integer, got {tau}.")
+        raise ValueError(f"local_steps must be a positive integer, got {local_steps}.")
     seed = resolve_seed(random_state)
     batch = int(batch_size)
     P = objective.n_chunks
@@ -603,8 +606,8 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
     name = "easgd"
     eng = Engine(name, objective, rows_per_update=batch * tau, max_iter=max_iter, max_time=max_time, tol=tol,
                  n_iter_no_change=n_iter_no_change, eval_every=eval_every, delay=delay, callback=callback,
-                 progress=progress, tau=tau, alpha=alpha, synchronous=int(bool(synchronous)), batch_size=batch,
-                 learning_rate=learning_rate_schedule, eta0=eta0, seed=seed, checkpoint=checkpoint)
+                 progress=progress, local_steps=tau, alpha=alpha, synchronous=int(bool(synchronous)), batch_size=batch,
+                 learning_rate=learning_rate, eta0=eta0, seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     spec, msg = objective.spec, 8 * len(theta0)
     centre = np.array(theta0, dtype=np.float64)
     models = [centre.copy() for _ in range(P)]
@@ -617,10 +620,10 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
                                 {"position": list(position), "seed": seed})
     arrived: dict[int, tuple] = {}
 
-    rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
+    rate = eng.schedule(learning_rate, eta0, power_t=power_t, gamma=gamma, decay_every=decay_every)
 
     def dispatch(i: int) -> None:
-        eng.submit(local_steps, i, *eng.blocks[i], models[i], seed, i, position[i] * batch, tau, batch, rate(),
+        eng.submit(sgd_steps, i, *eng.blocks[i], models[i], seed, i, position[i] * batch, tau, batch, rate(),
                    spec, eng.factors[i], meta={"version": eng.version})
         position[i] += tau
 
@@ -639,7 +642,7 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
             centre = centre + d
             tau_ = eng.version - meta["version"]
             eng.version += 1
-            if eng.record(i, centre, staleness=tau_, rows=batch * tau, step_size=rate(), batch_loss=loss) \
+            if eng.record(i, centre, staleness=tau_, rows=batch * tau, eta=rate(), batch_loss=loss) \
                     or eng.done:
                 return True
             dispatch(i)
@@ -653,7 +656,7 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
         arrived.clear()
         stop = False
         for j, (_, loss) in moves.items():
-            stop = eng.record(j, centre, staleness=0, rows=batch * tau, step_size=rate(), batch_loss=loss,
+            stop = eng.record(j, centre, staleness=0, rows=batch * tau, eta=rate(), batch_loss=loss,
                               save_point=j == max(moves)) or stop
         if stop or eng.done:
             return True
@@ -670,13 +673,14 @@ def easgd(objective: Objective, theta0: np.ndarray, *, tau: int = 10, alpha: flo
     return eng.finish(centre)
 
 
+@validate_params({}, removed=RENAMED)
 def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
-               learning_rate_schedule: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
-               gamma: float = 0.1, step_size: int = 10, max_iter: float = 10, max_time: float | None = None,
+               learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
+               gamma: float = 0.1, decay_every: int = 10, max_iter: float = 10, max_time: float | None = None,
                tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
                delay: Mapping[int, float] | None = None, random_state: Any = None,
                callback: Callable | None = None, progress: bool | None = None,
-               checkpoint: Checkpoint | None = None) -> OptimizeResult:
+               checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Decentralized gossip SGD: no server.
 
     Each worker repeats, at its own pace: average its model with the latest model of a
@@ -707,8 +711,8 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
                          "pass more row chunks or use local_sgd.")
     eng = Engine("gossip_sgd", objective, rows_per_update=batch * H, max_iter=max_iter, max_time=max_time, tol=tol,
                  n_iter_no_change=n_iter_no_change, eval_every=eval_every, delay=delay, callback=callback,
-                 progress=progress, local_steps=H, batch_size=batch, learning_rate=learning_rate_schedule,
-                 eta0=eta0, seed=seed, checkpoint=checkpoint)
+                 progress=progress, local_steps=H, batch_size=batch, learning_rate=learning_rate,
+                 eta0=eta0, seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     spec, msg = objective.spec, 8 * len(theta0)
     weights = np.asarray(eng.sizes, dtype=float) / eng.n
     rng = np.random.default_rng([seed, 11])
@@ -731,7 +735,7 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
 
     eng.solver_state = gossip_state
 
-    rate = eng.schedule(learning_rate_schedule, eta0, power_t=power_t, gamma=gamma, step_size=step_size)
+    rate = eng.schedule(learning_rate, eta0, power_t=power_t, gamma=gamma, decay_every=decay_every)
 
     def dispatch(i: int) -> None:
         j = int(rng.integers(P - 1))
@@ -752,7 +756,7 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
         made_at[i] = eng.version
         objective.comm.add(msg)
         stop = eng.record(i, average, staleness=eng.version - 1 - meta["peer_made"], rows=batch * H,
-                          step_size=rate(), peer=meta["peer"])
+                          eta=rate(), peer=meta["peer"])
         if stop or eng.done:
             return True
         dispatch(i)

@@ -17,11 +17,11 @@ Rounds per iteration: gradient descent 1 + rejected trial steps, L-BFGS about 1
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Literal
 
 import numpy as np
 
-from .._checkpoint import Checkpoint
 from ._objective import Objective
 from ._run import OptimizeResult, Run
 
@@ -42,7 +42,7 @@ def _max_abs(g: np.ndarray) -> float:
 
 def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | Literal["backtracking"] = "backtracking",
                      max_iter: int = 1000, tol: float = 1e-4, callback: Callable | None = None,
-                     progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
+                     progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Full-batch gradient descent with a fixed step or Armijo backtracking.
 
     With ``step="backtracking"`` each iteration tries ``t`` (twice the last accepted
@@ -59,7 +59,7 @@ def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | 
     if fixed and not float(step) > 0:
         raise ValueError(f"step must be 'backtracking' or a positive number, got {step!r}.")
     run = Run("gradient_descent", objective, max_iter=max_iter, tol=tol, callback=callback,
-              progress=progress, checkpoint=checkpoint, step=str(step))
+              progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, step=str(step))
     snap = run.snapshot
     if snap is None:
         theta = np.array(theta0, dtype=np.float64)
@@ -205,7 +205,7 @@ def _two_loop(g: np.ndarray, s_list: list, y_list: list) -> np.ndarray:
 
 def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: int = 100, tol: float = 1e-4,
           ftol: float = 64 * np.finfo(float).eps, callback: Callable | None = None,
-          progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
+          progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Limited-memory BFGS with a strong-Wolfe line search.
 
     The ``m`` correction pairs and the two-loop recursion live on the client
@@ -221,7 +221,7 @@ def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: in
     """
     _require_smooth_penalty(objective, "lbfgs")
     run = Run("lbfgs", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress,
-              checkpoint=checkpoint, m=m)
+              checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, m=m)
     snap = run.snapshot
     s_list: list[np.ndarray] = []
     y_list: list[np.ndarray] = []
@@ -266,7 +266,7 @@ def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: in
 
 def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, tol: float = 1e-4,
               max_cg: int = 50, callback: Callable | None = None, progress: bool | None = None,
-              checkpoint: Checkpoint | None = None) -> OptimizeResult:
+              checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Truncated Newton: conjugate gradients on ``H d = -g`` with distributed
     Hessian-vector products, then a Wolfe line search from the unit step.
 
@@ -282,7 +282,7 @@ def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, t
     if not objective.family.smooth:
         objective.family.hess_dz(None, None, None)
     run = Run("newton_cg", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress,
-              checkpoint=checkpoint, max_cg=max_cg)
+              checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, max_cg=max_cg)
     snap = run.snapshot
     if snap is None:
         theta = np.array(theta0, dtype=np.float64)
@@ -330,7 +330,7 @@ def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, t
 
 def proximal_gradient(objective: Objective, theta0: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-4,
                       accelerate: bool = True, callback: Callable | None = None,
-                      progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
+                      progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """FISTA (accelerated proximal gradient) with backtracking on the Lipschitz
     constant and adaptive restart, for L1 and elastic-net penalties.
 
@@ -346,7 +346,7 @@ def proximal_gradient(objective: Objective, theta0: np.ndarray, *, max_iter: int
     accelerated gradient schemes*.
     """
     run = Run("proximal_gradient", objective, max_iter=max_iter, tol=tol, callback=callback,
-              progress=progress, checkpoint=checkpoint, accelerate=int(accelerate))
+              progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, accelerate=int(accelerate))
     snap = run.snapshot
     if snap is None:
         x = np.array(theta0, dtype=np.float64)

@@ -16,6 +16,7 @@ non-zeros) and no thread sweeps the whole vector; the decay per row equals
 
 from __future__ import annotations
 
+import os
 import math
 import threading
 import time
@@ -28,7 +29,8 @@ from ..backend import get_namespace, is_sparse
 from .._random import resolve_seed
 from ._objective import Objective
 from ._run import OptimizeResult
-from ._stochastic import _permutation, straggle
+from ..validation import validate_params
+from ._stochastic import RENAMED, _permutation, straggle
 
 #: Intercept steps on sparse data are scaled by this (as scikit-learn's SGD does).
 SPARSE_INTERCEPT_DECAY = 0.01
@@ -109,18 +111,20 @@ def hogwild_epochs(X: Any, y: Any, theta: np.ndarray, *, seed: int, chunk: int, 
     return w, total / max(n * epochs, 1), n * epochs, elapsed
 
 
+@validate_params({}, removed=RENAMED)
 def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
-            learning_rate_schedule: str = "optimal", eta0: float = 0.01, power_t: float = 0.5,
+            learning_rate: str = "optimal", eta0: float = 0.01, power_t: float = 0.5,
             epochs_per_round: int = 1, max_iter: int = 5, max_time: float | None = None, tol: float | None = None,
             n_iter_no_change: int = 3, delay: Mapping[int, float] | None = None, random_state: Any = None,
             callback: Callable | None = None, progress: bool | None = None,
-            checkpoint: Any = None) -> OptimizeResult:
+            checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
+            resume: bool = False) -> OptimizeResult:
     """Hogwild! SGD: lock-free threads inside each worker, model averaging across workers.
 
     Parameters
     ----------
     n_threads : threads per worker sharing one weight vector (lock-free).
-    learning_rate_schedule : ``"optimal"`` (scikit-learn's ``1 / (lam (t0 + t))``, needs an
+    learning_rate : ``"optimal"`` (scikit-learn's ``1 / (lam (t0 + t))``, needs an
         L2 penalty), ``"invscaling"`` (``eta0 / t^power_t``) or ``"constant"``.
     epochs_per_round : epochs each worker runs between averages.
     max_iter : epochs in all.
@@ -144,12 +148,12 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
         raise ValueError(f"hogwild supports the {', '.join(_KINDS)} losses, not {family!r}; use async_sgd.")
     if objective.penalty.l1 and objective.lam:
         raise ValueError("hogwild supports L2 penalties only; use async_sgd or proximal_gradient for L1.")
-    if learning_rate_schedule not in _SCHEDULES:
-        raise ValueError(f"unknown learning-rate schedule {learning_rate_schedule!r}; choose "
+    if learning_rate not in _SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {learning_rate!r}; choose "
                          f"{', '.join(map(repr, _SCHEDULES))}.")
     lam = objective.lam * objective.penalty.l2
-    if learning_rate_schedule == "optimal" and lam <= 0:
-        raise ValueError("learning_rate_schedule='optimal' needs an L2 penalty (lam > 0); "
+    if learning_rate == "optimal" and lam <= 0:
+        raise ValueError("learning_rate='optimal' needs an L2 penalty (lam > 0); "
                          "use 'invscaling' or 'constant' without one.")
     if int(n_threads) < 1 or int(epochs_per_round) < 1:
         raise ValueError(f"n_threads and epochs_per_round must be positive integers, got {n_threads} and "
@@ -162,10 +166,11 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
     eng = Engine("hogwild", objective, rows_per_update=math.ceil(objective.n_samples / P) * E, max_iter=max_iter,
                  max_time=max_time, tol=tol, n_iter_no_change=n_iter_no_change, eval_every=P, delay=delay,
                  callback=callback, progress=progress, n_threads=int(n_threads), epochs_per_round=E,
-                 learning_rate=learning_rate_schedule, eta0=eta0, seed=seed, checkpoint=checkpoint)
+                 learning_rate=learning_rate, eta0=eta0, seed=seed, checkpoint=checkpoint,
+                 checkpoint_every=checkpoint_every, resume=resume)
     weights = np.asarray(eng.sizes, dtype=float) / eng.n
     msg = 8 * len(theta0)
-    options = dict(seed=seed, n_threads=int(n_threads), kind=_KINDS[family], schedule=_SCHEDULES[learning_rate_schedule],
+    options = dict(seed=seed, n_threads=int(n_threads), kind=_KINDS[family], schedule=_SCHEDULES[learning_rate],
                    eta0=float(eta0), power_t=float(power_t), lam=float(lam), fit_intercept=objective.layout.fit_intercept)
     theta = np.array(theta0, dtype=np.float64)
     epoch = 0

@@ -20,6 +20,7 @@ for machine learning*.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -27,7 +28,6 @@ import numpy as np
 
 from ..backend import get_namespace, to_numpy
 from .._random import resolve_seed
-from .._checkpoint import Checkpoint
 from ._batch import _max_abs, _require_smooth_penalty
 from ._objective import Objective, _linear, _params_like, _sub_rows, chunk_loss_grad
 from ._run import OptimizeResult, Run
@@ -80,7 +80,7 @@ def to_dense(a: Any) -> Any:
 
 def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float | str = "auto",
            max_iter: int = 50, tol: float = 1e-4, random_state: Any = 0, callback: Callable | None = None,
-           progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
+           progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Newton's method with a sub-sampled Hessian and Armijo backtracking.
 
     Parameters
@@ -108,7 +108,7 @@ def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float 
             raise ValueError(f"hessian_fraction must be in (0, 1] or 'auto', got {hessian_fraction!r}.")
     seed = resolve_seed(random_state)
     run = Run("newton", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress,
-              checkpoint=checkpoint, hessian_fraction=fraction, seed=seed)
+              checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, hessian_fraction=fraction, seed=seed)
     if run.snapshot is not None:
         seed = int(run.snapshot.state["seed"])
     reg = np.zeros(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import math
 import warnings
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ class Run:
 
     def __init__(self, solver: str, objective: Any, *, max_iter: int, tol: float,
                  callback: Callable | None = None, progress: bool | None = None,
-                 checkpoint: Checkpoint | None = None, **attrs: Any) -> None:
+                 checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False,
+                 **attrs: Any) -> None:
         self.solver, self.objective, self.max_iter, self.tol = solver, objective, int(max_iter), float(tol)
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be at least 1, got {max_iter}.")
@@ -70,7 +72,8 @@ class Run:
             "max_iter": self.max_iter, "n_samples": objective.n_samples, "n_chunks": objective.n_chunks,
             "n_params": objective.layout.size, "param_bytes": 8 * objective.layout.size}, **attrs)
         self._bytes = objective.comm.bytes
-        self.checkpoint = checkpoint
+        self.checkpoint = Checkpoint(checkpoint, every=checkpoint_every, resume=resume) \
+            if checkpoint is not None or resume else None
         self.snapshot = self._restore()
 
     # -- checkpoints ----------------------------------------------------------------------

@@ -38,6 +38,7 @@ coefficients, norms, the largest change) reach the client.
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -278,7 +279,7 @@ def column_blocks(X: Any, fit_intercept: bool, n_blocks: int | None = None) -> _
 def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool = True,
             n_parallel: int | str = "auto", n_blocks: int | None = None, max_iter: int = 1000,
             tol: float = 1e-4, random_state: Any = None, callback: Callable | None = None,
-            progress: bool | None = None, checkpoint: Any = None, checkpoint_every: int = 10,
+            progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
             resume: bool = False) -> ShotgunResult:
     """Minimize ``1/2 ||y - X w - b||^2 + l1 ||w||_1 + l2/2 ||w||^2`` by Shotgun coordinate descent.
 
@@ -304,7 +305,7 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     progress : bool, optional
         A progress line per epoch (default: on a terminal, see ``daskpml.progress``).
     checkpoint, checkpoint_every, resume :
-        A directory (or :class:`~daskpml._checkpoint.Checkpoint`) for a snapshot every
+        A directory (str or os.PathLike) for a snapshot every
         ``checkpoint_every`` epochs: the coefficients, the residual (written by the task that
         holds it), the coordinate order's generator, P and the history. ``resume=True`` goes on
         from the newest one and ends exactly as the uninterrupted run would.
@@ -337,8 +338,7 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
     scale = float(yc @ yc)
     if n_parallel != "auto" and int(n_parallel) < 1:
         raise ValueError(f"n_parallel must be a positive integer or 'auto', got {n_parallel!r}.")
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
-        checkpoint, every=checkpoint_every, resume=resume)
+    ckpt = Checkpoint(checkpoint, every=checkpoint_every, resume=resume)
     ckpt.describe("shotgun", params={"l1": float(l1), "l2": float(l2), "fit_intercept": bool(fit_intercept),
                                      "n_parallel": n_parallel, "seed": seed},
                   data={"n_samples": int(n), "n_features": int(d), "column_blocks": list(widths)})

@@ -23,6 +23,7 @@ evaluation is not counted as the solver's communication).
 
 from __future__ import annotations
 
+import os
 import math
 import time
 import warnings
@@ -36,8 +37,8 @@ import scipy.sparse
 from dask import delayed
 
 from .._random import resolve_seed
-from .._checkpoint import Checkpoint
 from .._blocks import tree_sum
+from ..validation import validate_params
 from ._objective import Objective, Spec, chunk_loss_grad
 from ._run import OptimizeResult, Run
 
@@ -60,16 +61,50 @@ def batch_rows(seed: int, chunk: int, n: int, start: int, size: int) -> np.ndarr
     return out
 
 
-def learning_rate(schedule: Schedule, eta0: float, t: int, epoch: float, *, power_t: float = 0.25,
-                  gamma: float = 0.1, step_size: int = 10) -> float:
-    """``constant``: eta0; ``invscaling``: eta0 / (t + 1)^power_t (t counts steps);
-    ``step``: eta0 * gamma^floor(epoch / step_size)."""
+#: keywords the SGD solvers no longer take, and what replaced them
+RENAMED = {
+    "learning_rate_schedule": "use learning_rate= (scikit-learn's name for the schedule: 'constant', "
+                              "'invscaling', 'step'; hogwild also 'optimal').",
+    "step_size": "use decay_every= (epochs between two decays of the 'step' schedule).",
+    "tau": "use local_steps= (SGD steps a worker runs between two exchanges; EASGD's tau).",
+}
+
+
+def scheduled_rate(schedule: Schedule, eta0: float, t: int, epoch: float, *, power_t: float = 0.25,
+                   gamma: float = 0.1, decay_every: int = 10) -> float:
+    """The learning rate of step ``t`` (in epoch ``epoch``) under ``schedule``.
+
+    ``constant``: eta0; ``invscaling``: eta0 / (t + 1)^power_t (t counts steps, as
+    scikit-learn's SGD); ``step``: eta0 * gamma^floor(epoch / decay_every).
+
+    Parameters
+    ----------
+    schedule : {"constant", "invscaling", "step"}
+        The solvers' ``learning_rate`` parameter.
+    eta0 : float
+        The initial rate.
+    t : int
+        Steps taken so far.
+    epoch : float
+        Epochs done so far (rows processed / n).
+    power_t, gamma, decay_every :
+        The schedules' constants.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> scheduled_rate("step", 0.1, 0, 25.0, gamma=0.5, decay_every=10)
+    0.025
+    """
     if schedule == "constant":
         return eta0
     if schedule == "invscaling":
         return eta0 / (t + 1.0) ** power_t
     if schedule == "step":
-        return eta0 * gamma ** math.floor(epoch / step_size)
+        return eta0 * gamma ** math.floor(epoch / decay_every)
     raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose 'constant', 'invscaling' or 'step'.")
 
 
@@ -149,11 +184,12 @@ class _Stopper:
         return self.bad >= self.patience
 
 
-def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, learning_rate_schedule: Schedule = "invscaling",
-        eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0,
+@validate_params({}, removed=RENAMED)
+def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, learning_rate: Schedule = "invscaling",
+        eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10, momentum: float = 0.0,
         max_iter: int = 10, tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
         delay: Mapping[int, float] | None = None, random_state: Any = None, callback: Callable | None = None,
-        progress: bool | None = None, checkpoint: Checkpoint | None = None) -> OptimizeResult:
+        progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Synchronous mini-batch SGD with gradient averaging over all chunks.
 
     ``batch_size`` is the global mini-batch; chunk ``i`` contributes
@@ -177,7 +213,7 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
     eval_every = int(eval_every or steps_per_epoch)
     total_steps = max_iter * steps_per_epoch
     run = Run("sgd", objective, max_iter=math.ceil(total_steps / eval_every), tol=tol, callback=callback,
-              progress=progress, checkpoint=checkpoint, batch_size=batch, learning_rate=learning_rate_schedule,
+              progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, batch_size=batch, learning_rate=learning_rate,
               eta0=eta0, momentum=momentum, seed=seed, steps_per_epoch=steps_per_epoch, eval_every=eval_every)
     state = (np.array(theta0, dtype=np.float64), np.zeros(len(theta0)))
     stopper, t, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
@@ -190,8 +226,8 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
         node: Any = state
         losses = []
         for k in range(t, t + seg):
-            rate = learning_rate(learning_rate_schedule, eta0, k, k / steps_per_epoch, power_t=power_t,
-                                 gamma=gamma, step_size=step_size)
+            rate = scheduled_rate(learning_rate, eta0, k, k / steps_per_epoch, power_t=power_t,
+                                 gamma=gamma, decay_every=decay_every)
             parts = [delayed(_batch_grad, pure=False)(Xb, yb, node, seed, i, k * b, b, objective.family,
                                                       objective.layout, factors[i])
                      for i, ((Xb, yb), b) in enumerate(zip(objective._blocks, shares))]
@@ -247,7 +283,7 @@ def _local_round(X: Any, y: Any, avg: tuple, seed: int, chunk: int, start_step: 
     for k in range(start_step, start_step + steps):
         rows = batch_rows(seed, chunk, n, k * batch, batch)
         total = chunk_loss_grad(_take(X, rows), y[rows], theta, spec.family, spec.layout)
-        rate = learning_rate(schedule, eta0, k, k / steps_per_epoch, **opts)
+        rate = scheduled_rate(schedule, eta0, k, k / steps_per_epoch, **opts)
         theta, velocity, loss = _step((theta, velocity), total, rate, momentum, batch, spec)
         losses += loss
     straggle(factor, t0)
@@ -281,13 +317,14 @@ def _divergence(avg: tuple, *states: tuple) -> np.ndarray:
     return np.array([float(np.linalg.norm(s[0] - avg[0])) for s in states])
 
 
+@validate_params({}, removed=RENAMED)
 def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
-              learning_rate_schedule: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
-              gamma: float = 0.1, step_size: int = 10, momentum: float = 0.0, max_iter: int = 10,
+              learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
+              gamma: float = 0.1, decay_every: int = 10, momentum: float = 0.0, max_iter: int = 10,
               tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
               delay: Mapping[int, float] | None = None, random_state: Any = None,
               callback: Callable | None = None, progress: bool | None = None,
-              checkpoint: Checkpoint | None = None) -> OptimizeResult:
+              checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
     """Local SGD (periodic model averaging).
 
     Each round every chunk starts from the averaged model, runs ``local_steps`` SGD
@@ -320,10 +357,10 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
     eval_every = int(eval_every or rounds_per_epoch)
     total_rounds = max_iter * rounds_per_epoch
     run = Run("local_sgd", objective, max_iter=math.ceil(total_rounds / eval_every), tol=tol, callback=callback,
-              progress=progress, checkpoint=checkpoint, local_steps=H, batch_size=batch_size,
-              learning_rate=learning_rate_schedule, eta0=eta0, momentum=momentum, seed=seed, eval_every=eval_every)
+              progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, local_steps=H, batch_size=batch_size,
+              learning_rate=learning_rate, eta0=eta0, momentum=momentum, seed=seed, eval_every=eval_every)
     run.workers = list(range(len(sizes)))
-    opts = dict(power_t=power_t, gamma=gamma, step_size=step_size)
+    opts = dict(power_t=power_t, gamma=gamma, decay_every=decay_every)
     state = (np.array(theta0, dtype=np.float64), np.zeros(len(theta0)))
     msg = 8 * len(theta0) * (2 if momentum else 1)
     stopper, r, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
@@ -336,7 +373,7 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
         node: Any = state
         for k in range(r, r + seg):
             local = [delayed(_local_round, pure=False, nout=3)(Xb, yb, node, seed, i, k * H, H, batch_size,
-                                                               learning_rate_schedule, eta0, opts, momentum,
+                                                               learning_rate, eta0, opts, momentum,
                                                                objective.spec, steps_per_epoch, factors[i])
                      for i, (Xb, yb) in enumerate(blocks)]
             node, edges = _average_tree(local, weights, objective.split_every)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 from typing import Any
 
@@ -13,7 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._checkpoint import Checkpoint, recorded_seed
+from .._checkpoint import recorded_seed
 from ..backend import backend_name, is_sparse
 from .._random import resolve_seed
 from ..graph import kmeans
@@ -126,7 +127,8 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
     def __init__(self, C: float = 1.0, *, kernel: str = "rbf", gamma: Any = "scale", degree: int = 3,
                  coef0: float = 0.0, n_partitions: int | None = None, partition: str = "random",
                  max_passes: int = 3, solver: str = "auto", tol: float = 1e-3, cache_size: float = 200.0,
-                 random_state: Any = None, checkpoint: Any = None, checkpoint_every: int = 1) -> None:
+                 random_state: Any = None, checkpoint: str | os.PathLike | None = None,
+                 checkpoint_every: int = 1) -> None:
         self.C = C
         self.kernel = kernel
         self.gamma = gamma
@@ -216,7 +218,6 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has only one class ({classes[0]!r}) but a classifier needs samples of at "
                              "least 2 classes.")
         n_parts = self._check_params(X.shape[0])
-        checkpoint = Checkpoint(self.checkpoint, every=self.checkpoint_every, resume=resume)
         # a resume partitions as the interrupted fit did
         seed = resolve_seed(recorded_seed(self.checkpoint, "cascade_svm", self.random_state, "state")
                             if resume else self.random_state)
@@ -225,7 +226,8 @@ class CascadeSVC(ParamsValidated, ClassifierMixin, BaseEstimator):
         result = cascade_svm(X, y, labels, C=self.C, kernel=self.kernel, gamma=gamma, degree=self.degree,
                              coef0=self.coef0, max_passes=self.max_passes, solver=self.solver,
                              svc_options=dict(tol=self.tol, cache_size=self.cache_size), callback=callback,
-                             checkpoint=checkpoint, random_state=seed)
+                             checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every,
+                             resume=resume, random_state=seed)
         top = result.top
         self.estimator_ = result.model
         self.classes_ = classes

@@ -28,6 +28,7 @@ classes it is NaN (scikit-learn's one-vs-one problems are not summed).
 from __future__ import annotations
 
 import math
+import os
 import time
 import zlib
 from concurrent.futures import CancelledError
@@ -224,7 +225,7 @@ def _layers(leaves: list, train: Callable) -> list[list]:
 def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, kernel: str = "rbf",
                 gamma: float = 1.0, degree: int = 3, coef0: float = 0.0, max_passes: int = 3,
                 solver: str = "auto", svc_options: dict | None = None,
-                callback: Callable | None = None, checkpoint: Any = None, checkpoint_every: int = 1,
+                callback: Callable | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
                 resume: bool = False, random_state: int | None = None) -> CascadeResult:
     """Cascade SVM over row blocks.
 
@@ -248,7 +249,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
         ``layer``, ``n_support``, ``objective``, ``time``, ``rounds``, ...) and the top node's
         support-vector set under ``top``; returning True stops.
     checkpoint, checkpoint_every, resume :
-        A directory (or :class:`~daskpml._checkpoint.Checkpoint`) for a snapshot after every
+        A directory (str or os.PathLike) for a snapshot after every
         ``checkpoint_every`` passes that another pass follows: the top node's support vectors
         (rows, labels, dual variables) that the next pass feeds back, and the history.
         ``resume=True`` runs the passes after the newest snapshot; the result equals the
@@ -271,8 +272,7 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
                   solver=solver, binary=len(classes) == 2, positive=classes[-1],
                   kernel_bytes=int(_config.get("svm.kernel-bytes")))
     svc_options = dict(svc_options or {})
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
-        checkpoint, every=checkpoint_every, resume=resume)
+    ckpt = Checkpoint(checkpoint, every=checkpoint_every, resume=resume)
     ckpt.describe("cascade_svm", params={k: params[k] for k in ("C", "kernel", "gamma", "degree", "coef0", "solver")}
                   | {"node_tol": svc_options.get("tol")},       # (cache_size changes no result)
                   data={"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "n_partitions": n_parts,

@@ -83,7 +83,7 @@ def _gnn(client, callback):
     A, y = make_sbm(600, 3, in_degree=8, out_degree=2, random_state=0)
     A, y = A.to_scipy(), np.asarray(y)
     feats = (np.random.default_rng(0).standard_normal((600, 8)) + y[:, None]).astype(np.float32)
-    res = train_gnn(A, feats, y, np.arange(0, 600, 5), epochs=12, n_parts=2, random_state=0, client=client,
+    res = train_gnn(A, feats, y, np.arange(0, 600, 5), epochs=12, n_parts=2, random_state=0,
                     callback=callback, progress=False)
     return np.asarray(res.params[0][0])
 

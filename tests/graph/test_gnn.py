@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import dask
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -90,7 +91,7 @@ def dense_reference(A, X, y, train, params, model, rate, seed, epoch):
 
 def trainer_for(A, X, y, train, model, rate, n_parts, seed=3, hidden=8, n_layers=2, method="bfs"):
     return prepare(A, X, y, train, model=model, hidden=hidden, n_layers=n_layers, dropout=rate, n_parts=n_parts,
-                   partition=method, random_state=seed, dtype=np.float64, client=False)
+                   partition=method, random_state=seed, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- tests
@@ -187,7 +188,7 @@ def test_gradients_on_the_features_backend(backend, sparse):
 
 def test_same_seed_same_model_for_1_2_4_partitions():
     A, X, y, train, val, _ = sbm_task()
-    runs = [train_gnn(A, X, y, train, val, epochs=25, n_parts=p, random_state=11, client=False, progress=False)
+    runs = [train_gnn(A, X, y, train, val, epochs=25, n_parts=p, random_state=11, progress=False)
             for p in (1, 2, 4)]
     for other in runs[1:]:
         for la, lb in zip(runs[0].params, other.params):
@@ -196,7 +197,7 @@ def test_same_seed_same_model_for_1_2_4_partitions():
         np.testing.assert_allclose(runs[0].history.loss, other.history.loss, rtol=1e-4)
     assert runs[2].partitioning.n_parts == 4
     # a different seed gives a different model
-    other = train_gnn(A, X, y, train, val, epochs=3, n_parts=1, random_state=12, client=False, progress=False)
+    other = train_gnn(A, X, y, train, val, epochs=3, n_parts=1, random_state=12, progress=False)
     assert not np.allclose(other.params[0][0], runs[0].params[0][0])
 
 
@@ -204,7 +205,7 @@ def test_same_seed_same_model_for_1_2_4_partitions():
 def test_estimators_learn_planted_communities(cls):
     A, X, y, train, val, test = sbm_task(300, noise=1.5)
     model = cls(epochs=120, n_parts=2, random_state=0, progress=False)
-    assert model.fit(A, X, y, train, val, client=False) is model
+    assert model.fit(A, X, y, train, val) is model
     assert model.score(test) > 0.85
     proba = model.predict_proba()
     assert proba.shape == (300, 3)
@@ -229,7 +230,7 @@ def test_callback_stops_training_and_sparse_dask_input():
 
     seen = []
     model = GCN(epochs=50, n_parts=2, random_state=0, progress=False)
-    model.fit(da.from_array(A.toarray(), chunks=60), sp.csr_matrix(X), y, train, val, client=False,
+    model.fit(da.from_array(A.toarray(), chunks=60), sp.csr_matrix(X), y, train, val,
               callback=lambda r: seen.append(r["loss"]) or r["iteration"] == 10)
     assert model.n_epochs_ == 10 and len(seen) == 10
     assert model.predict().shape == (240,)
@@ -241,8 +242,7 @@ def test_cora_reaches_published_accuracy_range():
     A = sp.csr_matrix((d["adj_data"], d["adj_indices"], d["adj_indptr"]), shape=tuple(d["adj_shape"]))
     X = sp.csr_matrix((d["x_data"], d["x_indices"], d["x_indptr"]), shape=tuple(d["x_shape"]))
     X = sp.diags(1 / np.maximum(np.asarray(X.sum(1)).ravel(), 1)) @ X
-    model = GCN(n_parts=2, random_state=0, progress=False).fit(A, X, d["labels"], d["idx_train"], d["idx_val"],
-                                                             client=False)
+    model = GCN(n_parts=2, random_state=0, progress=False).fit(A, X, d["labels"], d["idx_train"], d["idx_val"])
     assert model.score(d["idx_test"]) > 0.79
 
 
@@ -252,42 +252,61 @@ def test_bad_input_is_refused_with_clear_messages():
     y_bad = y.copy()
     y_bad[train[0]] = -3
     with pytest.raises(ValueError, match="negative"):
-        fit(A, X, y_bad, train, val, client=False)
+        fit(A, X, y_bad, train, val)
     X_nan = X.copy()
     X_nan[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN|finite"):
-        fit(A, X_nan, y, train, val, client=False)
+        fit(A, X_nan, y, train, val)
     with pytest.raises(ValueError, match="out of range"):
-        fit(A, X, y, np.append(train, 60), val, client=False)
+        fit(A, X, y, np.append(train, 60), val)
     with pytest.raises(ValueError, match="overlap"):
-        fit(A, X, y, train, np.append(val, train[0]), client=False)
+        fit(A, X, y, train, np.append(val, train[0]))
     with pytest.raises(ValueError, match="60 nodes but features has 59"):
-        fit(A, X[:59], y, train, val, client=False)
+        fit(A, X[:59], y, train, val)
     with pytest.raises(ValueError, match="labels must be 1-D"):
-        fit(A, X, y[:50], train, val, client=False)
+        fit(A, X, y[:50], train, val)
     with pytest.raises(ValueError, match="square"):
-        fit(A[:, :50], X, y, train, val, client=False)
+        fit(A[:, :50], X, y, train, val)
     asym = A.tolil()
     asym[0, 59] = 5.0
     with pytest.raises(ValueError, match="symmetric"):
-        fit(asym.tocsr(), X, y, train, val, client=False)
+        fit(asym.tocsr(), X, y, train, val)
     with pytest.raises(ValueError, match="empty"):
-        fit(A, X, y, np.array([], dtype=int), val, client=False)
+        fit(A, X, y, np.array([], dtype=int), val)
     with pytest.raises(ValueError, match="dropout"):
-        GCN(dropout=1.0).fit(A, X, y, train, client=False)
+        GCN(dropout=1.0).fit(A, X, y, train)
     with pytest.raises(ValueError, match="epochs"):
-        GCN(epochs=0).fit(A, X, y, train, client=False)
+        GCN(epochs=0).fit(A, X, y, train)
     with pytest.raises(ValueError, match="model"):
-        train_gnn(A, X, y, train, model="gat", client=False)
+        train_gnn(A, X, y, train, model="gat")
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
         GCN().predict()
-    model = GCN(epochs=2, progress=False).fit(A, X, y, train, client=False)
+    model = GCN(epochs=2, progress=False).fit(A, X, y, train)
     unlabelled = y.copy()
     unlabelled[test[0]] = -1
     with pytest.raises(ValueError, match="no label"):
         model.score(test, unlabelled)
+
+
+@pytest.fixture(autouse=True)
+def _in_process(request):
+    """The partitions' tasks run in this process (dask's sync scheduler), except in the tests
+    that ask for a cluster."""
+    if "client" in request.fixturenames:
+        yield
+        return
+    with dask.config.set(scheduler="sync"):
+        yield
+
+
+def test_a_client_keyword_says_what_replaced_it():
+    A, X, y, train, val, test = sbm_task()
+    with pytest.raises(TypeError, match="no longer takes client=.*scheduler='sync'"):
+        train_gnn(A, X, y, train, client=False)
+    with pytest.raises(TypeError, match="no longer takes client="):
+        GCN(epochs=1).fit(A, X, y, train, client=False)
 
 
 @pytest.mark.distributed
@@ -296,8 +315,9 @@ def test_futures_on_a_cluster_give_the_inline_model(client, model):
     A, X, y, train, val, test = sbm_task()
     kw = dict(model=model, epochs=15, random_state=5, progress=False)
     for n_parts in (2, 3):              # with 3 parts some partitions send to two others (pick tasks)
-        ref = train_gnn(A, X, y, train, val, n_parts=n_parts, client=False, **kw)
-        got = train_gnn(A, X, y, train, val, n_parts=n_parts, client=client, **kw)
+        with dask.config.set(scheduler="sync"):
+            ref = train_gnn(A, X, y, train, val, n_parts=n_parts, **kw)
+        got = train_gnn(A, X, y, train, val, n_parts=n_parts, **kw)
         for la, lb in zip(ref.params, got.params):
             for a, b in zip(la, lb):
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

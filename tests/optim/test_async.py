@@ -50,10 +50,10 @@ VARIANTS = {
     "async_sgd_divide": (dict(solver="async_sgd", staleness="divide", eta0=2.0, batch_size=64, max_iter=4), 5e-3),
     "async_sgd_downpour": (dict(solver="async_sgd", push_every=4, pull_every=8, eta0=0.5, batch_size=32,
                                 max_iter=4), 5e-3),
-    "easgd_async": (dict(solver="easgd", tau=8, eta0=1.0, max_iter=4), 5e-3),
-    "easgd_sync": (dict(solver="easgd", tau=8, synchronous=True, eta0=1.0, max_iter=4), 5e-3),
+    "easgd_async": (dict(solver="easgd", local_steps=8, eta0=1.0, max_iter=4), 5e-3),
+    "easgd_sync": (dict(solver="easgd", local_steps=8, synchronous=True, eta0=1.0, max_iter=4), 5e-3),
     "gossip_sgd": (dict(solver="gossip_sgd", local_steps=8, eta0=1.0, max_iter=4), 5e-3),
-    "hogwild": (dict(solver="hogwild", learning_rate_schedule="invscaling", eta0=0.5, max_iter=4), 5e-3),
+    "hogwild": (dict(solver="hogwild", learning_rate="invscaling", eta0=0.5, max_iter=4), 5e-3),
     "hogwild_optimal": (dict(solver="hogwild", max_iter=4), 5e-3),
 }
 
@@ -103,8 +103,8 @@ def test_a_slow_worker_makes_fewer_updates_and_history_is_complete(cluster4, dat
     assert np.all(np.diff(h.rows.values) == 64) and h.rows.values[-1] >= len(X)
     sampled = np.isfinite(h.objective.values)
     assert sampled[9::10].all() and sampled[-1] and sampled.sum() <= len(h.objective) // 10 + 1
-    assert {"staleness", "step_size", "batch_loss", "lost", "busy_time", "address"} <= set(h.variables)
-    steps = h.step_size.values
+    assert {"staleness", "eta", "batch_loss", "lost", "busy_time", "address"} <= set(h.variables)
+    steps = h.eta.values
     stale = np.maximum(h.staleness.values, 1)
     assert np.all(steps * stale <= steps.max() * stale.max())  # divided by the staleness
     busy = h.busy_time.values                    # counted from each pushed result: 0 for a straggler that never pushed

@@ -107,8 +107,8 @@ def test_stochastic_solvers_approach_the_optimum():
     Xd, yd = da.from_array(X, chunks=(1000, 5)), da.from_array(y, chunks=1000)
     exact = np.r_[np.linalg.lstsq(np.c_[X, np.ones(4000)], y, rcond=None)[0]]
     runs = {
-        "sgd": dict(batch_size=64, eta0=0.05, learning_rate_schedule="constant", max_iter=8, momentum=0.5),
-        "local_sgd": dict(batch_size=16, local_steps=10, eta0=0.02, learning_rate_schedule="constant", max_iter=8),
+        "sgd": dict(batch_size=64, eta0=0.05, learning_rate="constant", max_iter=8, momentum=0.5),
+        "local_sgd": dict(batch_size=16, local_steps=10, eta0=0.02, learning_rate="constant", max_iter=8),
         "one_shot_average": dict(tol=1e-10),
     }
     for solver, opts in runs.items():
