@@ -22,12 +22,12 @@ import multiprocessing
 import os
 import sys
 import time
-import uuid
 import warnings
 from concurrent.futures import CancelledError
 from typing import Any, Iterator
 
 import dask
+from dask.base import tokenize
 import dask.array as da
 from dask.array.core import normalize_chunks
 from dask.highlevelgraph import HighLevelGraph
@@ -309,11 +309,11 @@ def distribute_rows(x: Any, chunks: Any) -> da.Array:
     normalized = normalize_chunks((chunks,) + (-1,) * (x.ndim - 1), x.shape, dtype=x.dtype)
     client = scatter_client(nbytes(x), int(_config.get("scatter-bytes")))
     if client is None:
-        return da.from_array(x, chunks=normalized, name=False)
+        return da.from_array(x, chunks=normalized)
     bounds = [0]
     for r in normalized[0]:
         bounds.append(bounds[-1] + r)
-    name = f"scattered-{uuid.uuid4().hex}"
+    name = f"scattered-{tokenize(x, normalized)}"
     keys = [(name, i) + (0,) * (x.ndim - 1) for i in range(len(normalized[0]))]
     futures = scatter(client, [x[a:b] for a, b in zip(bounds[:-1], bounds[1:])], keys)
     dsk = dict(zip(keys, futures))

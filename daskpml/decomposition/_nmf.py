@@ -357,7 +357,7 @@ def _placement(A: Any) -> Iterator[Any]:
     elif is_sparse(A):                         # in memory: one block
         A = from_array(A.tocsr(), chunks=(A.shape[0],))
     else:
-        A = da.from_array(A, chunks=A.shape, name=False)
+        A = da.from_array(A, chunks=A.shape)
     with dask.config.set(scheduler="sync"):
         yield A
 
@@ -397,7 +397,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
     stop = _Stopping(solver, float(tol), snapshot.state if snapshot else None)
     if snapshot is None:
         Wt, H0 = initialize(op, k, init, grid.chunks[0], like, W=W, H=H, random_state=random_state)
-        H0 = da.from_array(H0, chunks=(k, engine.h_cols), name=False)
+        H0 = da.from_array(H0, chunks=(k, engine.h_cols))
         rows: list[dict] = []
         first = 0
         converged = False

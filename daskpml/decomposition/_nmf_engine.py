@@ -29,10 +29,10 @@ persisted and the numbers computed.
 from __future__ import annotations
 
 import operator
-import uuid
 from typing import Any
 
 import dask
+from dask.base import tokenize
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -77,7 +77,8 @@ class Engine:
         self.h_bounds = np.concatenate([[0], np.cumsum(self.h_cols)]).astype(int)
         self.nh = len(self.h_cols)
         self.fan_in = max(2, int(split_every or _config.get("optim.split-every")))
-        self.token = uuid.uuid4().hex[:12]
+        # deterministic names (dask's habit): the same inputs give the same keys
+        self.token = tokenize(grid, k, solver, reg, sub_rows, inner, h_parts, self.fan_in)[:12]
         self.counter = 0
         self.Wt: list[Delayed] = []
         self.H: list[Delayed] = []
@@ -116,6 +117,7 @@ class Engine:
         """Take the initial factors, dask arrays ``Wt`` (k x m, chunked like A's rows) and ``H``
         (k x n, chunked like A's columns); return ``||A||^2`` and the cross and quadratic terms
         of the initial error (one pass over ``A``)."""
+        self.token = tokenize(self.token, Wt, H)[:12]
         name = self._key("start")
         if Wt.chunks[1] != self.grid.chunks[0] or H.chunks[1] != self.h_cols:
             raise ValueError(f"initial factors are chunked {Wt.chunks} / {H.chunks}, expected "

@@ -51,12 +51,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable, Literal
 
 import dask
+from dask.base import tokenize
 import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
@@ -173,7 +173,8 @@ class _Lanczos:
         self.seed = seed
         self.n_blocks = blocks.numblocks[0]
         self.rows = blocks.chunks[0]
-        self.token = uuid.uuid4().hex[:12]
+        # deterministic names (dask's habit): the same operator, basis size and seed give the same keys
+        self.token = tokenize(op.blocks, op.scale, op.diag, ncv, seed)[:12]
         self.a_keys = [(blocks.name, i, 0) for i in range(self.n_blocks)]
         self.basis: list[Delayed] = []   # persisted basis array of each block
         self.pieces: list[Delayed] = []  # persisted current vector of each block
@@ -242,6 +243,7 @@ class _Lanczos:
 
     # ------------------------------------------------------------- phases
     def start(self, v0: da.Array | None, like: Any) -> None:
+        self.token = tokenize(self.token, v0)[:12]
         name = self._name("start")
         dsk: dict = {}
         parts, basis, pieces = [], [], []

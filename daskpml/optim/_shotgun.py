@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable
 
 import dask
+from dask.base import tokenize
 import dask.array as da
 import numpy as np
 
@@ -245,11 +245,11 @@ class _Blocks(list):
 
 def _put(value: Any) -> Any:
     """``value`` as a task input: scattered once to a connected cluster (not embedded in every
-    graph), else a delayed value under a fresh name (no hashing, no copy)."""
+    graph), else a delayed value named by its content (dask's tokenize)."""
     client = scatter_client()
     if client is not None:
         return client.scatter(value, hash=False)
-    return dask.delayed(value, name=f"shotgun-input-{uuid.uuid4().hex}")
+    return dask.delayed(value, name=f"shotgun-input-{tokenize(value)}")
 
 
 def column_blocks(X: Any, fit_intercept: bool, n_blocks: int | None = None) -> _Blocks:

@@ -12,11 +12,11 @@ Nothing is computed until asked for.
 from __future__ import annotations
 
 import math
-import uuid
 from numbers import Number
 from typing import Any, Sequence
 
 import dask
+from dask.base import tokenize
 import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
@@ -439,7 +439,7 @@ def _rebuild(dsk: Any, func: Any, args: tuple, rename: Any = None) -> CSRMatrix:
 def _as_dask_vector(d: Any, length: int, name: str, like: Any) -> da.Array:
     if not isinstance(d, da.Array):
         xp, _ = get_namespace(like)
-        d = da.from_array(xp.asarray(d), chunks=-1, name=False)
+        d = da.from_array(xp.asarray(d), chunks=-1)
     if d.ndim != 1 or d.shape[0] != length:
         raise ValueError(f"{name} must be a vector of length {length}, got shape {tuple(d.shape)}.")
     return d
@@ -479,7 +479,7 @@ def from_array(x: Any, chunks: Any = "auto", *, backend: str | None = None) -> C
             raise ValueError(f"a sparse matrix must be 2-D, got {type(x).__name__} with shape {getattr(x, 'shape', None)}.")
         x = _tocsr(x)
         row_chunks = auto_row_chunks(x.shape[0], x.nnz, chunks)
-        name = f"csr-from-array-{uuid.uuid4().hex}"
+        name = f"csr-from-array-{tokenize(x.data, x.indices, x.indptr, x.shape, row_chunks)}"
         offsets = np.concatenate([[0], np.cumsum(row_chunks)])
         pieces = scatter_blocks([x[int(offsets[i]):int(offsets[i + 1])] for i in range(len(row_chunks))],
                                 [(name, i, 0) for i in range(len(row_chunks))])

@@ -55,7 +55,7 @@ def _as_dask_dense(x: Any, A: CSRMatrix) -> da.Array:
             meta = xp.empty((0,) * x.ndim, dtype=x.dtype)
             x = da.from_delayed(dask.delayed(future), shape=x.shape, dtype=x.dtype, meta=meta)
         else:
-            x = da.from_array(x, chunks=-1, name=False)
+            x = da.from_array(x, chunks=-1)
     get_namespace(A, x)  # refuse mixed NumPy / CuPy
     return x
 
