@@ -19,6 +19,9 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse
 
+__all__ = ["asarray_like", "backend_name", "get_namespace", "gpu_count", "import_cupy", "is_sparse", "nbytes", "sparse_meta",
+           "synchronize", "to_backend", "to_numpy", "zeros_like"]
+
 BackendName = Literal["numpy", "cupy"]
 
 _GPU_HELP = (

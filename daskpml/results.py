@@ -24,6 +24,9 @@ import xarray as xr
 from ._files import atomic_path, check_readable
 from .backend import to_numpy
 
+__all__ = ["BYTES_SOURCES", "HistoryRecorder", "ResultDisplay", "embedding", "history", "labels", "read_netcdf",
+           "write_netcdf"]
+
 
 def _summary(value: Any) -> str:
     """One line about a result field: numbers and short strings as they are, arrays and

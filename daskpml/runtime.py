@@ -38,6 +38,10 @@ from . import _config
 from ._progress import in_notebook
 from .backend import nbytes
 
+__all__ = ["WorkerLostError", "announce", "check_address", "check_main_guard", "connect", "current_client", "dashboard_link",
+           "distribute_rows", "gather_watching", "mute_cluster_logs", "muted_cluster_logs", "persist_with_progress",
+           "scatter", "scatter_blocks", "scatter_client", "shutdown", "total_threads", "worker_errors"]
+
 _embedded: dict[tuple, Any] = {}
 _announced: set[str] = set()
 

@@ -74,17 +74,41 @@ def make_blobs(n_samples: int = 100, n_features: int = 2, *, centers: int | np.n
                backend: str | None = None) -> tuple:
     """Isotropic Gaussian blobs, generated blockwise (as :func:`sklearn.datasets.make_blobs`).
 
-    Returns
-    -------
-    X : dask array (n_samples, n_features)
-    y : dask array of int64 cluster labels
-    centers : ndarray (n_centers, n_features), only with ``return_centers``
+        Parameters
+        ----------
+        n_samples : int, default 100
+            Number of points.
+        n_features : int, default 2
+            Number of coordinates.
+        centers : int or numpy.ndarray, default 3
+            Number of centers (drawn uniformly in ``center_box``), or the centers themselves.
+        cluster_std : float or numpy.ndarray, default 1.0
+            Standard deviation of the blobs (one value, or one per center).
+        center_box : tuple of float, default (-10.0, 10.0)
+            Box the random centers are drawn from.
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks (other chunks give other, equally distributed, data).
+        random_state : None, int or numpy.random.Generator
+            Seed: the same seed and chunks give the same data on any scheduler and any number of workers.
+        return_centers : bool, default False
+            Also return the centers.
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
 
-    Examples
-    --------
-    >>> X, y = make_blobs(1000, 2, centers=3, chunks=250, random_state=0)
-    >>> X.numblocks
-    (4, 1)
+        Returns
+        -------
+        X : dask.array.Array
+            The points (n_samples x n_features).
+        y : dask.array.Array
+            The int64 blob of each point.
+        centers : numpy.ndarray
+            The centers (n_centers x n_features), only with ``return_centers``.
+
+        Examples
+        --------
+        >>> X, y = make_blobs(1000, 2, centers=3, chunks=250, random_state=0)
+        >>> X.numblocks
+        (4, 1)
     """
     n_samples, n_features = _positive("n_samples", n_samples), _positive("n_features", n_features)
     seed = resolve_seed(random_state)
@@ -117,8 +141,41 @@ def make_regression(n_samples: int = 100, n_features: int = 100, *, n_informativ
                     random_state: Any = None, backend: str | None = None) -> tuple:
     """A linear model ``y = X w + bias + noise`` with standard normal ``X``, generated blockwise.
 
-    The first ``n_informative`` coefficients are drawn uniformly in [0, 100),
-    the others are 0. Returns ``X, y`` (and ``w`` with ``coef=True``).
+        Parameters
+        ----------
+        n_samples : int, default 100
+            Number of rows.
+        n_features : int, default 100
+            Number of features.
+        n_informative : int, default 10
+            Non-zero coefficients (the first ones, drawn uniformly in [0, 100)).
+        noise : float, default 0.0
+            Standard deviation of the Gaussian noise.
+        bias : float, default 0.0
+            The intercept.
+        coef : bool, default False
+            Also return ``w``.
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks (other chunks give other, equally distributed, data).
+        random_state : None, int or numpy.random.Generator
+            Seed: the same seed and chunks give the same data on any scheduler and any number of workers.
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        X : dask.array.Array
+            Features (n_samples x n_features).
+        y : dask.array.Array
+            Targets.
+        w : numpy.ndarray
+            The coefficients, only with ``coef=True``.
+
+        Examples
+        --------
+        >>> X, y, w = make_regression(200, 4, n_informative=2, coef=True, random_state=0)
+        >>> bool(abs((X @ w - y).compute()).max() < 1e-9)
+        True
     """
     n_samples, n_features = _positive("n_samples", n_samples), _positive("n_features", n_features)
     if noise < 0:
@@ -153,13 +210,47 @@ def make_classification(n_samples: int = 100, n_features: int = 20, *, n_informa
                         backend: str | None = None) -> tuple:
     """Classification data from a multinomial logistic model, generated blockwise.
 
-    ``X`` is standard normal; ``P(y = c | x)`` is proportional to
-    ``exp(x . W[:, c] + b[c])`` where the first ``n_informative`` rows of ``W``
-    are ``N(0, class_sep**2)`` and the rest 0; ``flip_y`` of the labels are then
-    replaced at random. Scales to data far larger than the client's memory
-    (2M x 100 in 13 blocks of 128 MiB by default).
+        ``X`` is standard normal; ``P(y = c | x)`` is proportional to ``exp(x . W[:, c] + b[c])`` where
+        the first ``n_informative`` rows of ``W`` are ``N(0, class_sep**2)`` and the rest 0; ``flip_y``
+        of the labels are then replaced at random. Scales to data far larger than the client's memory.
 
-    Returns ``X, y`` (int64 labels in ``0..n_classes-1``), and ``W, b`` with ``coef=True``.
+        Parameters
+        ----------
+        n_samples : int, default 100
+            Number of rows.
+        n_features : int, default 20
+            Number of features.
+        n_informative : int, optional
+            Features the labels depend on (default all).
+        n_classes : int, default 2
+            Number of classes.
+        class_sep : float, default 1.0
+            Scale of the informative weights (larger: easier problems).
+        flip_y : float, default 0.0
+            Fraction of labels replaced at random.
+        coef : bool, default False
+            Also return the model ``W, b``.
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks (other chunks give other, equally distributed, data).
+        random_state : None, int or numpy.random.Generator
+            Seed: the same seed and chunks give the same data on any scheduler and any number of workers.
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        X : dask.array.Array
+            Features (n_samples x n_features).
+        y : dask.array.Array
+            int64 labels in ``0..n_classes-1``.
+        W, b : numpy.ndarray
+            The model's weights and biases, only with ``coef=True``.
+
+        Examples
+        --------
+        >>> X, y = make_classification(1000, 5, n_classes=3, random_state=0)
+        >>> X.shape, sorted(set(y.compute().tolist()))
+        ((1000, 5), [0, 1, 2])
     """
     n_samples, n_features = _positive("n_samples", n_samples), _positive("n_features", n_features)
     n_classes = _positive("n_classes", n_classes)
@@ -209,12 +300,42 @@ def make_low_rank(n_samples: int = 1000, n_features: int = 500, rank: int = 10, 
                   return_factors: bool = False, backend: str | None = None) -> Any:
     """A non-negative matrix ``A = W H + noise * |N(0, 1)|`` of the given rank, generated blockwise.
 
-    ``W`` (n_samples x rank) and ``H`` (rank x n_features) are uniform on [0, 1).
-    With ``density`` the result is a :class:`~daskpml.sparse.CSRMatrix` holding
-    that fraction of the entries of ``W H`` (+ noise) at random positions;
-    otherwise a dense dask array.
+        ``W`` (n_samples x rank) and ``H`` (rank x n_features) are uniform on [0, 1).
 
-    Returns ``A``, or ``(A, W, H)`` with ``return_factors`` (W a dask array, H NumPy).
+        Parameters
+        ----------
+        n_samples : int, default 1000
+            Rows.
+        n_features : int, default 500
+            Columns.
+        rank : int, default 10
+            Inner dimension of ``W H``.
+        noise : float, default 0.0
+            Scale of the non-negative noise.
+        density : float, optional
+            Keep this fraction of the entries (at random positions): a :class:`~daskpml.sparse.CSRMatrix`;
+            default a dense dask array.
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks (other chunks give other, equally distributed, data).
+        random_state : None, int or numpy.random.Generator
+            Seed: the same seed and chunks give the same data on any scheduler and any number of workers.
+        return_factors : bool, default False
+            Also return ``W`` (dask) and ``H`` (NumPy).
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        A : dask.array.Array or CSRMatrix
+            The matrix.
+        W, H : dask.array.Array, numpy.ndarray
+            The factors, only with ``return_factors``.
+
+        Examples
+        --------
+        >>> A = make_low_rank(100, 40, 3, random_state=0)
+        >>> A.shape, bool((A >= 0).all().compute())
+        ((100, 40), True)
     """
     n_samples, n_features, rank = (_positive("n_samples", n_samples), _positive("n_features", n_features),
                                    _positive("rank", rank))

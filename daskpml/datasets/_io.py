@@ -29,14 +29,49 @@ EDGE_LIST_SUFFIXES = (".tsv", ".txt", ".abc", ".csv", ".edges")
 
 
 class LoadedGraph(NamedTuple):
-    """A graph read from a file: the adjacency and the name of each node (row)."""
+    """A graph read from a file: the adjacency and the name of each node (row).
+
+        Parameters
+        ----------
+        adjacency : CSRMatrix
+            The square adjacency matrix.
+        nodes : numpy.ndarray
+            The name of each row, in row order.
+
+        Examples
+        --------
+        >>> g = LoadedGraph(*load_karate())
+        >>> g.adjacency.shape
+        (34, 34)
+    """
 
     adjacency: CSRMatrix
     nodes: np.ndarray
 
 
 class Planetoid(NamedTuple):
-    """A Planetoid-style node-classification data set (Cora, CiteSeer, PubMed)."""
+    """A Planetoid-style node-classification data set (Cora, CiteSeer, PubMed).
+
+        Parameters
+        ----------
+        adjacency : CSRMatrix
+            The citation graph (n x n).
+        features : CSRMatrix
+            Node features (n x f).
+        labels : numpy.ndarray
+            The class of each node.
+        idx_train, idx_val, idx_test : numpy.ndarray
+            Node indices of the standard splits.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> A = from_array(sp.identity(4, format="csr"))
+        >>> p = Planetoid(A, A, np.zeros(4, int), np.arange(2), np.arange(2, 3), np.arange(3, 4))
+        >>> p.idx_train.tolist()
+        [0, 1]
+    """
 
     adjacency: CSRMatrix
     features: CSRMatrix
@@ -148,24 +183,43 @@ def load_graph(path: str | os.PathLike, *, chunks: Any = "auto", symmetrize: boo
                duplicates: str = "sum") -> LoadedGraph:
     """Read a graph: SciPy ``.npz``, Matrix Market ``.mtx``, or an edge list.
 
-    Edge lists (``.tsv``, ``.txt``, ``.abc`` as mcl reads, ``.csv``) have one
-    edge per line, ``source target [weight]`` separated by whitespace (commas
-    for ``.csv``); ``#`` starts a comment. Node names may be any strings and
-    are numbered in order of first appearance, unless ``nodes`` gives the
-    order. Repeated edges add up (``duplicates="sum"``) or keep the largest weight
-    (``duplicates="max"``, as mcl reads ``.abc`` files).
+        Edge lists (``.tsv``, ``.txt``, ``.abc`` as mcl reads, ``.csv``) have one
+        edge per line, ``source target [weight]`` separated by whitespace (commas
+        for ``.csv``); ``#`` starts a comment. Node names may be any strings and
+        are numbered in order of first appearance, unless ``nodes`` gives the
+        order.
 
-    Parameters
-    ----------
-    symmetrize : bool, optional
-        Make the graph undirected with ``max(A, A.T)``. Default: yes for edge
-        lists, no for matrix files (they are returned as stored).
-    chunks, backend : row blocks and backend of the result.
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file (``.gz`` edge lists are read too).
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
+        symmetrize : bool, optional
+            Make the graph undirected with ``max(A, A.T)``. Default: yes for edge
+            lists, no for matrix files (they are returned as stored).
+        nodes : sequence of str, optional
+            The node order of an edge list.
+        dtype : numpy dtype, default float64
+            The weights' type.
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+        duplicates : {"sum", "max"}, default "sum"
+            Repeated edges add up, or keep the largest weight (as mcl reads ``.abc`` files).
 
-    Returns
-    -------
-    LoadedGraph
-        ``(adjacency, nodes)``: a square :class:`CSRMatrix` and the node names.
+        Returns
+        -------
+        LoadedGraph
+            ``(adjacency, nodes)``: a square :class:`CSRMatrix` and the node names.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "g.tsv")
+        >>> _ = open(path, "w").write("a\\tb\\nb\\tc\\n")
+        >>> g = load_graph(path)
+        >>> g.adjacency.shape, [str(node) for node in g.nodes]
+        ((3, 3), ['a', 'b', 'c'])
     """
     path = check_readable(path)
     suffix = _suffix(path)
@@ -199,8 +253,33 @@ def load_graph(path: str | os.PathLike, *, chunks: Any = "auto", symmetrize: boo
 
 
 def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str | None = None) -> Any:
-    """Read a matrix: sparse ``.npz`` / ``.mtx`` give a :class:`CSRMatrix`; ``.npy``, dense
-    ``.mtx``, one-array ``.npz`` and numeric ``.csv``/``.txt`` give a dask array chunked by rows."""
+    """Read a matrix from a file.
+
+        Sparse ``.npz`` / ``.mtx`` give a :class:`CSRMatrix`; ``.npy``, dense ``.mtx``, one-array
+        ``.npz`` and numeric ``.csv``/``.txt`` give a dask array chunked by rows.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        CSRMatrix or dask.array.Array
+            The matrix, in row blocks.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.npy")
+        >>> np.save(path, np.eye(3))
+        >>> load_matrix(path).shape
+        (3, 3)
+    """
     path = check_readable(path)
     suffix = _suffix(path)
     on_workers = chunks == "auto" and backend in (None, "numpy")
@@ -249,10 +328,33 @@ def load_matrix(path: str | os.PathLike, *, chunks: Any = "auto", backend: str |
 
 
 def read_array(path: str | os.PathLike, member: str | None = None, *, like: Any = None) -> Any:
-    """A ``.npy`` array (or an ``.npz`` archive's ``member``) as a dask array whose row blocks the
-    workers read from the file themselves (so dask can read a lost block again), when it is large
-    (``daskpml.datasets.worker-read-bytes``) and every worker sees the file; else None. With
-    ``like`` (a dask array read this way) it follows that array's row blocks, whatever its size."""
+    """A ``.npy`` array (or an ``.npz`` archive's ``member``) whose row blocks the workers read.
+
+        Returned when the array is large (``daskpml.datasets.worker-read-bytes``) and every worker sees
+        the file, so that dask can read a lost block again; else None (read it here instead).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.npy`` or ``.npz`` file.
+        member : str, optional
+            The member of an ``.npz`` archive.
+        like : dask.array.Array, optional
+            An array read this way whose row blocks the result follows, whatever its size.
+
+        Returns
+        -------
+        dask.array.Array or None
+            The array in row blocks, or None when it is small or the workers do not see the file.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+        >>> np.save(path, np.ones((4, 2)))
+        >>> read_array(path) is None          # small: read it here
+        True
+    """
     path = check_readable(path)
     if like is not None:
         return _chunked.read_npy(path, member, chunks=like.chunks[0])
@@ -260,10 +362,35 @@ def read_array(path: str | os.PathLike, member: str | None = None, *, like: Any 
 
 
 def load_csv(path: str | os.PathLike, target: str | int | None = None) -> tuple[Any, Any]:
-    """``(X, y)`` from a numeric CSV file: ``y`` is the last column, or the column ``target``
-    names (by header name or index); a header line is detected. Large files that every worker
-    sees are parsed by the workers, each its own byte range (dask arrays); others are read here
-    (NumPy arrays)."""
+    """Read ``(X, y)`` from a numeric CSV file.
+
+        ``y`` is the last column, or the column ``target`` names (by header name or index); a header
+        line is detected. Large files that every worker sees are parsed by the workers, each its own
+        byte range (dask arrays); others are read here (NumPy arrays).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The CSV file.
+        target : str or int, optional
+            The column of the targets (a header name or an index); default the last column.
+
+        Returns
+        -------
+        X : numpy.ndarray or dask.array.Array
+            The other columns (n x d).
+        y : numpy.ndarray or dask.array.Array
+            The targets (n,).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "d.csv")
+        >>> _ = open(path, "w").write("a,b,y\\n1,2,0\\n3,4,1\\n")
+        >>> X, y = load_csv(path)
+        >>> X.shape, y.tolist()
+        ((2, 2), [0.0, 1.0])
+    """
     path = check_readable(path)
     with open(path) as f:
         first = f.readline().strip().split(",")
@@ -314,7 +441,39 @@ def _read_on_workers(path: str, member: str | None) -> Any:
 def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None, chunks: Any = "auto",
                   dtype: Any = np.float64, zero_based: bool | str = "auto",
                   backend: str | None = None) -> tuple[CSRMatrix, da.Array]:
-    """Read svmlight / LIBSVM data (plain or ``.gz``): ``X`` as a CSRMatrix, ``y`` as a dask array."""
+    """Read svmlight / LIBSVM data (plain or ``.gz``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+        n_features : int, optional
+            Number of columns (default: the largest index seen).
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
+        dtype : numpy dtype, default float64
+            The values' type.
+        zero_based : bool or "auto", default "auto"
+            Whether the file's column indices start at 0 (as scikit-learn's reader).
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        X : CSRMatrix
+            The features.
+        y : dask.array.Array
+            The targets.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "d.svm")
+        >>> _ = open(path, "w").write("1 1:0.5 3:1\\n-1 2:2\\n")
+        >>> X, y = load_svmlight(path)
+        >>> X.shape, y.compute().tolist()
+        ((2, 3), [1.0, -1.0])
+    """
     from sklearn.datasets import load_svmlight_file
 
     path = check_readable(path)
@@ -353,8 +512,36 @@ _PLANETOID_KEYS = ("adj_data", "adj_indices", "adj_indptr", "adj_shape", "x_data
 
 
 def load_planetoid(path: str | os.PathLike, *, chunks: Any = "auto", backend: str | None = None) -> Planetoid:
-    """Read a Planetoid node-classification set stored as plain arrays in one ``.npz``
-    (``adj_*`` and ``x_*`` CSR parts, ``labels``, ``idx_train``, ``idx_val``, ``idx_test``)."""
+    """Read a Planetoid node-classification set stored as plain arrays in one ``.npz``.
+
+        The archive holds ``adj_*`` and ``x_*`` CSR parts, ``labels``, ``idx_train``, ``idx_val`` and
+        ``idx_test``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.npz`` file.
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        Planetoid
+            The graph, the features, the labels and the splits.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, scipy.sparse as sp
+        >>> A = sp.identity(3, format="csr")
+        >>> parts = {f"{p}_{k}": v for p in ("adj", "x") for k, v in
+        ...          (("data", A.data), ("indices", A.indices), ("indptr", A.indptr), ("shape", A.shape))}
+        >>> path = os.path.join(tempfile.mkdtemp(), "p.npz")
+        >>> np.savez(path, labels=np.zeros(3, int), idx_train=[0], idx_val=[1], idx_test=[2], **parts)
+        >>> load_planetoid(path).features.shape
+        (3, 3)
+    """
     with open_npz(path) as f:
         missing = [k for k in _PLANETOID_KEYS if k not in f.files]
         if missing:
@@ -369,7 +556,28 @@ def load_planetoid(path: str | os.PathLike, *, chunks: Any = "auto", backend: st
 
 
 def load_karate(*, chunks: Any = "auto", backend: str | None = None) -> tuple[CSRMatrix, np.ndarray]:
-    """Zachary's karate club (34 nodes, 78 edges, unweighted) and the two clubs (0 = Mr. Hi, 1 = Officer)."""
+    """Zachary's karate club (34 nodes, 78 edges, unweighted) and the two clubs (0 = Mr. Hi, 1 = Officer).
+
+        Parameters
+        ----------
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        A : CSRMatrix
+            The symmetric adjacency (34 x 34).
+        labels : numpy.ndarray
+            The club of each member.
+
+        Examples
+        --------
+        >>> A, clubs = load_karate()
+        >>> A.shape, int(clubs.sum())
+        ((34, 34), 17)
+    """
     try:
         import networkx as nx
     except ImportError as err:
@@ -381,7 +589,28 @@ def load_karate(*, chunks: Any = "auto", backend: str | None = None) -> tuple[CS
 
 
 def load_digits(*, chunks: Any = "auto", backend: str | None = None) -> tuple[da.Array, da.Array]:
-    """scikit-learn's 8 x 8 digits (1797 x 64 pixel intensities 0..16) and their labels 0..9."""
+    """scikit-learn's 8 x 8 digits (1797 x 64 pixel intensities 0..16) and their labels 0..9.
+
+        Parameters
+        ----------
+        chunks : "auto", int or tuple of int, default "auto"
+            Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
+
+        Returns
+        -------
+        X : dask.array.Array
+            Pixel intensities (1797 x 64).
+        y : dask.array.Array
+            Labels 0..9.
+
+        Examples
+        --------
+        >>> X, y = load_digits()
+        >>> X.shape
+        (1797, 64)
+    """
     from sklearn.datasets import load_digits as _sk_load_digits
 
     X, y = _sk_load_digits(return_X_y=True)
@@ -402,13 +631,55 @@ def _host_sparse(A: Any) -> sp.csr_matrix:
 
 
 def save_npz(path: str | os.PathLike, A: Any) -> None:
-    """Write a sparse matrix (CSRMatrix, SciPy or cupyx) as a SciPy ``.npz`` (atomically)."""
+    """Write a sparse matrix (CSRMatrix, SciPy or cupyx) as a SciPy ``.npz``, atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+        A : CSRMatrix or sparse matrix
+            The matrix.
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> import os, tempfile, scipy.sparse as sp
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+        >>> save_npz(path, sp.identity(3, format="csr"))
+        >>> sp.load_npz(path).nnz
+        3
+    """
     with atomic_path(path) as tmp:
         sp.save_npz(tmp, _host_sparse(A))
 
 
 def save_graph(path: str | os.PathLike, A: Any, *, nodes: Sequence | None = None) -> None:
-    """Write a graph as ``.npz``, ``.mtx`` or an edge list (``source<TAB>target<TAB>weight``)."""
+    """Write a graph as ``.npz``, ``.mtx`` or an edge list (``source<TAB>target<TAB>weight``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; its suffix picks the format. Written atomically.
+        A : CSRMatrix, SciPy sparse matrix or array
+            The adjacency.
+        nodes : sequence of str, optional
+            Node names for an edge list (default the row numbers).
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> import os, tempfile, scipy.sparse as sp
+        >>> path = os.path.join(tempfile.mkdtemp(), "g.tsv")
+        >>> save_graph(path, sp.csr_matrix([[0, 1.0], [1.0, 0]]), nodes=["x", "y"])
+        >>> load_graph(path).adjacency.shape
+        (2, 2)
+    """
     path = os.fspath(path)
     suffix = _suffix(path)
     if suffix == ".npz":
@@ -433,8 +704,26 @@ def save_graph(path: str | os.PathLike, A: Any, *, nodes: Sequence | None = None
 def write_labels(path: str | os.PathLike, labels: Any, *, nodes: Sequence | None = None) -> None:
     """Write labels as TSV with a header line ``node<TAB>label``.
 
-    ``labels`` may be an xarray DataArray (its coordinate gives the node names),
-    a NumPy/CuPy array or a dask array.
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file (written atomically).
+        labels : xarray.DataArray, array or dask array
+            One label per node; a DataArray's coordinate gives the node names.
+        nodes : sequence of str, optional
+            Node names (default: the DataArray's coordinate, else the row numbers).
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> path = os.path.join(tempfile.mkdtemp(), "l.tsv")
+        >>> write_labels(path, np.array([1, 0]), nodes=["a", "b"])
+        >>> open(path).read().splitlines()
+        ['node\\tlabel', 'a\\t1', 'b\\t0']
     """
     import xarray as xr
 
@@ -454,7 +743,29 @@ def write_labels(path: str | os.PathLike, labels: Any, *, nodes: Sequence | None
 
 
 def write_clusters(path: str | os.PathLike, clusters: Sequence, *, nodes: Sequence | None = None) -> None:
-    """Write clusters as mcl does: one cluster per line, its nodes' names separated by tabs."""
+    """Write clusters as mcl does: one cluster per line, its nodes' names separated by tabs.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file (written atomically).
+        clusters : sequence of sequences of int
+            The node indices of each cluster.
+        nodes : sequence of str, optional
+            Node names (default the indices).
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "c.txt")
+        >>> write_clusters(path, [[0, 2], [1]])
+        >>> open(path).read()
+        '0\\t2\\n1\\n'
+    """
     names = None if nodes is None else np.asarray(nodes)
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         for members in clusters:
@@ -463,7 +774,26 @@ def write_clusters(path: str | os.PathLike, clusters: Sequence, *, nodes: Sequen
 
 
 def read_clusters(path: str | os.PathLike) -> list[list[str]]:
-    """Read clusters written one per line with tab-separated node names (mcl's label output)."""
+    """Read clusters written one per line with tab-separated node names (mcl's label output).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+
+        Returns
+        -------
+        list of list of str
+            The clusters, each a list of node names.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "c.txt")
+        >>> write_clusters(path, [[0, 1], [2]], nodes=["a", "b", "c"])
+        >>> read_clusters(path)
+        [['a', 'b'], ['c']]
+    """
     path = check_readable(path)
     with open(path) as f:
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]

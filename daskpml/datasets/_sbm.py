@@ -119,31 +119,40 @@ def make_sbm(n_nodes: int = 1000, n_clusters: int = 4, *, in_degree: float = 8.0
              backend: str | None = None) -> tuple[CSRMatrix, da.Array]:
     """Symmetric 0/1 adjacency of a stochastic block model graph, and the planted labels.
 
-    Parameters
-    ----------
-    n_nodes, n_clusters : int
-        Graph size and number of planted communities (equal sizes unless ``sizes``).
-    in_degree, out_degree : float
-        Expected neighbours of a node inside / outside its community.
-    shuffle : bool
-        Assign nodes to communities at random (seeded) instead of contiguously,
-        which destroys the block-diagonal locality of the matrix.
-    chunks : "auto", int or tuple
-        Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
-    dtype : data type of the stored ones.
-    random_state : int, Generator or None
-    backend : "numpy" or "cupy", optional
+        Parameters
+        ----------
+        n_nodes : int, default 1000
+            Graph size.
+        n_clusters : int, default 4
+            Number of planted communities (equal sizes unless ``sizes``).
+        in_degree, out_degree : float
+            Expected neighbours of a node inside / outside its community.
+        sizes : sequence of int, optional
+            The community sizes (adding up to ``n_nodes``).
+        shuffle : bool, default False
+            Assign nodes to communities at random (seeded) instead of contiguously,
+            which destroys the block-diagonal locality of the matrix.
+        chunks : "auto", int or tuple
+            Row blocks of the result (see :func:`daskpml.sparse.auto_row_chunks`).
+        dtype : numpy dtype, default float64
+            Type of the stored ones.
+        random_state : None, int or numpy.random.Generator
+            Seed: the same seed and chunks give the same data on any scheduler and any number of workers.
+        backend : {"numpy", "cupy"}, optional
+            Put the blocks on this backend (default NumPy).
 
-    Returns
-    -------
-    A : CSRMatrix (n_nodes x n_nodes), symmetric, no self loops
-    labels : dask array of int32 community labels, chunked like A's rows
+        Returns
+        -------
+        A : CSRMatrix
+            The adjacency (n_nodes x n_nodes), symmetric, no self loops.
+        labels : dask.array.Array
+            int32 community labels, chunked like A's rows.
 
-    Examples
-    --------
-    >>> A, labels = make_sbm(10_000, 4, in_degree=16, out_degree=4, random_state=0)
-    >>> A.shape
-    (10000, 10000)
+        Examples
+        --------
+        >>> A, labels = make_sbm(10_000, 4, in_degree=16, out_degree=4, random_state=0)
+        >>> A.shape
+        (10000, 10000)
     """
     if int(n_nodes) != n_nodes or n_nodes < 2:
         raise ValueError(f"n_nodes must be an integer >= 2, got {n_nodes!r}.")

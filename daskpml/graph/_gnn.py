@@ -70,8 +70,25 @@ def _host_csr(A: Any, dtype: Any) -> sp.csr_matrix:
 def gcn_operator(A: Any, dtype: Any = np.float32) -> sp.csr_matrix:
     """Kipf & Welling's propagation matrix ``D^-1/2 (A + I) D^-1/2`` (host CSR).
 
-    As PyG's ``gcn_norm``, a node that already has a loop keeps its weight; the others get
-    a loop of weight 1. Edge weights are used as given.
+        As PyG's ``gcn_norm``, a node that already has a loop keeps its weight; the others get
+        a loop of weight 1. Edge weights are used as given.
+
+        Parameters
+        ----------
+        A : sparse matrix, array, dask array or CSRMatrix
+            The adjacency (n x n).
+        dtype : numpy dtype, default float32
+            Type of the result.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> gcn_operator(sp.csr_matrix([[0, 1.0], [1.0, 0]])).toarray().round(6).tolist()
+        [[0.5, 0.5], [0.5, 0.5]]
     """
     A = _host_csr(A, dtype)
     diag = A.diagonal()
@@ -84,8 +101,27 @@ def gcn_operator(A: Any, dtype: Any = np.float32) -> sp.csr_matrix:
 
 
 def mean_operator(A: Any, dtype: Any = np.float32) -> sp.csr_matrix:
-    """GraphSAGE's mean aggregation ``D^-1 S`` over the neighbours ``S = (A != 0)`` (host
-    CSR); a node without neighbours aggregates to 0."""
+    """GraphSAGE's mean aggregation ``D^-1 S`` over the neighbours ``S = (A != 0)`` (host CSR).
+
+        A node without neighbours aggregates to 0.
+
+        Parameters
+        ----------
+        A : sparse matrix, array, dask array or CSRMatrix
+            The adjacency (n x n).
+        dtype : numpy dtype, default float32
+            Type of the result.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> mean_operator(sp.csr_matrix([[0, 1.0, 1.0], [1.0, 0, 0], [0, 0, 0]])).toarray().tolist()
+        [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    """
     S = (_host_csr(A, dtype) != 0).astype(dtype)
     d = np.asarray(S.sum(axis=1)).ravel()
     inv = np.zeros_like(d)
@@ -273,7 +309,27 @@ class Trainer:
 
 @dataclass(repr=False)
 class GNNResult(ResultDisplay):
-    """What :func:`train_gnn` returns."""
+    """What :func:`train_gnn` returns.
+
+        Parameters
+        ----------
+        params : list of tuple
+            Per layer, the weights and the bias (and GraphSAGE's root weights).
+        proba : array
+            Class probabilities of every node under the final model (n x n_classes).
+        history : xarray.Dataset
+            Over ``iteration`` (epochs): loss, train and validation accuracy, validation loss, time,
+            epoch_time, rounds, bytes.
+        partitioning : Partitioning
+            The partitions used.
+        final : dict
+            Metrics of the final model (counts of correct training and validation nodes).
+
+        Examples
+        --------
+        >>> GNNResult.__dataclass_fields__.keys() >= {"params", "proba", "history"}
+        True
+    """
 
     params: list            # per layer (W, b) or (W, b, R)
     proba: Any              # (n_nodes, n_classes) class probabilities of the final model
@@ -415,9 +471,8 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
     n_parts : partitions (default: one per worker; 1 without a cluster).
     partition : method of :func:`daskpml.partition.partition_graph`.
     random_state : seed of the weights, of the dropout masks and of the partitioner.
-    The partitions' tasks run on the current dask.distributed client (else the embedded cluster
-    :func:`daskpml.connect` starts), or in this process when dask's ``scheduler`` setting names
-    a local scheduler (``dask.config.set(scheduler="sync")``).
+    dtype : numpy dtype, default float32
+        Float type of the weights and activations.
     callback : ``callback(record)`` after each epoch, with the history row just appended
         (``iteration``: the epochs done, ``loss``, ``train_accuracy``, ``val_accuracy``,
         ``val_loss``, ``time``, ``epoch_time``, ``rounds``, ``bytes``); returning True stops.
@@ -425,10 +480,30 @@ def train_gnn(graph: Any, features: Any, labels: Any, train_idx: Any, val_idx: A
         moments (O(model), kept on the client by replaying the all-reduced Adam step) and
         the history every ``checkpoint_every`` epochs; ``resume=True`` continues from the
         newest one with the same masks, so the result equals an uninterrupted run.
+    progress : bool, optional
+        A progress line per epoch (default: on a terminal).
 
     Returns
     -------
     GNNResult
+
+    Notes
+    -----
+    The partitions' tasks run on the current dask.distributed client (else the embedded cluster
+    :func:`daskpml.connect` starts), or in this process when dask's ``scheduler`` setting names
+    a local scheduler (``dask.config.set(scheduler="sync")``).
+
+    Examples
+    --------
+    >>> import dask
+    >>> from daskpml.datasets import make_sbm
+    >>> A, y = make_sbm(120, 2, in_degree=8, out_degree=1, random_state=0)
+    >>> X = np.eye(2)[np.asarray(y)] + np.random.default_rng(0).normal(0, 1, (120, 2))
+    >>> with dask.config.set(scheduler="sync"):
+    ...     res = train_gnn(A.to_scipy(), X, np.asarray(y), np.arange(0, 120, 3), epochs=20, n_parts=2,
+    ...                     random_state=0, progress=False)
+    >>> res.proba.shape, res.history.sizes["iteration"]
+    ((120, 2), 20)
     """
     if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")

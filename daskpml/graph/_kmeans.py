@@ -185,18 +185,61 @@ def kmeans(X: Any, n_clusters: int, *, init: KMeansInit | np.ndarray = "k-means|
            checkpoint_every: int = 10, resume: bool = False) -> dict:
     """Distributed k-means (Lloyd) with k-means|| / k-means++ / random / given initial centers.
 
-    Converged when the squared shift of the centers is at most ``tol`` times
-    the mean variance of the features (scikit-learn's rule). Empty clusters
-    keep their center. The best of ``n_init`` runs (lowest inertia) is kept.
+        Converged when the squared shift of the centers is at most ``tol`` times the mean variance
+        of the features (scikit-learn's rule). Empty clusters keep their center. The best of
+        ``n_init`` runs (lowest inertia) is kept.
 
-    Returns a dict with ``centers`` (k x d NumPy), ``labels`` (dask array),
-    ``inertia``, ``n_iter`` and ``history`` (xarray: inertia and shift per iteration).
+        Parameters
+        ----------
+        X : array-like, dask array
+            Points (n x d), dense, chunked along rows only.
+        n_clusters : int
+            Number of centers, at most n.
+        init : {"k-means||", "k-means++", "random"} or numpy.ndarray, default "k-means||"
+            The initialization, or the initial centers (k x d).
+        n_init : int, default 1
+            Runs from different initializations.
+        max_iter : int, default 300
+            Lloyd iterations per run.
+        tol : float, default 1e-4
+            Relative tolerance on the centers' shift.
+        random_state : None, int or numpy.random.Generator
+            Seed of the initialization.
+        oversampling_factor : float, default 2.0
+            k-means|| candidates drawn per round, times k.
+        init_rounds : int, default 5
+            k-means|| rounds.
+        callback : callable(record) -> bool, optional
+            Runs after each Lloyd iteration with the history row just appended (``iteration``,
+            ``inertia``, ``shift``, ``time``, ``rounds``, ``bytes``) and the current ``centers``;
+            a true return value stops the run (the centers so far are the result).
+        progress : bool, optional
+            A progress line (default: on a terminal).
+        checkpoint : str or os.PathLike, optional
+            A folder for snapshots: the centers, the init run, the best run so far and the history.
+        checkpoint_every : int, default 10
+            Iterations between snapshots.
+        resume : bool, default False
+            Continue from the newest snapshot in ``checkpoint``.
 
-    ``callback(record)`` runs after each Lloyd iteration with the history row just appended
-    (``iteration``, ``inertia``, ``shift``, ``time``, ``rounds``) and the current ``centers``; a
-    true return value stops the run (the centers so far are the result). ``checkpoint`` (a directory) keeps a snapshot every ``checkpoint_every``
-    iterations: the centers, the init run, the best run so far and the history;
-    ``resume=True`` continues from it (see :mod:`daskpml._checkpoint`).
+        Returns
+        -------
+        dict
+            ``centers`` (k x d NumPy), ``labels`` (dask array), ``inertia``, ``n_iter`` and
+            ``history`` (xarray: inertia, shift, time, rounds and bytes per iteration).
+
+        Examples
+        --------
+        >>> from daskpml.datasets import make_blobs
+        >>> X, y = make_blobs(600, 2, centers=3, random_state=0)
+        >>> out = kmeans(X, 3, random_state=0, progress=False)
+        >>> out["centers"].shape, out["labels"].shape
+        ((3, 2), (600,))
+
+        References
+        ----------
+        D. Arthur and S. Vassilvitskii, "k-means++: the advantages of careful seeding", SODA 2007.
+        B. Bahmani et al., "Scalable k-means++", VLDB 2012 (k-means||).
     """
     X = as_points(X)
     n, d = X.shape
@@ -326,26 +369,72 @@ def _center_distances(x: Any, centers: np.ndarray) -> Any:
 def assign(X: da.Array, centers: np.ndarray) -> da.Array:
     """The index of each row's nearest center (ties: the smaller index), one task per row block.
 
-    Parameters
-    ----------
-    X : dask.array.Array
-        Points, chunked along rows only.
-    centers : numpy.ndarray
-        The centers (k x d).
+        Parameters
+        ----------
+        X : dask.array.Array
+            Points, chunked along rows only.
+        centers : numpy.ndarray
+            The centers (k x d).
 
-    Returns
-    -------
-    dask.array.Array
-        Labels (int64), chunked as the rows of ``X``.
+        Returns
+        -------
+        dask.array.Array
+            Labels (int64), chunked as the rows of ``X``.
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = da.from_array(np.array([[0.0], [0.9], [2.0]]), chunks=2)
+        >>> assign(X, np.array([[0.0], [2.0]])).compute().tolist()
+        [0, 0, 1]
     """
     return X.map_blocks(_labels, centers, drop_axis=1, dtype=np.int64)
 
 
 def center_distances(X: da.Array, centers: np.ndarray) -> da.Array:
-    """Euclidean distances of every row of ``X`` to every center (n x k), one task per row block."""
+    """Euclidean distances of every row of ``X`` to every center (n x k), one task per row block.
+
+        Parameters
+        ----------
+        X : dask.array.Array
+            Points, chunked along rows only.
+        centers : numpy.ndarray
+            The centers (k x d).
+
+        Returns
+        -------
+        dask.array.Array
+            Distances (n x k), chunked as the rows of ``X``.
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = da.from_array(np.array([[0.0, 0.0], [3.0, 4.0]]), chunks=(1, 2))
+        >>> center_distances(X, np.zeros((1, 2))).compute().ravel().tolist()
+        [0.0, 5.0]
+    """
     return X.map_blocks(_center_distances, centers, chunks=(X.chunks[0], (len(centers),)), dtype=np.float64)
 
 
 def inertia(X: da.Array, centers: np.ndarray) -> float:
-    """Sum of squared distances of the rows of ``X`` to their nearest center (one pass)."""
+    """Sum of squared distances of the rows of ``X`` to their nearest center (one pass).
+
+        Parameters
+        ----------
+        X : dask.array.Array
+            Points, chunked along rows only.
+        centers : numpy.ndarray
+            The centers (k x d).
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> X = da.from_array(np.array([[0.0], [1.0], [3.0]]), chunks=2)
+        >>> inertia(X, np.array([[0.0], [3.0]]))
+        1.0
+    """
     return float(_pass(X, _cost, 1, centers)[0])

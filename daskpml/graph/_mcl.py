@@ -66,14 +66,29 @@ __all__ = ["MCLResult", "interpret", "mcl", "prepare"]
 class MCLResult(results.ResultDisplay):
     """What :func:`mcl` returns.
 
-    labels : DataArray of cluster ids over ``node`` (clusters numbered largest first)
-    clusters : list of index arrays, one per cluster, largest first (as mcl writes them)
-    n_iter : iterations run
-    converged : whether the chaos fell below ``tol``
-    history : Dataset over ``iteration``: nnz, expanded, products, chaos, kept_mass, time,
-        rounds, iterand_bytes (the new iterand's size), bytes (moved: the previous iterand gathered
-        once and sent to every row block, a model) and task_bytes (the largest task's working set)
-    limit : the last iterand (SciPy or cupyx CSR, row-stochastic)
+        Parameters
+        ----------
+        labels : xarray.DataArray
+            Cluster ids over ``node`` (clusters numbered largest first).
+        clusters : list of numpy.ndarray
+            Node indices of each cluster, largest first (as mcl writes them).
+        n_iter : int
+            Iterations run.
+        converged : bool
+            Whether the chaos fell below ``tol``.
+        history : xarray.Dataset
+            Over ``iteration``: nnz, expanded, products, chaos, kept_mass, time, rounds,
+            iterand_bytes (the new iterand's size), bytes (moved: the previous iterand gathered once
+            and sent to every row block, a model) and task_bytes (the largest task's working set).
+        limit : sparse matrix
+            The last iterand (SciPy or cupyx CSR, row-stochastic).
+
+        Examples
+        --------
+        >>> from daskpml.datasets import make_sbm
+        >>> A, y = make_sbm(200, 2, in_degree=10, out_degree=1, random_state=0)
+        >>> mcl(A).n_iter > 0
+        True
     """
 
     labels: xr.DataArray
@@ -336,20 +351,38 @@ def _dag(M: sp.csr_matrix) -> sp.csr_matrix:
 def interpret(M: Any, overlap: Overlap = "remove") -> tuple[np.ndarray, list]:
     """Clusters of an MCL limit (row-stochastic, rows = nodes), as mcl reads them.
 
-    1. Each row is thinned to a DAG (:func:`_dag`): a node points at the nodes it flows to.
-    2. Attractors are the nodes that keep their own loop; attractors joined by DAG edges
-       (in either direction) form one attractor system.
-    3. Every other node joins the systems of all attractors it reaches along the DAG.
-    4. A node that reaches more than one system is in overlap. ``overlap="remove"`` (mcl's
-       default) takes such nodes out of those clusters and puts nodes that share the same
-       set of systems into one new cluster; ``"cut"`` keeps a node in the first of its
-       systems (the one with the smallest attractor); ``"keep"`` leaves it in all of them
-       (``labels`` then names the first).
-    5. A node that reaches no attractor (possible only before convergence) is a cluster
-       of its own.
+        1. Each row is thinned to a DAG: a node points at the nodes it flows to.
+        2. Attractors are the nodes that keep their own loop; attractors joined by DAG edges
+           (in either direction) form one attractor system.
+        3. Every other node joins the systems of all attractors it reaches along the DAG.
+        4. A node that reaches more than one system is in overlap. ``overlap="remove"`` (mcl's
+           default) takes such nodes out of those clusters and puts nodes that share the same
+           set of systems into one new cluster; ``"cut"`` keeps a node in the first of its
+           systems (the one with the smallest attractor); ``"keep"`` leaves it in all of them
+           (``labels`` then names the first).
+        5. A node that reaches no attractor (possible only before convergence) is a cluster
+           of its own.
 
-    Returns ``(labels, clusters)``: clusters are index arrays, largest first (ties: the
-    cluster with the smaller first node first), and labels number them in that order.
+        Parameters
+        ----------
+        M : sparse matrix
+            The limit (SciPy CSR).
+        overlap : {"remove", "cut", "keep"}, default "remove"
+            What to do with nodes in overlap.
+
+        Returns
+        -------
+        labels : numpy.ndarray
+            The cluster of each node, numbered largest first.
+        clusters : list of numpy.ndarray
+            Node indices of each cluster, largest first (ties: the smaller first node first).
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> labels, clusters = interpret(sp.csr_matrix([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]]))
+        >>> labels.tolist(), [c.tolist() for c in clusters]
+        ([0, 0, 1], [[0, 1], [2]])
     """
     if overlap not in OVERLAPS:
         raise ValueError(f"overlap must be one of {OVERLAPS}, got {overlap!r}.")
@@ -477,12 +510,15 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
         What to do with nodes attracted by more than one cluster (:func:`interpret`).
     nodes : sequence of names, optional
         Names of the nodes (one per row), for the labels.
-    dtype : float dtype of the iterands (default: float32, as mcl computes).
-    n_blocks : row blocks of the iterand (default: 4 per worker thread).
+    dtype : numpy dtype, optional
+        Float type of the iterands (default float32, as mcl computes).
+    n_blocks : int, optional
+        Row blocks of the iterand (default: 4 per worker thread).
     callback : ``callback(record)`` after each iteration, with the history row just appended
         (``iteration``, ``chaos``, ``nnz``, ``time``, ``rounds``, ...) and the current iterand
         under ``matrix`` (a persisted :class:`CSRMatrix`); a true return value stops.
-    progress : show a progress line (None: on a terminal, ``daskpml.progress``).
+    progress : bool, optional
+        Show a progress line (None: on a terminal, ``daskpml.progress``).
     checkpoint, checkpoint_every, resume : a directory where the iterand's row blocks are
         written (by the tasks that hold them) every ``checkpoint_every`` iterations;
         ``resume=True`` continues from the newest snapshot (see :mod:`daskpml._checkpoint`).
@@ -490,6 +526,14 @@ def mcl(A: Any, inflation: float = 2.0, *, expansion: int = 2, loop_weight: floa
     Returns
     -------
     MCLResult
+
+    Examples
+    --------
+    >>> from daskpml.datasets import make_sbm
+    >>> A, y = make_sbm(200, 2, in_degree=10, out_degree=1, random_state=0)
+    >>> res = mcl(A, 2.0)
+    >>> res.labels.shape, res.converged
+    ((200,), True)
     """
     A = _as_graph(A, nodes)
     if not float(inflation) > 1.0:

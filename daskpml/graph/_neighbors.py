@@ -55,7 +55,26 @@ def _sq_norms(x: Any) -> Any:
 def sq_distances(x: Any, y: Any, x_sq: Any = None, y_sq: Any = None) -> Any:
     """Squared Euclidean distances ``|x|^2 - 2 x.y + |y|^2`` (rows of x by rows of y), clipped at 0.
 
-    One matrix product; ``x_sq`` / ``y_sq`` are the row norms when already known.
+        One matrix product; ``x_sq`` / ``y_sq`` are the row norms when already known.
+
+        Parameters
+        ----------
+        x : array
+            Rows (m x d), NumPy or CuPy.
+        y : array
+            Rows (p x d).
+        x_sq, y_sq : array, optional
+            Squared row norms of ``x`` and ``y``.
+
+        Returns
+        -------
+        array
+            (m x p).
+
+        Examples
+        --------
+        >>> sq_distances(np.array([[0.0, 0.0]]), np.array([[3.0, 4.0], [1.0, 0.0]])).tolist()
+        [[25.0, 1.0]]
     """
     xp, _ = get_namespace(x)
     x_sq = _sq_norms(x) if x_sq is None else x_sq
@@ -175,11 +194,33 @@ def kneighbors(X: Any, n_neighbors: int = 10, *, include_self: bool = False,
                algorithm: Literal["auto", "brute", "kd_tree"] = "auto") -> tuple[da.Array, da.Array]:
     """Distances and indices of the ``n_neighbors`` nearest rows of ``X`` to each row.
 
-    Returns two dask arrays (n x k), rows sorted by distance (ties: smaller
-    index first), chunked like ``X``'s rows. Without ``include_self`` a point
-    is not its own neighbour (as scikit-learn's ``kneighbors()`` without a
-    query); duplicates of it are. ``algorithm="auto"`` uses the k-d tree for
-    at most 15 features and the matrix products above.
+        Without ``include_self`` a point is not its own neighbour (as scikit-learn's ``kneighbors()``
+        without a query); duplicates of it are.
+
+        Parameters
+        ----------
+        X : array-like or dask array
+            Points (n x d), dense.
+        n_neighbors : int, default 10
+            Neighbours per point.
+        include_self : bool, default False
+            Count each point as its own nearest neighbour.
+        algorithm : {"auto", "brute", "kd_tree"}, default "auto"
+            Matrix products over bounded slices, or k-d trees over groups of row blocks; "auto"
+            uses the k-d tree for at most 15 features.
+
+        Returns
+        -------
+        distances : dask.array.Array
+            (n x k), rows sorted by distance (ties: smaller index first), chunked like ``X``'s rows.
+        indices : dask.array.Array
+            (n x k) int64.
+
+        Examples
+        --------
+        >>> d, i = kneighbors(np.array([[0.0], [1.0], [3.0]]), 1)
+        >>> i.compute().ravel().tolist(), d.compute().ravel().tolist()
+        ([1, 0, 1], [1.0, 1.0, 2.0])
     """
     X = as_points(X)
     n = X.shape[0]
@@ -376,17 +417,31 @@ def epsilon_graph(X: Any, radius: float, *, mode: Mode = "connectivity", gamma: 
                   include_self: bool = False) -> CSRMatrix:
     """Graph joining the points within ``radius`` of each other (symmetric by construction).
 
-    ``mode`` as in :func:`knn_graph`; for ``"gaussian"`` the default
-    ``gamma`` is ``1 / (2 (radius / 2)^2)``. Each row block compares itself
-    with every block by matrix products over bounded slices.
+        Each row block compares itself with every block by matrix products over bounded slices.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from daskpml.graph import epsilon_graph
-    >>> X = np.random.default_rng(0).normal(size=(300, 2))
-    >>> epsilon_graph(X, 0.3).is_symmetric()
-    True
+        Parameters
+        ----------
+        X : array-like or dask array
+            Points (n x d), dense.
+        radius : float
+            The largest distance joined.
+        mode : {"connectivity", "distance", "gaussian"}, default "connectivity"
+            Edge weights: 1, the distance, or ``exp(-gamma d^2)`` (as :func:`knn_graph`).
+        gamma : float, optional
+            Width of the ``"gaussian"`` weights (default ``1 / (2 (radius / 2)^2)``).
+        include_self : bool, default False
+            Keep each point's loop.
+
+        Returns
+        -------
+        CSRMatrix
+            The symmetric adjacency (n x n).
+
+        Examples
+        --------
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> epsilon_graph(X, 0.3).is_symmetric()
+        True
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -420,10 +475,31 @@ def gaussian_graph(X: Any, *, gamma: float = 1.0, threshold: float = 1e-4,
                    n_neighbors: int | None = None) -> CSRMatrix:
     """Gaussian (RBF) affinity ``exp(-gamma |x - y|^2)``, sparsified.
 
-    Entries below ``threshold`` are dropped: only pairs within
-    ``sqrt(-log(threshold) / gamma)`` are computed (:func:`epsilon_graph`). With
-    ``n_neighbors`` the affinity is kept on the symmetrized k-nearest-neighbour
-    graph instead. The diagonal (``exp(0) = 1``) is left out.
+        Entries below ``threshold`` are dropped: only pairs within ``sqrt(-log(threshold) / gamma)``
+        are computed (:func:`epsilon_graph`). With ``n_neighbors`` the affinity is kept on the
+        symmetrized k-nearest-neighbour graph instead. The diagonal (``exp(0) = 1``) is left out.
+
+        Parameters
+        ----------
+        X : array-like or dask array
+            Points (n x d), dense.
+        gamma : float, default 1.0
+            Width of the kernel.
+        threshold : float, default 1e-4
+            Smallest affinity kept.
+        n_neighbors : int, optional
+            Keep the affinity on the k-NN graph instead of thresholding.
+
+        Returns
+        -------
+        CSRMatrix
+            The symmetric affinity (n x n).
+
+        Examples
+        --------
+        >>> W = gaussian_graph(np.array([[0.0], [0.5], [10.0]]), gamma=1.0)
+        >>> W.to_scipy().toarray().round(3).tolist()
+        [[0.0, 0.779, 0.0], [0.779, 0.0, 0.0], [0.0, 0.0, 0.0]]
     """
     gamma = float(gamma)
     if not gamma > 0:

@@ -75,10 +75,22 @@ EPS = np.finfo(np.float64).eps
 
 
 class NoConvergence(RuntimeError):
-    """Raised when ``maxiter`` restarts end before all wanted eigenpairs converged.
+    """:func:`eigsh` ran out of restarts; the pairs that converged come with the error.
 
-    ``eigenvalues`` and ``eigenvectors`` hold the pairs that did converge
-    (as :class:`scipy.sparse.linalg.ArpackNoConvergence` does).
+        Parameters
+        ----------
+        message : str
+            What happened and how to fix it.
+        eigenvalues : numpy.ndarray
+            The converged eigenvalues.
+        eigenvectors : dask.array.Array
+            Their eigenvectors.
+
+        Examples
+        --------
+        >>> err = NoConvergence("2 of 4 converged", np.array([1.0, 2.0]), None)
+        >>> err.eigenvalues.tolist()
+        [1.0, 2.0]
     """
 
     def __init__(self, message: str, eigenvalues: np.ndarray, eigenvectors: Any) -> None:
@@ -88,7 +100,24 @@ class NoConvergence(RuntimeError):
 
 
 def default_ncv(k: int, n: int) -> int:
-    """``min(n, max(2 k + 1, 20))``, SciPy's rule."""
+    """The Lanczos basis size ``min(n, max(2 k + 1, 20))``, SciPy's rule.
+
+        Parameters
+        ----------
+        k : int
+            Eigenpairs wanted.
+        n : int
+            Order of the matrix.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> default_ncv(6, 1000), default_ncv(6, 10)
+        (20, 10)
+    """
     return int(min(n, max(2 * k + 1, 20)))
 
 
@@ -106,17 +135,36 @@ def _row_blocks(A: Any) -> da.Array:
     return da.from_array(A, chunks=(rows, -1), asarray=False)
 
 
-def probably_symmetric(A: Any, *, rtol: float = 1e-10, seed: int = 0) -> bool:
+def probably_symmetric(A: Any, *, rtol: float = 1e-10, random_state: Any = 0) -> bool:
     """Randomized symmetry test: ``u^T A v == v^T A u`` for two random vectors.
 
-    Costs one product with a 2-column matrix instead of a transpose (an
-    all-to-all exchange); a non-symmetric ``A`` passes with probability 0.
+        Costs one product with a 2-column matrix instead of a transpose (an all-to-all exchange);
+        a non-symmetric ``A`` passes with probability 0.
+
+        Parameters
+        ----------
+        A : CSRMatrix, dask array, sparse matrix or array
+            A square matrix.
+        rtol : float, default 1e-10
+            Relative tolerance of the comparison.
+        random_state : None, int or numpy.random.Generator, default 0
+            Seed of the test vectors.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> probably_symmetric(sp.csr_matrix([[0, 1.0], [1.0, 0]])), probably_symmetric(sp.csr_matrix([[0, 1.0], [0, 0]]))
+        (True, False)
     """
     n = A.shape[0]
     if A.shape[0] != A.shape[1]:
         return False
     xp, _ = get_namespace(A)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(resolve_seed(random_state))
     uv = xp.asarray(rng.standard_normal((n, 2)))
     prod = A @ uv
     prod = prod.compute() if hasattr(prod, "compute") else prod
@@ -363,18 +411,26 @@ REMOVED = {"return_history": "the history is on the result of daskpml.linalg.lan
 class LanczosResult(results.ResultDisplay):
     """What :func:`lanczos` and :func:`~daskpml.linalg.laplacian_lanczos` return.
 
-    Attributes
-    ----------
-    eigenvalues : numpy.ndarray
-        The ``k`` eigenvalues in ascending order (as SciPy).
-    eigenvectors : dask.array.Array or None
-        Orthonormal eigenvectors (n x k), chunked like the matrix's rows; None when not asked for.
-    history : xarray.Dataset
-        One row per restart cycle: ``matvecs``, ``converged``, ``max_residual``, ``time``,
-        ``rounds``, ``bytes`` (a model: the vectors moved by the products and reductions).
-    n_restarts : int
-    matvecs : int
-        Products with the matrix.
+        Parameters
+        ----------
+        eigenvalues : numpy.ndarray
+            The ``k`` eigenvalues in ascending order (as SciPy).
+        eigenvectors : dask.array.Array or None
+            Orthonormal eigenvectors (n x k), chunked like the matrix's rows; None when not asked for.
+        history : xarray.Dataset
+            One row per restart cycle: ``matvecs``, ``converged``, ``max_residual``, ``time``,
+            ``rounds``, ``bytes`` (a model: the vectors moved by the products and reductions).
+        n_restarts : int
+            Restart cycles run.
+        matvecs : int
+            Products with the matrix.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> res = lanczos(sp.diags([1.0, 2.0, 3.0, 4.0, 5.0]).tocsr(), k=2, which="LA")
+        >>> res.eigenvalues.round(6).tolist(), res.eigenvectors.shape
+        ([4.0, 5.0], (5, 2))
     """
 
     eigenvalues: np.ndarray
@@ -451,7 +507,7 @@ def eigsh(A: Any, k: int = 6, *, which: Which = "LM", ncv: int | None = None, to
     --------
     >>> import scipy.sparse as sp
     >>> from daskpml.linalg import eigsh
-    >>> A = sp.diags([-1, 2, -1], [-1, 0, 1], shape=(200, 200), format="csr")
+    >>> A = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(200, 200), format="csr")
     >>> w = eigsh(A, k=3, return_eigenvectors=False)
     >>> bool(abs(w[-1] - (2 + 2 * np.cos(np.pi / 201))) < 1e-10)
     True
@@ -482,7 +538,7 @@ checkpoint_every, resume
     Examples
     --------
     >>> import scipy.sparse as sp
-    >>> A = sp.diags([-1, 2, -1], [-1, 0, 1], shape=(200, 200), format="csr")
+    >>> A = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(200, 200), format="csr")
     >>> res = lanczos(A, k=3, which="LA", return_eigenvectors=False)
     >>> res.history.sizes["iteration"] == res.n_restarts + 1
     True

@@ -74,7 +74,25 @@ def _check_symmetric(W: CSRMatrix, name: str) -> None:
 
 
 def degrees(W: CSRMatrix) -> da.Array:
-    """Row sums of ``W`` without its self loops, a dask vector chunked like the rows."""
+    """Weighted degrees of a graph: the row sums of ``W`` without its self loops.
+
+        Parameters
+        ----------
+        W : CSRMatrix
+            The adjacency.
+
+        Returns
+        -------
+        dask.array.Array
+            One degree per node, chunked like the rows of ``W``.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> degrees(from_array(sp.csr_matrix([[5.0, 1.0], [1.0, 0]]))).compute().tolist()
+        [1.0, 1.0]
+    """
     return _drop_loops(W).sum(axis=1)
 
 

@@ -32,6 +32,7 @@ from .. import _config
 from ..backend import get_namespace, is_sparse
 from .._random import resolve_seed
 from .._blocks import delayed_rows, reduce_rows
+from ..sparse import CSRMatrix, as_rows
 from ..validation import Interval, Options, validate_params
 
 
@@ -54,8 +55,28 @@ def _t_centered(block: Any, Y: Any, center: Any) -> Any:
 
 
 def gram_block(block: Any, with_sums: bool = False) -> Any:
-    """``A_i^T A_i``, or ``[A_i^T A_i | A_i^T 1]``: the column sums let the caller centre it. (An
-    overflow leaves inf in ``G``, which the caller reports, not a warning in a worker's log.)"""
+    """``A_i^T A_i``, or ``[A_i^T A_i | A_i^T 1]``, of one dense or CSR row block ``A_i``.
+
+        The column sums let the caller centre the Gram matrix (:func:`centred_gram`) without
+        densifying a sparse block.
+
+        Parameters
+        ----------
+        block : array or sparse matrix
+            A row block (m_i x n).
+        with_sums : bool, default False
+            Append the column sums as a last column.
+
+        Returns
+        -------
+        array
+            n x n, or n x (n + 1) with ``with_sums``.
+
+        Examples
+        --------
+        >>> gram_block(np.array([[1.0, 2.0]]), with_sums=True).tolist()
+        [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0]]
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         G = block.T @ block
     G = G.toarray() if is_sparse(G) else G
@@ -114,8 +135,33 @@ def _tsqr_r(blocks: list, center: Any, split_every: int = 8) -> Any:
 
 
 def project_rows(blocks: list, rows: tuple, M: Any, dtype: Any, center: Any = None) -> da.Array:
-    """``(A - center) @ M`` as a dask array, one block per delayed row block of ``A``
-    (:func:`daskpml._blocks.delayed_rows`); ``center`` (1 x n) is subtracted without densifying."""
+    """``(A - center) @ M`` as a dask array, one block per delayed row block of ``A``.
+
+        Parameters
+        ----------
+        blocks : list of dask.delayed.Delayed
+            The row blocks of ``A`` (:func:`daskpml._blocks.delayed_rows`).
+        rows : tuple of int
+            Their row counts.
+        M : array
+            The matrix to multiply by (n x k).
+        dtype : numpy dtype
+            Type of the result.
+        center : array, optional
+            A row (1 x n) subtracted from every row of ``A`` without densifying it.
+
+        Returns
+        -------
+        dask.array.Array
+            (m x k), chunked like the rows of ``A``.
+
+        Examples
+        --------
+        >>> import dask
+        >>> blocks = [dask.delayed(np.eye(2)), dask.delayed(np.ones((1, 2)))]
+        >>> project_rows(blocks, (2, 1), np.ones((2, 1)), np.float64).compute().ravel().tolist()
+        [1.0, 1.0, 2.0]
+    """
     xp, _ = get_namespace(M)
     meta = xp.empty((0, 0), dtype=dtype)
     pieces = [da.from_delayed(dask.delayed(_left_block, pure=True)(b, M, center), shape=(r, M.shape[1]),
@@ -168,6 +214,8 @@ def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", 
     >>> U.shape, S.shape, Vt.shape
     ((400, 5), (5,), (5, 50))
     """
+    if not isinstance(A, (da.Array, CSRMatrix)):    # in memory: validated and split into row blocks
+        A = as_rows(A, name="A", ensure_min_samples=1)
     m, n = A.shape
     k = int(n_components)
     if not 1 <= k <= min(m, n):
@@ -216,15 +264,57 @@ def truncated_svd(A: Any, n_components: int, *, method: Literal["auto", "gram", 
 
 
 def centred_gram(G: Any, sums: Any, c: Any, m: int) -> Any:
-    """``(A - 1 c)^T (A - 1 c) = A^T A - c s^T - s c^T + m c c^T`` from ``A^T A`` and the
-    column sums ``s`` of ``A``."""
+    """The Gram matrix of ``A - 1 c`` from that of ``A``: ``A^T A - c s^T - s c^T + m c c^T``.
+
+        Parameters
+        ----------
+        G : array
+            ``A^T A`` (n x n).
+        sums : array
+            Column sums ``s`` of ``A``.
+        c : array
+            The centre subtracted from every row (n,).
+        m : int
+            Number of rows of ``A``.
+
+        Returns
+        -------
+        array
+            ``(A - 1 c)^T (A - 1 c)``.
+
+        Examples
+        --------
+        >>> A = np.array([[1.0, 2.0], [3.0, 6.0]]); c = A.mean(axis=0)
+        >>> np.allclose(centred_gram(A.T @ A, A.sum(axis=0), c, 2), (A - c).T @ (A - c))
+        True
+    """
     xp, _ = get_namespace(G)
     return G - xp.outer(c, sums) - xp.outer(sums, c) + m * xp.outer(c, c)
 
 
 def gram_svd(G: Any, k: int) -> tuple[Any, Any]:
-    """The leading ``k`` singular values and right vectors (``S``, ``V``) of a matrix whose
-    Gram matrix is ``G``."""
+    """The leading ``k`` singular values and right singular vectors of a matrix from its Gram matrix.
+
+        Parameters
+        ----------
+        G : array
+            ``A^T A`` (n x n), symmetric positive semi-definite.
+        k : int
+            How many.
+
+        Returns
+        -------
+        S : array
+            Singular values of ``A``, descending (k,).
+        V : array
+            Right singular vectors (n x k).
+
+        Examples
+        --------
+        >>> S, V = gram_svd(np.diag([9.0, 4.0, 1.0]), 2)
+        >>> S.tolist()
+        [3.0, 2.0]
+    """
     xp, _ = get_namespace(G)
     evals, V = xp.linalg.eigh(G)
     order = xp.argsort(evals)[::-1][:k]
@@ -244,6 +334,36 @@ def _cholesky_upper(G: Any) -> Any:
 @validate_params(SVD_CONSTRAINTS)
 def randomized_svd(A: Any, n_components: int, *, n_oversamples: int = 10, n_iter: int | str = "auto",
                    random_state: Any = None) -> tuple[da.Array, Any, Any]:
-    """:func:`truncated_svd` with ``method="randomized"`` (scikit-learn's name)."""
+    """:func:`truncated_svd` with ``method="randomized"`` (scikit-learn's name and defaults).
+
+        Parameters
+        ----------
+        A : dask array, CSRMatrix, array or sparse matrix
+            The matrix (m x n), in row blocks.
+        n_components : int
+            Singular triplets wanted.
+        n_oversamples : int, default 10
+            Extra random directions.
+        n_iter : int or "auto", default "auto"
+            Power iterations ("auto": 7 when ``n_components`` is below 10% of the smaller side, else 4).
+        random_state : None, int or numpy.random.Generator
+            Seed of the random projection.
+
+        Returns
+        -------
+        U : dask.array.Array
+            Left singular vectors (m x k), chunked like the rows of ``A``.
+        S : array
+            Singular values, descending (k,).
+        Vt : array
+            Right singular vectors (k x n).
+
+        Examples
+        --------
+        >>> X = np.random.default_rng(0).standard_normal((200, 20))
+        >>> U, S, Vt = randomized_svd(X, 3, random_state=0)
+        >>> np.allclose(S, np.linalg.svd(X, compute_uv=False)[:3], rtol=1e-2)
+        True
+    """
     return truncated_svd(A, n_components, method="randomized", n_oversamples=n_oversamples, n_iter=n_iter,
                          random_state=random_state)

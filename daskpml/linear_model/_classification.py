@@ -90,7 +90,7 @@ class _Classifier(ClassifierMixin, LinearModelBase):
 
 
 class LogisticRegression(_Classifier):
-    """Logistic regression, binary or multinomial (softmax) for more than two classes.
+    __doc__ = """Logistic regression, binary or multinomial (softmax) for more than two classes.
 
     Minimizes scikit-learn's objective ``C sum_i loss_i + R(w)``, computed as
     ``(1/n) sum_i loss_i + R(w) / (C n)``, intercept unpenalized.
@@ -167,7 +167,7 @@ class LogisticRegression(_Classifier):
 
 
 class LinearSVC(_Classifier):
-    """Linear support vector classifier (binary), ``0.5 ||w||^2 + C sum_i loss_i`` with the
+    __doc__ = """Linear support vector classifier (binary), ``0.5 ||w||^2 + C sum_i loss_i`` with the
     squared hinge (default) or hinge loss. Unlike liblinear's, the intercept is not
     penalized.
 

@@ -74,14 +74,14 @@ _COMMON_DOC = """
 
 
 class LinearRegression(_Regressor):
-    """Ordinary least squares, ``min (1/2n) ||y - X w - b||^2``.
+    __doc__ = """Ordinary least squares, ``min (1/2n) ||y - X w - b||^2``.
 
     Parameters
     ----------""" + _COMMON_DOC.format(solvers="lbfgs, newton_cg, ...", auto="lbfgs") + """
     Examples
     --------
     >>> import numpy as np
-    >>> X = np.arange(20.0).reshape(10, 2); y = X @ [1.0, -2.0] + 3
+    >>> X = np.random.default_rng(0).standard_normal((10, 2)); y = X @ [1.0, -2.0] + 3
     >>> LinearRegression(tol=1e-10).fit(X, y).coef_.round(4).tolist()
     [1.0, -2.0]
     """
@@ -106,7 +106,7 @@ class LinearRegression(_Regressor):
 
 
 class Ridge(_Regressor):
-    """L2-penalized least squares, ``min ||y - X w - b||^2 + alpha ||w||^2`` (scikit-learn's objective).
+    __doc__ = """L2-penalized least squares, ``min ||y - X w - b||^2 + alpha ||w||^2`` (scikit-learn's objective).
 
     Parameters
     ----------
@@ -152,7 +152,7 @@ _SHOTGUN_DOC = """
 
 
 class ElasticNet(_Regressor):
-    """``min (1/2n) ||y - X w - b||^2 + alpha l1_ratio ||w||_1 + alpha (1 - l1_ratio)/2 ||w||^2``.
+    __doc__ = """``min (1/2n) ||y - X w - b||^2 + alpha l1_ratio ||w||_1 + alpha (1 - l1_ratio)/2 ||w||^2``.
 
     Parameters
     ----------
@@ -194,7 +194,7 @@ class ElasticNet(_Regressor):
 
 
 class Lasso(ElasticNet):
-    """``min (1/2n) ||y - X w - b||^2 + alpha ||w||_1`` (scikit-learn's objective).
+    __doc__ = """``min (1/2n) ||y - X w - b||^2 + alpha ||w||_1`` (scikit-learn's objective).
 
     Parameters
     ----------

@@ -28,10 +28,27 @@ from ..runtime import scatter_blocks
 
 
 def auto_row_chunks(n_rows: int, nnz: int, chunks: Any = "auto") -> tuple[int, ...]:
-    """Row block sizes.
+    """Row block sizes of a sparse matrix.
 
-    ``"auto"``: ``ceil(nnz / daskpml.sparse.block-nnz)`` blocks of equal rows
-    (at least one); an ``int``: that many rows per block; a tuple: used as is.
+        Parameters
+        ----------
+        n_rows : int
+            Rows of the matrix.
+        nnz : int
+            Its stored entries.
+        chunks : "auto", int or tuple of int, default "auto"
+            ``"auto"``: ``ceil(nnz / daskpml.sparse.block-nnz)`` blocks of equal rows (at least one);
+            an ``int``: that many rows per block; a tuple: used as it is (it must add up to ``n_rows``).
+
+        Returns
+        -------
+        tuple of int
+            The rows of each block.
+
+        Examples
+        --------
+        >>> auto_row_chunks(10, 100, 4)
+        (4, 4, 2)
     """
     if chunks is None or chunks == "auto":
         n_blocks = max(1, min(n_rows, math.ceil(nnz / float(_config.get("sparse.block-nnz")))))
@@ -76,7 +93,23 @@ def _prune(block: Any, threshold: float) -> Any:
 
 
 def row_indices(block: Any) -> Any:
-    """Row index of every stored entry of a CSR block, in storage order (NumPy or CuPy)."""
+    """Row index of every stored entry of a CSR block, in storage order (NumPy or CuPy).
+
+        Parameters
+        ----------
+        block : sparse matrix
+            A CSR block.
+
+        Returns
+        -------
+        array of int64
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> row_indices(sp.csr_matrix([[1.0, 2.0], [0, 3.0]])).tolist()
+        [0, 0, 1]
+    """
     return block.tocoo().row.astype(np.int64)
 
 
@@ -136,19 +169,23 @@ def _diagonal(block: Any, block_info: dict | None = None) -> Any:
 class CSRMatrix:
     """Row-blocked distributed sparse matrix in CSR format (SciPy or cupyx blocks).
 
-    Build one with :func:`daskpml.sparse.from_array` (or from a dask array of
-    sparse blocks with ``CSRMatrix(blocks)``). Products with dense vectors and
-    matrices return dask arrays; products with another ``CSRMatrix`` return a
-    ``CSRMatrix``. See :mod:`daskpml.sparse` for the communication each
-    operation needs.
+        Build one with :func:`daskpml.sparse.from_array` (or from a dask array of sparse blocks
+        with ``CSRMatrix(blocks)``). Products with dense vectors and matrices return dask arrays;
+        products with another ``CSRMatrix`` return a ``CSRMatrix``. See :mod:`daskpml.sparse` for
+        the communication each operation needs.
 
-    Examples
-    --------
-    >>> import scipy.sparse as sp
-    >>> from daskpml.sparse import from_array
-    >>> A = from_array(sp.random(100, 100, density=0.05, format="csr", random_state=0), chunks=25)
-    >>> A.numblocks, A.shape
-    (4, (100, 100))
+        Parameters
+        ----------
+        blocks : dask.array.Array
+            A dask array of CSR blocks, chunked along rows only.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> A = from_array(sp.random(100, 100, density=0.05, format="csr", random_state=0), chunks=25)
+        >>> A.numblocks, A.shape
+        (4, (100, 100))
     """
 
     __array_priority__ = 20  # numpy defers ``x @ A`` to __rmatmul__
@@ -426,7 +463,24 @@ class CSRMatrix:
 
 
 def stack_blocks(results: Sequence) -> Any:
-    """Stack computed row blocks (a list, or a list of one-element rows) into one CSR matrix."""
+    """Stack computed row blocks (a list, or a list of one-element rows) into one CSR matrix.
+
+        Parameters
+        ----------
+        results : sequence
+            The blocks in row order.
+
+        Returns
+        -------
+        sparse matrix
+            SciPy or cupyx CSR.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> stack_blocks([sp.identity(2, format="csr"), sp.identity(2, format="csr")]).shape
+        (4, 2)
+    """
     blocks = [b for row in results for b in (row if isinstance(row, (list, tuple)) else [row])]
     _, xsp = get_namespace(blocks[0])
     return xsp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0].tocsr()
@@ -447,7 +501,34 @@ def _as_dask_vector(d: Any, length: int, name: str, like: Any) -> da.Array:
 
 def from_block_graph(name: str, dsk: dict, dependencies: list, row_chunks: Sequence[int],
                      n_cols: int, meta: Any) -> CSRMatrix:
-    """A CSRMatrix from a task graph with keys ``(name, i, 0)`` (one per row block)."""
+    """A CSRMatrix from a task graph with keys ``(name, i, 0)``, one per row block.
+
+        Parameters
+        ----------
+        name : str
+            The graph layer's name.
+        dsk : dict
+            The tasks.
+        dependencies : list
+            The collections the tasks read.
+        row_chunks : sequence of int
+            Rows of each block.
+        n_cols : int
+            Columns of the matrix.
+        meta : sparse matrix
+            An empty block of the right type (SciPy or cupyx CSR).
+
+        Returns
+        -------
+        CSRMatrix
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> dsk = {("eye", 0, 0): sp.identity(2, format="csr")}
+        >>> from_block_graph("eye", dsk, [], (2,), 2, sp.csr_matrix((0, 0))).shape
+        (2, 2)
+    """
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
     return CSRMatrix(da.Array(graph, name, chunks=(tuple(row_chunks), (n_cols,)), meta=meta))
 
@@ -455,15 +536,26 @@ def from_block_graph(name: str, dsk: dict, dependencies: list, row_chunks: Seque
 def from_array(x: Any, chunks: Any = "auto", *, backend: str | None = None) -> CSRMatrix:
     """Distribute a matrix as a :class:`CSRMatrix`.
 
-    Parameters
-    ----------
-    x : scipy.sparse / cupyx sparse matrix, NumPy / CuPy array, dask array
-        (sparse or dense blocks) or ``CSRMatrix``.
-    chunks : "auto", int or tuple of int
-        Row blocks: ``"auto"`` targets ``daskpml.sparse.block-nnz`` stored
-        entries per block, an int is rows per block, a tuple gives the sizes.
-    backend : "numpy" or "cupy", optional
-        Move the blocks to this backend (default: stay where ``x`` is).
+        Parameters
+        ----------
+        x : sparse matrix, array, dask array or CSRMatrix
+            SciPy / cupyx sparse, NumPy / CuPy dense, a dask array of sparse or dense blocks.
+        chunks : "auto", int or tuple of int
+            Row blocks: ``"auto"`` targets ``daskpml.sparse.block-nnz`` stored
+            entries per block, an int is rows per block, a tuple gives the sizes.
+        backend : "numpy" or "cupy", optional
+            Move the blocks to this backend (default: stay where ``x`` is).
+
+        Returns
+        -------
+        CSRMatrix
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> A = from_array(sp.identity(10, format="csr"), chunks=4)
+        >>> A.row_chunks
+        (4, 4, 2)
     """
     if isinstance(x, CSRMatrix):
         out = x if chunks == "auto" else x.rechunk(chunks)

@@ -61,7 +61,29 @@ def _as_dask_dense(x: Any, A: CSRMatrix) -> da.Array:
 
 
 def matmul(A: CSRMatrix, other: Any) -> Any:
-    """``A @ other`` for a dense vector / matrix (dask array out) or a CSRMatrix (SpGEMM)."""
+    """``A @ other`` for a dense vector or matrix (a dask array out) or a CSRMatrix (SpGEMM).
+
+        Parameters
+        ----------
+        A : CSRMatrix
+            The sparse matrix (m x n).
+        other : array, dask array or CSRMatrix
+            A vector (n,), a matrix (n x k) or a distributed sparse matrix.
+
+        Returns
+        -------
+        dask.array.Array or CSRMatrix
+            Chunked like the rows of ``A``.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> M = sp.csr_matrix([[1.0, 0, 2.0], [0, 3.0, 0], [4.0, 0, 0]])
+        >>> A = from_array(M, chunks=2)
+        >>> matmul(A, np.ones(3)).compute().tolist()
+        [3.0, 3.0, 4.0]
+    """
     if isinstance(other, CSRMatrix):
         return spgemm(A, other)
     if is_sparse(other):
@@ -90,7 +112,29 @@ def _rmatmul_block(a: Any, x: Any) -> Any:
 
 
 def rmatmul_transposed(A: CSRMatrix, x: Any) -> da.Array:
-    """``A.T @ x`` (x with m rows) by per-block partial products and a tree sum; A is not transposed."""
+    """``A.T @ x`` (x with m rows) by per-block partial products and a tree sum; A is not transposed.
+
+        Parameters
+        ----------
+        A : CSRMatrix
+            The sparse matrix (m x n).
+        x : array or dask array
+            A vector (m,) or matrix (m x k).
+
+        Returns
+        -------
+        dask.array.Array
+            (n,) or (n x k).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> M = sp.csr_matrix([[1.0, 0, 2.0], [0, 3.0, 0], [4.0, 0, 0]])
+        >>> A = from_array(M, chunks=2)
+        >>> rmatmul_transposed(A, np.ones(3)).compute().tolist()
+        [5.0, 3.0, 2.0]
+    """
     x = _as_dask_dense(x, A)
     if x.ndim not in (1, 2) or x.shape[0] != A.shape[0]:
         raise ValueError(f"A.T @ x: A has {A.shape[0]} rows but x has shape {tuple(x.shape)}.")
@@ -107,7 +151,29 @@ def rmatmul_transposed(A: CSRMatrix, x: Any) -> da.Array:
 
 
 def rmatmul(A: CSRMatrix, other: Any) -> da.Array:
-    """``other @ A`` for a dense vector (length m) or matrix (k x m)."""
+    """``other @ A`` for a dense vector (length m) or matrix (k x m).
+
+        Parameters
+        ----------
+        A : CSRMatrix
+            The sparse matrix (m x n).
+        other : array or dask array
+            A vector (m,) or a matrix (k x m).
+
+        Returns
+        -------
+        dask.array.Array
+            (n,) or (k x n).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> M = sp.csr_matrix([[1.0, 0, 2.0], [0, 3.0, 0], [4.0, 0, 0]])
+        >>> A = from_array(M, chunks=2)
+        >>> rmatmul(A, np.ones(3)).compute().tolist()
+        [5.0, 3.0, 2.0]
+    """
     x = _as_dask_dense(other, A)
     if x.ndim == 1:
         return rmatmul_transposed(A, x)
@@ -126,8 +192,26 @@ def _stack_transposed(*pieces: Any) -> Any:
 def transpose(A: CSRMatrix, row_chunks: Any = None) -> CSRMatrix:
     """``A.T`` as a CSRMatrix (an all-to-all exchange of the stored entries).
 
-    The result's row blocks are ``row_chunks``; by default A's row blocks for a
-    square matrix, else ``A.numblocks`` blocks of equal size.
+        Parameters
+        ----------
+        A : CSRMatrix
+            The matrix (m x n).
+        row_chunks : tuple of int, optional
+            Row blocks of the result; default A's for a square matrix, else ``A.numblocks`` equal blocks.
+
+        Returns
+        -------
+        CSRMatrix
+            (n x m).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> M = sp.csr_matrix([[1.0, 0, 2.0], [0, 3.0, 0], [4.0, 0, 0]])
+        >>> A = from_array(M, chunks=2)
+        >>> transpose(A).to_scipy().toarray().tolist()
+        [[1.0, 0.0, 4.0], [0.0, 3.0, 0.0], [2.0, 0.0, 0.0]]
     """
     m, n = A.shape
     if row_chunks is None:
@@ -156,9 +240,30 @@ def _spgemm_block(a: list, b: list, threshold: float | None) -> Any:
 def spgemm(A: CSRMatrix, B: CSRMatrix, *, threshold: float | None = None) -> CSRMatrix:
     """Sparse product ``A @ B`` of two distributed matrices, row-blocked like ``A``.
 
-    ``B`` is gathered once and sent to each worker; block ``i`` of the result
-    is ``A_i @ B``. With ``threshold``, entries below it (in absolute value)
-    are dropped inside the task, so the unpruned block never leaves the worker.
+        ``B`` is gathered once and sent to each worker; block ``i`` of the result is ``A_i @ B``.
+        With ``threshold``, entries below it (in absolute value) are dropped inside the task, so the
+        unpruned block never leaves the worker.
+
+        Parameters
+        ----------
+        A, B : CSRMatrix
+            The factors (m x n and n x p).
+        threshold : float, optional
+            Drop entries whose absolute value is below it.
+
+        Returns
+        -------
+        CSRMatrix
+            (m x p).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> M = sp.csr_matrix([[1.0, 0, 2.0], [0, 3.0, 0], [4.0, 0, 0]])
+        >>> A = from_array(M, chunks=2)
+        >>> spgemm(A, A).to_scipy().toarray().tolist()
+        [[9.0, 0.0, 2.0], [0.0, 9.0, 0.0], [4.0, 0.0, 8.0]]
     """
     if not isinstance(B, CSRMatrix):
         raise TypeError(f"spgemm needs two CSRMatrix operands, got {type(B).__name__}.")
@@ -239,9 +344,30 @@ def _apply_thresholds(block: Any, thresholds: tuple, offset: int) -> Any:
 def topk_per_column(A: CSRMatrix, k: int) -> CSRMatrix:
     """Keep the ``k`` largest stored entries of every column (ties: smaller row index first).
 
-    This is the "select" pruning of MCL on a row-blocked matrix: blocks send
-    their per-column candidates, a tree merges them, and each block keeps the
-    entries that reach its column's k-th value.
+        This is the "select" pruning of MCL on a row-blocked matrix: blocks send their per-column
+        candidates, a tree merges them, and each block keeps the entries that reach its column's
+        k-th value.
+
+        Parameters
+        ----------
+        A : CSRMatrix
+            The matrix.
+        k : int
+            Entries kept per column.
+
+        Returns
+        -------
+        CSRMatrix
+            Row-blocked like ``A``.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from daskpml.sparse import from_array
+        >>> M = sp.csr_matrix([[1.0, 0, 2.0], [0, 3.0, 0], [4.0, 0, 0]])
+        >>> A = from_array(M, chunks=2)
+        >>> topk_per_column(A, 1).to_scipy().toarray().tolist()
+        [[0.0, 0.0, 2.0], [0.0, 3.0, 0.0], [4.0, 0.0, 0.0]]
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
