@@ -15,8 +15,39 @@ from ..validation import ParamsValidated
 class MarkovClustering(ParamsValidated, ClusterMixin, BaseEstimator):
     """Markov clustering (MCL) of a graph given by its adjacency matrix.
 
-    Parameters are those of :func:`daskpml.graph.mcl` (mcl's defaults: ``-I 2.0``,
-    ``-P 10000``, ``-S 1100``, ``-R 1400``, ``-pct 90``).
+    The defaults are mcl's (``-I 2.0``, ``-P 10000``, ``-S 1100``, ``-R 1400``, ``-pct 90``).
+
+    Parameters
+    ----------
+    inflation : float, default 2.0
+        mcl's ``-I``: larger values give finer clusters.
+    expansion : int, default 2
+        The power of the walk matrix per iteration.
+    loop_weight : float, default 1.0
+        mcl's ``-c``: each node gets a loop of this times its largest edge weight.
+    prune_threshold : float, default 1e-4
+        mcl's ``-p`` (1 / ``-P``).
+    select : int, default 1100
+        mcl's ``-S`` (0: off).
+    recover : int, default 1400
+        mcl's ``-R`` (0: off).
+    recover_pct : float, default 0.9
+        mcl's ``-pct / 100``.
+    max_iter : int, default 100
+        Iterations at most.
+    tol : float, default 1e-6
+        Stop when the chaos is below this.
+    product_tol : float or "auto", default "auto"
+        Skip products below it (see :func:`daskpml.graph.mcl`).
+    overlap : {"remove", "cut", "keep"}, default "remove"
+        Nodes attracted by several clusters (:func:`daskpml.graph.interpret`).
+    dtype : numpy dtype, optional
+        Float type of the iterands (default float32, as mcl).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots (see :mod:`daskpml._checkpoint`); ``fit(..., resume=True)`` goes on
+        from the newest one.
+    checkpoint_every : int, default 10
+        Iterations between snapshots.
 
     Attributes
     ----------

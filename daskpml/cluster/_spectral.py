@@ -47,10 +47,31 @@ def affinity_graph(X: Any, affinity: Affinity = "nearest_neighbors", *, n_neighb
                    gamma: float = 1.0) -> CSRMatrix:
     """The symmetric affinity matrix used by the spectral estimators.
 
-    ``"nearest_neighbors"``: ``(C + C.T) / 2`` with ``C`` the k-NN connectivity
-    including each point itself (as scikit-learn); ``"rbf"``: the sparsified
-    Gaussian kernel of :func:`daskpml.graph.gaussian_graph`; ``"precomputed"``:
-    ``X`` is the affinity (it must be symmetric and non-negative).
+        Parameters
+        ----------
+        X : array-like, dask array, sparse matrix or CSRMatrix
+            Points (n x d), or the affinity itself for ``"precomputed"``.
+        affinity : {"nearest_neighbors", "rbf", "precomputed"}, default "nearest_neighbors"
+            ``"nearest_neighbors"``: ``(C + C.T) / 2`` with ``C`` the k-NN connectivity including
+            each point itself (as scikit-learn); ``"rbf"``: the sparsified Gaussian kernel of
+            :func:`daskpml.graph.gaussian_graph`; ``"precomputed"``: ``X`` is the affinity (it must
+            be symmetric and non-negative).
+        n_neighbors : int, default 10
+            Neighbours of the k-NN affinity.
+        gamma : float, default 1.0
+            Width of the ``"rbf"`` affinity.
+
+        Returns
+        -------
+        CSRMatrix
+            The symmetric affinity (n x n).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> W = affinity_graph(np.random.default_rng(0).normal(size=(50, 2)), n_neighbors=5)
+        >>> W.shape, W.is_symmetric()
+        ((50, 50), True)
     """
     if affinity not in AFFINITIES:
         raise ValueError(f"affinity must be one of {AFFINITIES}, got {affinity!r}.")
@@ -91,12 +112,43 @@ def _sign_flip(vectors: da.Array) -> da.Array:
 def spectral_embedding(W: Any, n_components: int = 2, *, laplacian: Literal["sym", "rw"] = "sym",
                        tol: float = 1e-6, random_state: Any = None, drop_first: bool = False,
                        normalize_rows: bool = False) -> tuple[np.ndarray, da.Array]:
-    """Eigenvalues and the embedding (n x n_components dask array) of a symmetric affinity ``W``.
+    """Eigenvalues and the embedding of a symmetric affinity ``W``.
 
-    The columns are the eigenvectors of the ``n_components`` smallest
-    eigenvalues of ``L_sym`` (``"sym"``) or ``L_rw`` (``"rw"``), signs fixed so
-    that each column's largest entry is positive. ``drop_first`` drops the
-    first (constant-like) one; ``normalize_rows`` scales each row to unit length.
+        The columns are the eigenvectors of the ``n_components`` smallest eigenvalues of ``L_sym``
+        (``"sym"``) or ``L_rw`` (``"rw"``), signs fixed so that each column's largest entry is
+        positive.
+
+        Parameters
+        ----------
+        W : CSRMatrix, sparse matrix or array
+            The symmetric, non-negative affinity (n x n).
+        n_components : int, default 2
+            Eigenvectors kept.
+        laplacian : {"sym", "rw"}, default "sym"
+            Which normalized Laplacian.
+        tol : float, default 1e-6
+            Relative tolerance of the eigenvalues.
+        random_state : None, int or numpy.random.Generator
+            Seed of the Lanczos start vector.
+        drop_first : bool, default False
+            Drop the first (constant-like) eigenvector.
+        normalize_rows : bool, default False
+            Scale each row of the embedding to unit length (Ng-Jordan-Weiss).
+
+        Returns
+        -------
+        eigenvalues : numpy.ndarray
+            The Laplacian's smallest eigenvalues, ascending.
+        embedding : dask.array.Array
+            (n x n_components), chunked like the rows of ``W``.
+
+        Examples
+        --------
+        >>> from daskpml.datasets import make_sbm
+        >>> W, _ = make_sbm(200, 2, in_degree=10, out_degree=1, random_state=0)
+        >>> values, emb = spectral_embedding(W, 2, random_state=0)
+        >>> emb.shape, bool(abs(values[0]) < 1e-6)
+        ((200, 2), True)
     """
     if laplacian not in ("sym", "rw"):
         raise ValueError(f"laplacian must be 'sym' or 'rw', got {laplacian!r}.")
@@ -185,12 +237,20 @@ class SpectralEmbedding(ParamsValidated, TransformerMixin, BaseEstimator):
     eigen_tol : float
         Relative tolerance of the eigenvalues.
     random_state : int, Generator or None
+        Seed of the Lanczos start vector.
 
     Attributes
     ----------
     embedding_ : NumPy array (or dask array for dask input), n x n_components
     eigenvalues_ : NumPy array
     affinity_matrix_ : CSRMatrix
+
+    Examples
+    --------
+    >>> from daskpml.datasets import make_blobs
+    >>> X, y = make_blobs(300, 3, centers=2, random_state=0)
+    >>> SpectralEmbedding(2, random_state=0).fit_transform(X).shape
+    (300, 2)
     """
 
     def __init__(self, n_components: int = 2, *, affinity: Affinity = "nearest_neighbors",

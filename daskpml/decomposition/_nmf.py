@@ -47,20 +47,30 @@ LAYOUTS = ("auto", "rows", "grid")
 class NMFResult(ResultDisplay):
     """What :func:`nmf` returns.
 
-    Attributes
-    ----------
-    W : dask array (m x k), row chunks as ``A``
-    H : dask array (k x n), in column blocks (those of the grid; in the row layout one per
-        thread, updated in parallel)
-    n_iter : int
-    reconstruction_err : float
-        ``||A - W H||_F`` (not divided by ``||A||_F``; the history has that).
-    converged : bool
-    history : xarray.Dataset
-        One row per iteration (row 0 is the initialization): ``relative_error``,
-        ``error``, ``violation`` (HALS's stopping quantity), ``time`` and
-        ``bytes`` (between tasks in that iteration, see
-        :meth:`Engine.bytes_per_iteration`).
+        Parameters
+        ----------
+        W : dask.array.Array
+            (m x k), row chunks as ``A``.
+        H : dask.array.Array
+            (k x n), in column blocks (those of the grid; in the row layout one per thread,
+            updated in parallel).
+        n_iter : int
+            Iterations run.
+        reconstruction_err : float
+            ``||A - W H||_F`` (not divided by ``||A||_F``; the history has that).
+        converged : bool
+            Whether the stopping rule was met.
+        history : xarray.Dataset
+            One row per iteration (row 0 is the initialization): ``relative_error``, ``error``,
+            ``violation`` (HALS's stopping quantity), ``time``, ``rounds`` and ``bytes`` (between
+            tasks in that iteration, a model).
+
+        Examples
+        --------
+        >>> A = np.random.default_rng(0).random((40, 10))
+        >>> res = nmf(A, 2, max_iter=50, random_state=0, progress=False)
+        >>> res.W.shape, res.H.shape
+        ((40, 2), (2, 10))
     """
 
     W: da.Array
@@ -261,6 +271,12 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
         ``"grid"``: A in p x q blocks, H column-blocked (``col_chunks`` columns
         each). ``"auto"``: the grid when A already has column chunks or when
         ``k n`` entries exceed ``daskpml.decomposition.replicate-bytes``.
+    W, H : array, optional
+        Initial factors for ``init="custom"``.
+    col_chunks : int, optional
+        Columns per block of the grid layout (default from ``daskpml.decomposition.replicate-bytes``).
+    checkpoint_every : int, default 10
+        Iterations between snapshots.
     checkpoint : path, optional
         A directory: every ``checkpoint_every`` iterations W, H, the iteration,
         the history and the stopping state are saved there.

@@ -156,19 +156,37 @@ def _masked_solve(G: Any, R: Any, F: Any) -> Any:
 
 
 def nnls(G: Any, R: Any, *, passive: Any = None, max_iter: int | None = None) -> Any:
-    """``argmin_{x >= 0} x^T G x / 2 - r^T x`` for every column ``r`` of ``R`` (k x c).
+    """Non-negative least squares ``argmin_{x >= 0} x^T G x / 2 - r^T x`` for every column ``r`` of ``R``.
 
-    Block principal pivoting (Kim & Park, 2011): all infeasible variables
-    change sides at once, with Murty's single-variable rule as the backup
-    that guarantees termination. ``G`` must be positive definite on every
-    passive set (a Gram matrix of full rank, or with an L2 term).
-    ``passive`` warm-starts the passive sets (for example the non-zeros of
-    the previous solution).
+        Block principal pivoting (Kim & Park, 2011): all infeasible variables change sides at once,
+        with Murty's single-variable rule as the backup that guarantees termination. ``G`` must be
+        positive definite on every passive set (a Gram matrix of full rank, or with an L2 term).
 
-    References
-    ----------
-    J. Kim and H. Park, "Fast nonnegative matrix factorization: an active-set-like
-    method and comparisons", SIAM J. Sci. Comput. 33(6), 2011.
+        Parameters
+        ----------
+        G : array
+            (k x k) symmetric positive definite.
+        R : array
+            (k x c) right-hand sides.
+        passive : array of bool, optional
+            Warm start of the passive sets (for example the non-zeros of the previous solution).
+        max_iter : int, optional
+            Pivoting steps at most (default 10 k + 50).
+
+        Returns
+        -------
+        array
+            The solutions (k x c), non-negative.
+
+        Examples
+        --------
+        >>> nnls(np.eye(2), np.array([[1.0], [-1.0]])).ravel().tolist()
+        [1.0, 0.0]
+
+        References
+        ----------
+        J. Kim and H. Park, "Fast nonnegative matrix factorization: an active-set-like
+        method and comparisons", SIAM J. Sci. Comput. 33(6), 2011.
     """
     xp, _ = get_namespace(R)
     k, c = R.shape

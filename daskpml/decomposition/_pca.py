@@ -221,8 +221,12 @@ class PCA(_Decomposition):
         Components to keep (default ``min(n_samples, n_features)``).
     svd_solver : {"auto", "tsqr", "covariance_eigh", "randomized"}
         See the module documentation; "auto" is covariance_eigh up to 1000 features.
-    n_oversamples, n_iter : randomized solver settings (scikit-learn's defaults).
-    random_state : seed of the randomized solver.
+    n_oversamples : int, default 10
+        Extra directions of the randomized solver.
+    n_iter : int or "auto", default "auto"
+        Power iterations of the randomized solver (scikit-learn's rule for "auto").
+    random_state : None, int or numpy.random.Generator
+        Seed of the randomized solver.
 
     Attributes
     ----------
@@ -243,9 +247,30 @@ class PCA(_Decomposition):
 
 
 class TruncatedSVD(_Decomposition):
-    """Truncated SVD (latent semantic analysis) of tall data, dense or sparse, without
-    centring; scikit-learn's ``TruncatedSVD`` attributes and ``results_`` as :class:`PCA`.
-    ``n_components`` defaults to 2 as in scikit-learn."""
+    """Truncated SVD (latent semantic analysis) of tall data, dense or sparse, without centring.
+
+        scikit-learn's ``TruncatedSVD`` attributes, and ``results_`` as :class:`PCA`.
+
+        Parameters
+        ----------
+        n_components : int, default 2
+            Components to keep (scikit-learn's default).
+        svd_solver : {"auto", "tsqr", "covariance_eigh", "randomized"}, default "auto"
+            See :class:`PCA`.
+        n_oversamples : int, default 10
+            Extra directions of the randomized solver.
+        n_iter : int or "auto", default "auto"
+            Power iterations of the randomized solver.
+        random_state : None, int or numpy.random.Generator
+            Seed of the randomized solver.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> X = sp.random(500, 40, density=0.1, format="csr", random_state=0)
+        >>> TruncatedSVD(3).fit(X).components_.shape
+        (3, 40)
+    """
 
     _center = False
 

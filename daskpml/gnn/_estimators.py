@@ -122,23 +122,33 @@ class GCN(_PartitionedGNN):
         seed gives the same model for any number of partitions, up to floating-point sums.
     dtype : float32 (default) or float64.
     progress : show a progress line (default: on a terminal).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots (see :mod:`daskpml._checkpoint`); ``fit(..., resume=True)`` goes on
+        from the newest one.
+    checkpoint_every : int, default 10
+        Epochs between snapshots.
 
     Attributes
     ----------
     coefs_, intercepts_ : per-layer weights and biases.
     proba_ : (n_nodes, n_classes) class probabilities of the final model.
     classes_ : class ids ``0 .. n_classes - 1``.
-    history_ : xarray Dataset over ``epoch``: ``loss`` (training, with dropout),
+    history_ : xarray Dataset over ``iteration`` (epochs): ``loss`` (training, with dropout),
         ``train_accuracy``, ``val_accuracy``, ``val_loss`` (without dropout, of the weights
-        that entered the epoch), ``epoch_time`` (s) and ``bytes_exchanged`` (halo rows sent
-        per epoch, both directions).
+        that entered the epoch), ``time``, ``epoch_time`` (s), ``rounds`` and ``bytes`` (halo
+        rows sent per epoch, both directions, a model).
     partitioning_ : the :class:`~daskpml.partition.Partitioning` used.
 
     Examples
     --------
-    >>> from daskpml.datasets import make_sbm                 # doctest: +SKIP
-    >>> model = GCN(epochs=100, n_parts=2).fit(A, X, y, train_idx, val_idx)   # doctest: +SKIP
-    >>> model.score(test_idx)                                  # doctest: +SKIP
+    >>> import dask, numpy as np
+    >>> from daskpml.datasets import make_sbm
+    >>> A, y = make_sbm(120, 2, in_degree=8, out_degree=1, random_state=0)
+    >>> y = np.asarray(y); X = np.eye(2)[y] + np.random.default_rng(0).normal(0, 1, (120, 2))
+    >>> with dask.config.set(scheduler="sync"):
+    ...     model = GCN(epochs=30, n_parts=2, random_state=0, progress=False).fit(A.to_scipy(), X, y, np.arange(0, 120, 3))
+    >>> model.predict().shape
+    (120,)
     """
 
     _model = "gcn"
@@ -147,9 +157,50 @@ class GCN(_PartitionedGNN):
 class GraphSAGE(_PartitionedGNN):
     """GraphSAGE with mean aggregation (Hamilton et al., 2017), trained like :class:`GCN`.
 
-    Each layer computes ``Z = mean_{j in N(i)} (dropout(H) W)_j + dropout(H)_i R + b``
-    (PyG's ``SAGEConv`` with ``aggr="mean"``); parameters and attributes are those of
-    :class:`GCN`, plus ``root_coefs_`` (the ``R`` of each layer).
+        Each layer computes ``Z = mean_{j in N(i)} (dropout(H) W)_j + dropout(H)_i R + b``
+        (PyG's ``SAGEConv`` with ``aggr="mean"``); attributes are those of :class:`GCN`, plus
+        ``root_coefs_`` (the ``R`` of each layer).
+
+        Parameters
+        ----------
+        hidden : int, default 16
+            Width of the hidden layers.
+        n_layers : int, default 2
+            Number of layers.
+        dropout : float, default 0.5
+            Dropout rate before every layer.
+        lr : float, default 0.01
+            Adam's step size.
+        weight_decay : float, default 5e-4
+            L2 penalty of the first layer's parameters.
+        epochs : int, default 200
+            Full-batch training steps.
+        n_parts : int, optional
+            Number of partitions (default: one per worker of the cluster).
+        partition : str, default "bfs"
+            "bfs", "contiguous", "spectral" or "metis" (:func:`daskpml.partition.partition_graph`).
+        random_state : None or int
+            Seed of the weights, the dropout masks and the partitioner.
+        dtype : str or numpy dtype, default "float32"
+            Float type of the weights and activations.
+        progress : bool, optional
+            A progress line (default: on a terminal).
+        checkpoint : str or os.PathLike, optional
+            A folder for snapshots (see :mod:`daskpml._checkpoint`); ``fit(..., resume=True)`` goes on
+            from the newest one.
+        checkpoint_every : int, default 10
+            Epochs between snapshots.
+
+        Examples
+        --------
+        >>> import dask, numpy as np
+        >>> from daskpml.datasets import make_sbm
+        >>> A, y = make_sbm(120, 2, in_degree=8, out_degree=1, random_state=0)
+        >>> y = np.asarray(y); X = np.eye(2)[y] + np.random.default_rng(0).normal(0, 1, (120, 2))
+        >>> with dask.config.set(scheduler="sync"):
+        ...     model = GraphSAGE(epochs=30, n_parts=2, random_state=0, progress=False).fit(A.to_scipy(), X, y, np.arange(0, 120, 3))
+        >>> model.predict().shape
+        (120,)
     """
 
     _model = "sage"

@@ -67,6 +67,33 @@ class SVSet:
 
 @dataclass(repr=False)
 class CascadeResult(ResultDisplay):
+    """What :func:`cascade_svm` returns.
+
+        Parameters
+        ----------
+        top : SVSet
+            The top node of the last pass: its support vectors' rows, labels and dual coefficients.
+        model : sklearn.svm.SVC or None
+            The libsvm model of the top node, when libsvm solved it.
+        support : numpy.ndarray
+            Row indices of the support vectors.
+        objective : float
+            The top node's dual objective (NaN for more than two classes).
+        n_passes : int
+            Passes run.
+        converged : bool
+            Whether the support-vector set stopped changing.
+        history : xarray.Dataset
+            One row per node layer and pass: pass, layer, n_nodes, n_train, n_support, objective,
+            solve_time, time, rounds.
+
+        Examples
+        --------
+        >>> X = np.random.default_rng(0).standard_normal((100, 2)); y = (X[:, 1] > 0).astype(int)
+        >>> res = cascade_svm(X, y, np.arange(100) % 2)
+        >>> isinstance(res, CascadeResult), sorted(set(res.history["layer"].values.tolist()))
+        (True, [0, 1])
+    """
     top: SVSet                      # the final top node: support vectors, dual_coef, intercept
     model: Any                      # sklearn.svm.SVC of the top node (when libsvm solved it)
     support: np.ndarray             # global row numbers of its support vectors
@@ -248,6 +275,9 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
         Called after each pass with the history row of its top node (``iteration``: the pass,
         ``layer``, ``n_support``, ``objective``, ``time``, ``rounds``, ...) and the top node's
         support-vector set under ``top``; returning True stops.
+    random_state : None or int
+        The seed that drew ``labels``, recorded in the snapshots so that a resume can draw the
+        same partition.
     checkpoint, checkpoint_every, resume :
         A directory (str or os.PathLike) for a snapshot after every
         ``checkpoint_every`` passes that another pass follows: the top node's support vectors
@@ -260,6 +290,13 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
     Returns
     -------
     CascadeResult
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).standard_normal((200, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> res = cascade_svm(X, y, np.arange(200) % 2, C=1.0, gamma=0.5)
+    >>> res.n_passes >= 1, res.top.X.shape[1]
+    (True, 2)
     """
     n_parts = int(labels.max()) + 1
     classes = np.unique(y)
