@@ -439,6 +439,22 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
 
     Parameters
     ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    batch_size : int
+        Rows of a mini-batch.
+    learning_rate : {"constant", "invscaling", "step"}
+        The schedule of the step size (:func:`scheduled_rate`; scikit-learn's name).
+    eta0 : float
+        Initial step size.
+    power_t : float
+        Exponent of the invscaling schedule.
+    gamma : float
+        Factor of the step schedule.
+    decay_every : int
+        Epochs between two decays of the step schedule.
     staleness : ``"none"`` or ``"divide"``
         ``"divide"`` uses ``eta / max(staleness, 1)`` (staleness-aware step, Zhang et al.
         2016); ``"none"`` applies every push with ``eta``.
@@ -455,12 +471,32 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
         Epochs: the run ends when the workers together have processed ``max_iter * n`` rows.
     max_time : float, optional
         Seconds of wall time, after which the current model is returned.
+    tol : float
+        Stopping tolerance (see the method's description).
+    n_iter_no_change : int
+        Evaluations without improvement by ``tol`` before stopping (scikit-learn's rule).
+    eval_every : int, optional
+        Steps between two history rows with the full objective (default: one epoch).
     delay : mapping, optional
         The straggler hook (tests and benchmarks): ``{chunk: factor}`` makes that chunk's
         tasks ``factor`` times slower (see :func:`daskpml.optim.slowdown`).
+    random_state : None, int or numpy.random.Generator
+        Seed of the mini-batches (and of any other random draw).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
 
-    Communication: per push ``|W|`` up and per pull ``|W|`` down, both point-to-point with
-    the server: ``a + b |W|`` each, with no waiting on other workers.
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
 
     References
     ----------
@@ -468,6 +504,17 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
     Gupta, Lian, Liu (2016), *Staleness-aware async-SGD for distributed deep learning*.
     Ho et al. (2013), *More effective distributed ML via a stale synchronous parallel
     parameter server*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((2000, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster):
+    ...     coef, b, res = fit_linear(X, y, family="squared", solver="async_sgd", lam=1e-6, max_iter=3, random_state=0)
+    >>> coef.shape
+    (3,)
     """
     _check_sgd(batch_size, eta0)
     if staleness not in ("none", "divide"):
@@ -588,9 +635,74 @@ def easgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, al
 
     Communication: ``|W|`` each way per exchange, one exchange per ``local_steps`` steps.
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    local_steps : int
+        SGD steps a worker runs between two exchanges (EASGD's tau, local SGD's H).
+    alpha : float, optional
+        EASGD's moving rate (default ``0.9 / P``).
+    synchronous : bool, default False
+        All workers meet the centre together.
+    batch_size : int
+        Rows of a mini-batch.
+    learning_rate : {"constant", "invscaling", "step"}
+        The schedule of the step size (:func:`scheduled_rate`; scikit-learn's name).
+    eta0 : float
+        Initial step size.
+    power_t : float
+        Exponent of the invscaling schedule.
+    gamma : float
+        Factor of the step schedule.
+    decay_every : int
+        Epochs between two decays of the step schedule.
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    max_time : float, optional
+        Seconds of work after which the solver stops with its current model.
+    tol : float
+        Stopping tolerance (see the method's description).
+    n_iter_no_change : int
+        Evaluations without improvement by ``tol`` before stopping (scikit-learn's rule).
+    eval_every : int, optional
+        Steps between two history rows with the full objective (default: one epoch).
+    delay : mapping of int to float, optional
+        Straggler hook for tests and benchmarks: chunk -> slowdown factor (:func:`slowdown`).
+    random_state : None, int or numpy.random.Generator
+        Seed of the mini-batches (and of any other random draw).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Zhang, Choromanska, LeCun (2015), *Deep learning with elastic averaging SGD*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((2000, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster):
+    ...     coef, b, res = fit_linear(X, y, family="squared", solver="easgd", lam=1e-6, max_iter=3, local_steps=4, random_state=0)
+    >>> coef.shape
+    (3,)
     """
     _check_sgd(batch_size, eta0)
     tau = int(local_steps)                  # the paper's communication period
@@ -694,10 +806,71 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     Communication: one ``|W|`` point-to-point transfer per gossip step; no global
     synchronization.
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    local_steps : int
+        SGD steps a worker runs between two exchanges (EASGD's tau, local SGD's H).
+    batch_size : int
+        Rows of a mini-batch.
+    learning_rate : {"constant", "invscaling", "step"}
+        The schedule of the step size (:func:`scheduled_rate`; scikit-learn's name).
+    eta0 : float
+        Initial step size.
+    power_t : float
+        Exponent of the invscaling schedule.
+    gamma : float
+        Factor of the step schedule.
+    decay_every : int
+        Epochs between two decays of the step schedule.
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    max_time : float, optional
+        Seconds of work after which the solver stops with its current model.
+    tol : float
+        Stopping tolerance (see the method's description).
+    n_iter_no_change : int
+        Evaluations without improvement by ``tol`` before stopping (scikit-learn's rule).
+    eval_every : int, optional
+        Steps between two history rows with the full objective (default: one epoch).
+    delay : mapping of int to float, optional
+        Straggler hook for tests and benchmarks: chunk -> slowdown factor (:func:`slowdown`).
+    random_state : None, int or numpy.random.Generator
+        Seed of the mini-batches (and of any other random draw).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Boyd et al. (2006), *Randomized gossip algorithms*. Lian et al. (2018),
     *Asynchronous decentralized parallel stochastic gradient descent*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((2000, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster):
+    ...     coef, b, res = fit_linear(X, y, family="squared", solver="gossip_sgd", lam=1e-6, max_iter=3, random_state=0)
+    >>> coef.shape
+    (3,)
     """
     _check_sgd(batch_size, eta0)
     H = int(local_steps)

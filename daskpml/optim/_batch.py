@@ -50,9 +50,46 @@ def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | 
     trial's gradient is reused, so an iteration is one round plus one per rejection.
     Stops when ``max |g| <= tol``.
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    step : float or "backtracking"
+        A fixed step, or Armijo backtracking.
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 3.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="gradient_descent", lam=1e-6, max_iter=5000)
+    >>> np.round(coef, 1).tolist(), res.history.sizes["iteration"] > 0
+    ([1.0, -2.0, 0.5], True)
     """
     _require_smooth_penalty(objective, "gradient_descent")
     fixed = step != "backtracking"
@@ -214,10 +251,49 @@ def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: in
     iteration costs about one pass over the data. Stops when ``max |g| <= tol``
     or the relative decrease of ``F`` falls below ``ftol`` (SciPy's rules).
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    m : int, default 10
+        Correction pairs kept.
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
+    ftol : float
+        Relative decrease of the objective below which the solver stops (SciPy's rule).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Liu & Nocedal (1989), *On the limited memory BFGS method for large scale
     optimization*. Nocedal & Wright, algorithm 7.4.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="lbfgs", lam=1e-6)
+    >>> np.round(coef, 2).tolist(), res.history.sizes["iteration"] > 0
+    ([1.0, -2.0, 0.5], True)
     """
     _require_smooth_penalty(objective, "lbfgs")
     run = Run("lbfgs", objective, max_iter=max_iter, tol=tol, callback=callback, progress=progress,
@@ -274,9 +350,46 @@ def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, t
     sweep); CG stops at the Eisenstat-Walker tolerance ``min(0.5, sqrt|g|) |g|`` or on
     negative curvature.
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
+    max_cg : int
+        Conjugate-gradient steps per Newton iteration at most.
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Nocedal & Wright, algorithm 7.1 (line search Newton-CG).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="newton_cg", lam=1e-6)
+    >>> np.round(coef, 2).tolist(), res.history.sizes["iteration"] > 0
+    ([1.0, -2.0, 0.5], True)
     """
     _require_smooth_penalty(objective, "newton_cg")
     if not objective.family.smooth:
@@ -339,11 +452,48 @@ def proximal_gradient(objective: Objective, theta0: np.ndarray, *, max_iter: int
     the extrapolated point). Stops when the gradient mapping ``L |x+ - y|`` has
     max-norm ``<= tol``.
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
+    accelerate : bool, default True
+        FISTA's momentum (False: plain proximal gradient).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Beck & Teboulle (2009), *A fast iterative shrinkage-thresholding algorithm for
     linear inverse problems*. O'Donoghue & Candes (2015), *Adaptive restart for
     accelerated gradient schemes*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="proximal_gradient", lam=1e-6, max_iter=5000)
+    >>> np.round(coef, 1).tolist(), res.history.sizes["iteration"] > 0
+    ([1.0, -2.0, 0.5], True)
     """
     run = Run("proximal_gradient", objective, max_iter=max_iter, tol=tol, callback=callback,
               progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, accelerate=int(accelerate))

@@ -123,23 +123,60 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
 
     Parameters
     ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
     n_threads : threads per worker sharing one weight vector (lock-free).
     learning_rate : ``"optimal"`` (scikit-learn's ``1 / (lam (t0 + t))``, needs an
         L2 penalty), ``"invscaling"`` (``eta0 / t^power_t``) or ``"constant"``.
+    eta0 : float
+        Initial step size.
+    power_t : float
+        Exponent of the invscaling schedule.
     epochs_per_round : epochs each worker runs between averages.
     max_iter : epochs in all.
+    max_time : float, optional
+        Seconds of work after which the solver stops with its current model.
+    tol : float
+        Stopping tolerance (see the method's description).
+    n_iter_no_change : int
+        Evaluations without improvement by ``tol`` before stopping (scikit-learn's rule).
+    delay : mapping of int to float, optional
+        Straggler hook for tests and benchmarks: chunk -> slowdown factor (:func:`slowdown`).
+    random_state : None, int or numpy.random.Generator
+        Seed of the mini-batches (and of any other random draw).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
 
-    Single-output losses (squared, logistic, hinge, squared hinge) with an L2 penalty or
-    none. The history has one row per worker per round (``updates_per_second`` per row);
-    per worker, ``updates`` counts rounds, ``sgd_updates`` the row updates and
-    ``updates_per_second`` their rate over the compute time.
-
-    Communication: ``2 |W|`` per worker per round (model in, model out).
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
 
     References
     ----------
     Niu, Recht, Re, Wright (2011), *Hogwild!: A lock-free approach to parallelizing
     stochastic gradient descent*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((2000, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster):
+    ...     coef, b, res = fit_linear(X, y, family="squared", solver="hogwild", lam=1e-6, max_iter=3, random_state=0)
+    >>> coef.shape
+    (3,)
     """
     from ._async import Engine
 

@@ -85,15 +85,44 @@ def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float 
 
     Parameters
     ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
     hessian_fraction : float in (0, 1] or "auto"
         Share of each chunk's rows whose Hessian is formed every round; 1.0 is exact
         Newton. ``"auto"``: ``max(10_000, 200 p)`` rows in all (``p`` parameters), at
         most every row.
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
     random_state : int
         Seed of the (fixed) row subset.
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
 
-    Single-output families only (squared, logistic, squared hinge); use lbfgs or
-    newton_cg for the multinomial loss.
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="newton", lam=1e-6)
+    >>> np.round(coef, 2).tolist(), res.history.sizes["iteration"] > 0
+    ([1.0, -2.0, 0.5], True)
     """
     _require_smooth_penalty(objective, "newton")
     if objective.layout.n_outputs != 1:

@@ -201,6 +201,64 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
 
     Communication: one all-reduce of ``|W| + 8`` bytes per step, ``ceil(n / batch_size)``
     per epoch: ``steps * (2 a ceil(log_s P) + b (2P - 1) |W|)``.
+
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    batch_size : int
+        Rows of a mini-batch.
+    learning_rate : {"constant", "invscaling", "step"}
+        The schedule of the step size (:func:`scheduled_rate`; scikit-learn's name).
+    eta0 : float
+        Initial step size.
+    power_t : float
+        Exponent of the invscaling schedule.
+    gamma : float
+        Factor of the step schedule.
+    decay_every : int
+        Epochs between two decays of the step schedule.
+    momentum : float, default 0.0
+        Heavy-ball momentum.
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
+    n_iter_no_change : int
+        Evaluations without improvement by ``tol`` before stopping (scikit-learn's rule).
+    eval_every : int, optional
+        Steps between two history rows with the full objective (default: one epoch).
+    delay : mapping of int to float, optional
+        Straggler hook for tests and benchmarks: chunk -> slowdown factor (:func:`slowdown`).
+    random_state : None, int or numpy.random.Generator
+        Seed of the mini-batches (and of any other random draw).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="sgd", lam=1e-6, max_iter=30, eta0=0.05,
+    ...                           learning_rate="constant", random_state=0)
+    >>> bool(np.allclose(coef, [1.0, -2.0, 0.5], atol=0.2)), res.history.sizes["iteration"] > 0
+    (True, True)
     """
     _check_common(batch_size, eta0, momentum)
     seed = resolve_seed(random_state)
@@ -339,10 +397,69 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
     Communication: one all-reduce of ``|W|`` (twice with momentum) per ``H`` local
     steps: ``rounds = steps / H``.
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    local_steps : int
+        SGD steps a worker runs between two exchanges (EASGD's tau, local SGD's H).
+    batch_size : int
+        Rows of a mini-batch.
+    learning_rate : {"constant", "invscaling", "step"}
+        The schedule of the step size (:func:`scheduled_rate`; scikit-learn's name).
+    eta0 : float
+        Initial step size.
+    power_t : float
+        Exponent of the invscaling schedule.
+    gamma : float
+        Factor of the step schedule.
+    decay_every : int
+        Epochs between two decays of the step schedule.
+    momentum : float, default 0.0
+        Heavy-ball momentum.
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
+    n_iter_no_change : int
+        Evaluations without improvement by ``tol`` before stopping (scikit-learn's rule).
+    eval_every : int, optional
+        Steps between two history rows with the full objective (default: one epoch).
+    delay : mapping of int to float, optional
+        Straggler hook for tests and benchmarks: chunk -> slowdown factor (:func:`slowdown`).
+    random_state : None, int or numpy.random.Generator
+        Seed of the mini-batches (and of any other random draw).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Stich (2019), *Local SGD converges fast and communicates little*. Lin et al.
     (2020), *Don't use large mini-batches, use local SGD*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="local_sgd", lam=1e-6, max_iter=30, eta0=0.02, learning_rate='constant', random_state=0)
+    >>> np.round(coef, 1).tolist(), res.history.sizes["iteration"] > 0
+    ([1.0, -2.0, 0.5], True)
     """
     _check_common(batch_size, eta0, momentum)
     H = int(local_steps)
@@ -417,10 +534,45 @@ def one_shot_average(objective: Objective, theta0: np.ndarray, *, local_solver: 
     proximal_gradient with an L1 penalty, sgd for the hinge loss), then the models are
     averaged once, weighted by chunk size. One round in all (``|W|`` per chunk).
 
+    Parameters
+    ----------
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    theta0 : numpy.ndarray
+        Initial packed parameters ``[W.ravel(), b]`` (:func:`pack`).
+    local_solver : str
+        The solver each chunk runs (``"auto"``: lbfgs for smooth problems, proximal_gradient with L1, sgd for the hinge loss).
+    max_iter : int
+        Iterations (epochs for the stochastic solvers) at most.
+    tol : float
+        Stopping tolerance (see the method's description).
+    random_state : None, int or numpy.random.Generator
+        Seed of the mini-batches (and of any other random draw).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    **local_options
+        Further options of the local solver.
+
+    Returns
+    -------
+    result : OptimizeResult
+        The packed parameters ``theta``, the history, ``n_iter``, ``converged``, ``message`` and ``status``.
+
     References
     ----------
     Zhang, Duchi & Wainwright (2013), *Communication-efficient algorithms for
     statistical optimization*.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((300, 3)); y = X @ [1.0, -2.0, 0.5]
+    >>> coef, b, res = fit_linear(X, y, family="squared", solver="one_shot_average", lam=1e-6)
+    >>> np.round(coef, 2).tolist(), res.history.sizes["iteration"] > 0
+    ([1.0, -2.0, 0.5], True)
     """
     if local_solver == "auto":
         local_solver = ("sgd" if not objective.family.smooth
