@@ -33,6 +33,33 @@ def prepare(X: Any, y: Any, *, chunks: Any = "auto", persist: bool = True,
     happens here, once: the only full pass before the solver's own rounds.
     ``distribute=True`` (the asynchronous solvers) always chunks in-memory input, one
     row chunk per worker of the current client.
+
+    Parameters
+    ----------
+    X : array, sparse matrix, dask array or CSRMatrix
+        Rows (n x d).
+    y : array or dask array
+        Targets (n,).
+    chunks : "auto", int or tuple
+        Row chunks for in-memory input ("auto": see :func:`prepare`).
+    persist : bool, default True
+        Persist the chunks (the one full pass before the solver's rounds).
+    distribute : bool, default False
+        Always chunk in-memory input, one chunk per worker (the asynchronous solvers).
+
+    Returns
+    -------
+    X : array, dask array or CSRMatrix
+        Row-chunked (and persisted) rows, or the in-memory array when small.
+    y : array or dask array
+        Targets with the same row chunks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, y = prepare(np.ones((10, 2)), np.zeros(10))
+    >>> type(X).__name__                  # small: stays in memory
+    'ndarray'
     """
     from ..sparse import CSRMatrix, from_array
 

@@ -29,7 +29,13 @@ def _xp(z: Any) -> Any:
 
 
 class Family:
-    """Base class: a per-sample loss of the linear predictor."""
+    """Base class: a per-sample loss of the linear predictor.
+
+    Examples
+    --------
+    >>> get_family("logistic").name
+    'logistic'
+    """
 
     name: str = "family"
     smooth: bool = True          # twice differentiable (Hessian-vector products exist)
@@ -66,7 +72,13 @@ class Family:
 
 
 class SquaredLoss(Family):
-    """``(z - y)^2 / 2``: least squares."""
+    """``(z - y)^2 / 2``: least squares.
+
+    Examples
+    --------
+    >>> SquaredLoss().name
+    'squared'
+    """
 
     name = "squared"
 
@@ -82,7 +94,13 @@ class SquaredLoss(Family):
 
 
 class Logistic(Family):
-    """Binary log-loss, ``log(1 + exp(z)) - y z`` for ``y`` in {0, 1}."""
+    """Binary log-loss, ``log(1 + exp(z)) - y z`` for ``y`` in {0, 1}.
+
+    Examples
+    --------
+    >>> Logistic().n_outputs(2)
+    1
+    """
 
     name = "logistic"
     classification = True
@@ -126,7 +144,13 @@ def _softmax(z):
 
 
 class Multinomial(Family):
-    """Multinomial (softmax) log-loss, ``logsumexp(z) - z[y]`` for ``y`` in 0..K-1."""
+    """Multinomial (softmax) log-loss, ``logsumexp(z) - z[y]`` for ``y`` in 0..K-1.
+
+    Examples
+    --------
+    >>> Multinomial().n_outputs(3)
+    3
+    """
 
     name = "multinomial"
     classification = True
@@ -161,7 +185,13 @@ def _signs(y):
 
 
 class Hinge(Family):
-    """Hinge loss ``max(0, 1 - s z)`` with ``s = 2y - 1`` (linear SVM); not smooth."""
+    """Hinge loss ``max(0, 1 - s z)`` with ``s = 2y - 1`` (linear SVM); not smooth.
+
+    Examples
+    --------
+    >>> Hinge().name
+    'hinge'
+    """
 
     name = "hinge"
     smooth = False
@@ -180,7 +210,13 @@ class Hinge(Family):
 
 class SquaredHinge(Family):
     """Squared hinge ``max(0, 1 - s z)^2`` (LinearSVC's default); once differentiable,
-    with the generalized Hessian ``2 [s z < 1]``."""
+    with the generalized Hessian ``2 [s z < 1]``.
+
+    Examples
+    --------
+    >>> SquaredHinge().name
+    'squared_hinge'
+    """
 
     name = "squared_hinge"
     classification = True
@@ -212,7 +248,23 @@ FAMILIES: dict[str, Callable[[], Family]] = {
 
 
 def get_family(family: str | Family) -> Family:
-    """A family instance from its name (or the instance itself)."""
+    """A family instance from its name (or the instance itself).
+
+    Parameters
+    ----------
+    family : str or Family
+        A loss family or its name.
+
+    Returns
+    -------
+    family : Family
+        The family instance.
+
+    Examples
+    --------
+    >>> get_family("squared").name
+    'squared'
+    """
     if isinstance(family, Family):
         return family
     try:
@@ -227,6 +279,18 @@ class Penalty:
     """``l1 * ||W||_1 + l2 / 2 * ||W||^2`` on the coefficients (not the intercept).
 
     The objective multiplies it by the regularization strength ``lam``.
+
+    Parameters
+    ----------
+    l1 : float, default 0.0
+        Weight of ``||W||_1``.
+    l2 : float, default 1.0
+        Weight of ``||W||^2 / 2``.
+
+    Examples
+    --------
+    >>> get_penalty("elasticnet", 0.25)
+    Penalty(l1=0.25, l2=0.75)
     """
 
     l1: float = 0.0
@@ -265,7 +329,25 @@ PENALTIES: dict[str, Callable[..., Penalty]] = {
 
 def get_penalty(penalty: str | Penalty | None, l1_ratio: float = 0.5) -> Penalty:
     """A :class:`Penalty` from ``"l2"``, ``"l1"``, ``"elasticnet"`` (with ``l1_ratio``),
-    ``"none"``/``None``, or an instance."""
+    ``"none"``/``None``, or an instance.
+
+    Parameters
+    ----------
+    penalty : {"l2", "l1", "elasticnet", "none"}, Penalty or None
+        The penalty or its name.
+    l1_ratio : float, default 0.5
+        Mix of the elastic net.
+
+    Returns
+    -------
+    penalty : Penalty
+        The penalty (``l1`` and ``l2`` weights).
+
+    Examples
+    --------
+    >>> get_penalty("l1")
+    Penalty(l1=1.0, l2=0.0)
+    """
     if isinstance(penalty, Penalty):
         return penalty
     key = "none" if penalty is None else penalty

@@ -31,7 +31,25 @@ from ._families import Family, Penalty
 
 
 def pack(W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """Flat parameter vector from coefficients ``W`` (d x K) and intercepts ``b`` (K,)."""
+    """Flat parameter vector from coefficients ``W`` (d x K) and intercepts ``b`` (K,).
+
+    Parameters
+    ----------
+    W : numpy.ndarray
+        Weights (d x k), or (d,) for one output.
+    b : numpy.ndarray, optional
+        Intercepts (k,).
+
+    Returns
+    -------
+    theta : numpy.ndarray
+        ``[W.ravel(), b]``.
+
+    Examples
+    --------
+    >>> pack(np.array([[1.0], [2.0]]), np.array([3.0])).tolist()
+    [1.0, 2.0, 3.0]
+    """
     parts = [np.asarray(W, dtype=np.float64).ravel()]
     if b is not None:
         parts.append(np.asarray(b, dtype=np.float64).ravel())
@@ -40,7 +58,22 @@ def pack(W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Layout:
-    """How ``theta`` splits into ``W`` (n_features x n_outputs) and the intercepts."""
+    """How ``theta`` splits into ``W`` (n_features x n_outputs) and the intercepts.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of features.
+    n_outputs : int
+        Number of outputs (classes for the multinomial loss, else 1).
+    fit_intercept : bool, default True
+        Fit an unpenalized intercept.
+
+    Examples
+    --------
+    >>> Layout(3, 2, True).size          # 3 x 2 weights and 2 intercepts
+    8
+    """
 
     n_features: int
     n_outputs: int
@@ -86,7 +119,33 @@ def _linear(Xb: Any, W: Any, b: Any) -> Any:
 
 
 def chunk_loss_grad(X: Any, y: Any, theta: np.ndarray, family: Family, layout: Layout) -> Any:
-    """``[sum loss, d/dW (flat), d/db]`` over the rows of one chunk, in one sweep."""
+    """``[sum loss, d/dW (flat), d/db]`` over the rows of one chunk, in one sweep.
+
+    Parameters
+    ----------
+    X : array
+        One chunk's rows (n_i x d).
+    y : array
+        Its targets.
+    theta : numpy.ndarray
+        Packed parameters ``[W.ravel(), b]``.
+    family : Family
+        The loss.
+    layout : Layout
+        How ``theta`` packs the weights and intercepts.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        ``[sum of the losses, gradient (flat)]`` (1 + theta's size).
+
+    Examples
+    --------
+    >>> from daskpml.optim import get_family
+    >>> X = np.array([[1.0], [2.0]]); y = np.array([1.0, 2.0])
+    >>> chunk_loss_grad(X, y, np.array([1.0, 0.0]), get_family("squared"), Layout(1, 1, True)).tolist()
+    [0.0, 0.0, 0.0]
+    """
     xp = get_namespace(X)[0]
     W, b = _params_like(theta, X, layout)
     loss = 0.0
@@ -211,7 +270,20 @@ class Objective:
     X : dask array (row chunks, one feature chunk) / CSRMatrix, or an in-memory array
     y : encoded targets with the same row chunks (float, or class indices)
     family, penalty : loss and penalty; ``lam`` scales the penalty
+    lam : float
+        Strength of the penalty.
     layout : parameter layout
+    split_every : int, optional
+        Fan-in of the tree (default ``daskpml.optim.split-every``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import get_family, get_penalty
+    >>> X = np.ones((4, 2)); y = np.arange(4.0)
+    >>> f = Objective(X, y, get_family("squared"), get_penalty("l2"), 0.1, Layout(2, 1, True))
+    >>> f.n_samples
+    4
     """
 
     def __init__(self, X: Any, y: Any, family: Family, penalty: Penalty, lam: float, layout: Layout,

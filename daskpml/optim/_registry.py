@@ -31,24 +31,81 @@ ASYNC_SOLVERS = frozenset({"async_sgd", "easgd", "hogwild", "gossip_sgd"})
 
 
 def register_solver(name: str, solver: Callable[..., Any]) -> None:
-    """Make ``solver(objective, theta0, **options)`` selectable as ``solver=name``."""
+    """Make ``solver(objective, theta0, **options)`` selectable as ``solver=name``.
+
+    Parameters
+    ----------
+    name : str
+        The name ``solver=`` selects.
+    solver : callable
+        ``solver(objective, theta0, **options) -> OptimizeResult``.
+
+    Examples
+    --------
+    >>> register_solver("my_lbfgs", get_solver("lbfgs"))
+    >>> get_solver("my_lbfgs") is get_solver("lbfgs")
+    True
+    """
     SOLVERS[name] = solver
 
 
 def needs_cluster(solver: str | Callable[..., Any]) -> bool:
-    """Whether a solver runs on distributed futures (and so needs a client)."""
+    """Whether a solver runs on distributed futures (and so needs a client).
+
+    Parameters
+    ----------
+    solver : str or callable
+        A solver name (see :data:`SOLVERS`) or a solver function.
+
+    Returns
+    -------
+    needs : bool
+        True for the asynchronous solvers.
+
+    Examples
+    --------
+    >>> needs_cluster("async_sgd"), needs_cluster("lbfgs")
+    (True, False)
+    """
     return solver in ASYNC_SOLVERS or any(solver is SOLVERS[name] for name in ASYNC_SOLVERS)
 
 
 def checkpointing_solvers() -> list[str]:
-    """The solvers that accept ``checkpoint=`` (and so can resume)."""
+    """The solvers that accept ``checkpoint=`` (and so can resume).
+
+    Returns
+    -------
+    names : list of str
+        Sorted solver names.
+
+    Examples
+    --------
+    >>> "lbfgs" in checkpointing_solvers()
+    True
+    """
     import inspect
 
     return sorted(name for name, fn in SOLVERS.items() if "checkpoint" in inspect.signature(fn).parameters)
 
 
 def get_solver(solver: str | Callable[..., Any]) -> Callable[..., Any]:
-    """The solver function for a name (or the callable itself)."""
+    """The solver function for a name (or the callable itself).
+
+    Parameters
+    ----------
+    solver : str or callable
+        A solver name (see :data:`SOLVERS`) or a solver function.
+
+    Returns
+    -------
+    solver : callable
+        ``solver(objective, theta0, **options) -> OptimizeResult``.
+
+    Examples
+    --------
+    >>> get_solver("lbfgs").__name__
+    'lbfgs'
+    """
     if callable(solver):
         return solver
     try:

@@ -21,6 +21,21 @@ from ..results import HistoryRecorder, ResultDisplay
 class OptimizeResult(ResultDisplay):
     """What every solver returns.
 
+    Parameters
+    ----------
+    theta : numpy.ndarray
+        Packed parameters ``[W.ravel(), b]``.
+    history : xarray.Dataset
+        One row per iteration (dimension ``iteration``).
+    n_iter : int
+        Iterations (epochs) run.
+    converged : bool
+        Whether the tolerance was met.
+    message : str
+        Why the solver stopped, in words.
+    status : str
+        One of "converged", "max_iter", "stagnated", "diverged", "stopped".
+
     Attributes
     ----------
     theta : ndarray
@@ -37,6 +52,15 @@ class OptimizeResult(ResultDisplay):
         ``"stagnated"`` (no decrease of the objective is representable in floating point from
         here: the point is as accurate as the precision allows, but the tolerance was not met),
         ``"diverged"`` or ``"stopped"`` (a callback, ``max_time`` or Ctrl-C).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.optim import fit_linear
+    >>> X = np.random.default_rng(0).standard_normal((50, 2))
+    >>> _, _, res = fit_linear(X, X @ [1.0, 1.0], solver="lbfgs")
+    >>> isinstance(res, OptimizeResult), res.status
+    (True, 'converged')
     """
 
     theta: np.ndarray

@@ -70,6 +70,31 @@ class ColumnBlock:
 
 @dataclass(repr=False)
 class ShotgunResult(ResultDisplay):
+    """Parameters
+    ----------
+    coef : numpy.ndarray
+        The coefficients (d,).
+    intercept : float
+        The intercept.
+    n_iter : int
+        Iterations (epochs) run.
+    n_parallel : int
+        P, the coordinates updated at once (after any halving).
+    rho : float
+        The spectral radius estimate behind ``n_parallel="auto"`` (NaN when P was given).
+    converged : bool
+        Whether the tolerance was met.
+    history : xarray.Dataset
+        One row per iteration (dimension ``iteration``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((200, 5)); y = X @ [1.0, 0, 0, 2.0, 0]
+    >>> res = shotgun(X, y, l1=1.0, random_state=0)
+    >>> isinstance(res, ShotgunResult), (np.round(res.coef, 1) + 0.0).tolist()
+    (True, [1.0, 0.0, 0.0, 2.0, 0.0])
+    """
     coef: np.ndarray
     intercept: float
     n_iter: int

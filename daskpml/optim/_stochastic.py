@@ -51,7 +51,31 @@ def _permutation(seed: int, epoch: int, chunk: int, n: int) -> np.ndarray:
 
 
 def batch_rows(seed: int, chunk: int, n: int, start: int, size: int) -> np.ndarray:
-    """Rows ``start .. start + size`` of the chunk's epoch-by-epoch shuffled order."""
+    """Rows ``start .. start + size`` of the chunk's epoch-by-epoch shuffled order.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the shuffled row order.
+    chunk : int
+        Index of the chunk.
+    n : int
+        Rows of the chunk.
+    start : int
+        Position in the chunk's shuffled order where the first mini-batch starts.
+    size : int
+        Rows wanted.
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        Row indices within the chunk (int64).
+
+    Examples
+    --------
+    >>> sorted(batch_rows(0, 0, 5, 0, 5).tolist())      # one epoch: every row once
+    [0, 1, 2, 3, 4]
+    """
     pos = start + np.arange(size)
     epochs, offsets = np.divmod(pos, n)
     out = np.empty(size, dtype=np.int64)
@@ -115,6 +139,23 @@ def slowdown(delay: Mapping[int, float] | None, chunk: int) -> float:
     ``(factor - 1) x`` its own compute time, so it takes ``factor`` times as long. A
     chunk lives on one worker, so this simulates a straggling worker. It is a hook
     for tests and benchmarks (stragglers on demand), not a tuning knob.
+
+    Parameters
+    ----------
+    delay : mapping of int to float, optional
+        Straggler hook for tests and benchmarks: chunk -> slowdown factor (:func:`slowdown`).
+    chunk : int
+        Index of the chunk.
+
+    Returns
+    -------
+    factor : float
+        1.0 for a chunk at normal speed.
+
+    Examples
+    --------
+    >>> slowdown({1: 3.0}, 1), slowdown({1: 3.0}, 0), slowdown(None, 0)
+    (3.0, 1.0, 1.0)
     """
     if delay is None:
         return 1.0
@@ -128,7 +169,26 @@ def slowdown(delay: Mapping[int, float] | None, chunk: int) -> float:
 
 def straggle(factor: float, started: float) -> float:
     """Sleep so that work begun at ``started`` takes ``factor`` times as long; returns
-    the compute time (before the sleep)."""
+    the compute time (before the sleep).
+
+    Parameters
+    ----------
+    factor : float, default 1.0
+        Straggler slowdown of this chunk (:func:`slowdown`).
+    started : float
+        ``time.perf_counter()`` when the work began.
+
+    Returns
+    -------
+    seconds : float
+        The compute time before the sleep.
+
+    Examples
+    --------
+    >>> import time
+    >>> straggle(1.0, time.perf_counter()) >= 0
+    True
+    """
     elapsed = time.perf_counter() - started
     if factor > 1.0:
         time.sleep((factor - 1.0) * elapsed)
@@ -618,14 +678,21 @@ def critical_batch_size(X: Any, *, max_iter: int = 500, tol: float = 1e-7, rando
     Parameters
     ----------
     X : (n, d) NumPy, CuPy, SciPy sparse or dask array, or CSRMatrix
-    max_iter, tol, random_state :
+    max_iter, tol, random_state
         Power iteration for ``lambda_max`` when ``d > 2048`` or ``X`` is a CSRMatrix
         (the Gram matrix is formed otherwise); it stops when the estimate changes by
         less than ``tol`` relative.
 
     Returns
     -------
-    float
+     : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((1000, 10))
+    >>> 5 < critical_batch_size(X) < 20          # about d for isotropic rows
+    True
     """
     from ..backend import asarray_like, to_numpy
     from ..sparse import CSRMatrix
