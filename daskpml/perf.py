@@ -79,7 +79,37 @@ def _share(active: int, cores: int | None) -> float:
 def allreduce_time(nbytes: float, n_workers: int, *, latency: float, inv_bandwidth: float, per_task: float = 0.0,
                    shared_inv_bandwidth: float = 0.0, reduce_per_byte: float = 0.0,
                    cores: int | None = None) -> float:
-    """Modelled time of :func:`allreduce` of ``nbytes`` over ``n_workers`` (see the module doc)."""
+    """Modelled time of :func:`allreduce` of ``nbytes`` over ``n_workers`` (see the module doc).
+
+    Parameters
+    ----------
+    nbytes : float
+        Bytes of each vector.
+    n_workers : int
+        Workers taking part.
+    latency : float
+        ``a``: seconds per level of dependent tasks.
+    inv_bandwidth : float
+        ``b``: seconds per byte sent by one worker.
+    per_task : float, default 0.0
+        Scheduler seconds per task.
+    shared_inv_bandwidth : float, default 0.0
+        Seconds per byte of the link all workers share.
+    reduce_per_byte : float, default 0.0
+        Seconds per byte added.
+    cores : int, optional
+        Cores of the machine (workers beyond share them).
+
+    Returns
+    -------
+    seconds : float
+        The modelled time.
+
+    Examples
+    --------
+    >>> allreduce_time(8e6, 4, latency=2e-3, inv_bandwidth=1e-9) > allreduce_time(8e3, 4, latency=2e-3, inv_bandwidth=1e-9)
+    True
+    """
     _check(nbytes, n_workers)
     P = int(n_workers)
     if P == 1:
@@ -104,7 +134,37 @@ def parameter_server_time(nbytes: float, n_workers: int, *, latency: float, inv_
                           per_task: float = 0.0, shared_inv_bandwidth: float = 0.0,
                           reduce_per_byte: float = 0.0, cores: int | None = None) -> float:
     """Modelled time of :func:`parameter_server_round`: the server receives ``P - 1``
-    vectors and adds them, then sends ``P - 1`` copies of the sum."""
+    vectors and adds them, then sends ``P - 1`` copies of the sum.
+
+    Parameters
+    ----------
+    nbytes : float
+        Bytes of each vector.
+    n_workers : int
+        Workers taking part.
+    latency : float
+        ``a``: seconds per level of dependent tasks.
+    inv_bandwidth : float
+        ``b``: seconds per byte sent by one worker.
+    per_task : float, default 0.0
+        Scheduler seconds per task.
+    shared_inv_bandwidth : float, default 0.0
+        Seconds per byte of the link all workers share.
+    reduce_per_byte : float, default 0.0
+        Seconds per byte added.
+    cores : int, optional
+        Cores of the machine (workers beyond share them).
+
+    Returns
+    -------
+    seconds : float
+        The modelled time.
+
+    Examples
+    --------
+    >>> parameter_server_time(1e6, 8, latency=2e-3, inv_bandwidth=1e-9) > 0
+    True
+    """
     _check(nbytes, n_workers)
     P = int(n_workers)
     if P == 1:
@@ -117,7 +177,39 @@ def parameter_server_time(nbytes: float, n_workers: int, *, latency: float, inv_
 def gossip_time(nbytes: float, n_workers: int, *, latency: float, inv_bandwidth: float, per_task: float = 0.0,
                 shared_inv_bandwidth: float = 0.0, reduce_per_byte: float = 0.0, cores: int | None = None,
                 peers: int = 1) -> float:
-    """Modelled time of :func:`gossip_round`, each worker averaging with ``peers`` others."""
+    """Modelled time of :func:`gossip_round`, each worker averaging with ``peers`` others.
+
+    Parameters
+    ----------
+    nbytes : float
+        Bytes of each vector.
+    n_workers : int
+        Workers taking part.
+    latency : float
+        ``a``: seconds per level of dependent tasks.
+    inv_bandwidth : float
+        ``b``: seconds per byte sent by one worker.
+    per_task : float, default 0.0
+        Scheduler seconds per task.
+    shared_inv_bandwidth : float, default 0.0
+        Seconds per byte of the link all workers share.
+    reduce_per_byte : float, default 0.0
+        Seconds per byte added.
+    cores : int, optional
+        Cores of the machine (workers beyond share them).
+    peers : int, default 1
+        Peers each worker averages with.
+
+    Returns
+    -------
+    seconds : float
+        The modelled time.
+
+    Examples
+    --------
+    >>> gossip_time(1e6, 8, latency=2e-3, inv_bandwidth=1e-9) > 0
+    True
+    """
     _check(nbytes, n_workers)
     P = int(n_workers)
     if P == 1:
@@ -143,6 +235,29 @@ def _pattern(pattern: str, table: dict | None = None) -> Callable:
 @dataclass(frozen=True)
 class CommModel:
     """Fitted communication and compute constants of one cluster (see :func:`calibrate`).
+
+    Parameters
+    ----------
+    latency : float
+        ``a``: seconds per level of dependent tasks.
+    inv_bandwidth : float
+        ``b``: seconds per byte sent by one worker.
+    per_task : float, default 0.0
+        Scheduler seconds per task.
+    shared_inv_bandwidth : float, default 0.0
+        Seconds per byte of the link all workers share.
+    reduce_per_byte : float, default 0.0
+        Seconds per byte added.
+    overhead : float, default 0.0
+        Seconds of client round trip per submitted graph.
+    compute_per_byte : float, default 0.0
+        Seconds per byte of a gradient sweep.
+    cores : int, optional
+        Cores of the machine (workers beyond share them).
+    workers : sequence of str, optional
+        The workers the work is pinned to (default all).
+    fit : dict, optional
+        The measurements and the fit's residuals.
 
     Attributes
     ----------
@@ -171,6 +286,12 @@ class CommModel:
         Workers the constants were measured with.
     fit : dict
         Sizes (bytes), the measured times (s) and the fit's largest relative error.
+
+    Examples
+    --------
+    >>> m = CommModel(latency=2e-3, inv_bandwidth=1e-9)
+    >>> m.comm_time(8e6, 4) > 0
+    True
     """
 
     latency: float
@@ -291,6 +412,29 @@ def allreduce(client: Any, parts: Sequence, workers: Sequence[str] | None = None
     vector in halves. For ``P`` not a power of two the extra workers fold their vector
     into a partner first and get the sum from it last. Returns one future per part, on
     that part's worker.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    parts : sequence of distributed.Future
+        One vector per worker.
+    workers : sequence of str, optional
+        The workers the work is pinned to (default all).
+
+    Returns
+    -------
+    futures : list of distributed.Future
+        The sum, one future per part on its worker.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     parts = [client.scatter(np.ones(4) * i) for i in (1, 2)]
+    ...     print(client.gather(allreduce(client, parts))[0].tolist())
+    [3.0, 3.0, 3.0, 3.0]
     """
     if len(parts) == 0:
         raise ValueError("allreduce needs at least one part.")
@@ -325,7 +469,31 @@ def allreduce(client: Any, parts: Sequence, workers: Sequence[str] | None = None
 
 def parameter_server_round(client: Any, parts: Sequence, workers: Sequence[str] | None = None) -> list:
     """One synchronous parameter-server round: the first part's worker sums all parts and
-    every worker fetches the sum. Returns one future per part, on that part's worker."""
+    every worker fetches the sum. Returns one future per part, on that part's worker.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    parts : sequence of distributed.Future
+        One vector per worker.
+    workers : sequence of str, optional
+        The workers the work is pinned to (default all).
+
+    Returns
+    -------
+    futures : list of distributed.Future
+        The sum, one future per part on its worker.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     parts = [client.scatter(np.ones(2) * i) for i in (1, 2)]
+    ...     print(client.gather(parameter_server_round(client, parts))[1].tolist())
+    [3.0, 3.0]
+    """
     where = _placement(client, parts, workers)
     total = _on(client, _add, *parts, worker=where[0]) if len(parts) > 1 else parts[0]
     return [_on(client, _same, total, worker=w) for w in where]
@@ -333,7 +501,31 @@ def parameter_server_round(client: Any, parts: Sequence, workers: Sequence[str] 
 
 def gossip_round(client: Any, parts: Sequence, workers: Sequence[str] | None = None) -> list:
     """One gossip round on a ring: each worker averages its vector with its right
-    neighbour's. Returns one future per part, on that part's worker."""
+    neighbour's. Returns one future per part, on that part's worker.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    parts : sequence of distributed.Future
+        One vector per worker.
+    workers : sequence of str, optional
+        The workers the work is pinned to (default all).
+
+    Returns
+    -------
+    futures : list of distributed.Future
+        The averages, one future per part on its worker.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     parts = [client.scatter(np.ones(2) * i) for i in (1, 3)]
+    ...     print(client.gather(gossip_round(client, parts))[0].tolist())
+    [2.0, 2.0]
+    """
     where = _placement(client, parts, workers)
     P = len(parts)
     if P == 1:
@@ -394,7 +586,38 @@ def measure(client: Any, pattern: str, nbytes: int, n_workers: int | None = None
             rounds: tuple[int, int] = (1, 4), backend: str = "numpy") -> float:
     """Measured seconds per round of ``pattern`` on ``nbytes`` vectors held by
     ``n_workers`` workers (default all), without the client's submit and wait. The
-    vectors are NumPy arrays, or CuPy arrays with ``backend="cupy"``."""
+    vectors are NumPy arrays, or CuPy arrays with ``backend="cupy"``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    pattern : {"allreduce", "parameter_server", "gossip"}
+        The communication pattern.
+    nbytes : float
+        Bytes of each vector.
+    n_workers : int
+        Workers taking part.
+    repeats : int, default 3
+        Measurements per size (the median is kept).
+    rounds : tuple of int, default (1, 4)
+        Chains of dependent transfers timed; their difference gives the per-round time.
+    backend : {"numpy", "cupy"}, default "numpy"
+        Arrays measured.
+
+    Returns
+    -------
+    seconds : float
+        Median seconds per round.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     t = measure(client, "allreduce", 8000, repeats=1)
+    >>> t >= 0
+    True
+    """
     step = _pattern(pattern, _ROUNDS)
     _check_backend(backend)
     return float(_chain_times(client, step, [nbytes], _workers(client, n_workers), rounds, repeats, backend)[0])
@@ -496,6 +719,34 @@ def calibrate(client: Any, *, sizes: Sequence[int] = DEFAULT_SIZES, n_workers: i
 
     Needs two workers. Returns a :class:`CommModel` whose ``fit`` holds the sizes, both
     sets of times and the largest relative error of the fitted model on them.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    sizes : sequence of int
+        Vector sizes (bytes) measured.
+    n_workers : int
+        Workers taking part.
+    repeats : int, default 3
+        Measurements per size (the median is kept).
+    rounds : tuple of int, default (1, 4)
+        Chains of dependent transfers timed; their difference gives the per-round time.
+    backend : {"numpy", "cupy"}, default "numpy"
+        Arrays measured.
+
+    Returns
+    -------
+    model : CommModel
+        The fitted constants.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     model = calibrate(client, sizes=(1000, 100000), repeats=1)
+    >>> bool(model.latency >= 0)
+    True
     """
     from scipy.optimize import nnls
 
@@ -551,6 +802,27 @@ def time_split(records: Sequence[dict], wall: float, n_threads: int) -> dict:
     the driver's own work, dependencies not ready). Dask overlaps transfers with
     compute, so on a busy worker the three can add up to more than the capacity; the
     waiting share is then 0. Returns seconds and fractions of the capacity.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        Task-stream records (``distributed.get_task_stream``).
+    wall : float
+        Wall seconds of the run.
+    n_threads : int
+        Worker threads in all.
+
+    Returns
+    -------
+    split : dict
+        Seconds of compute, transfer and waiting (``compute_s``, ``transfer_s``, ``waiting_s``,
+        ``capacity_s``) and their fractions of the capacity (``compute``, ``transfer``, ``waiting``).
+
+    Examples
+    --------
+    >>> split = time_split([{"startstops": [{"action": "compute", "start": 0.0, "stop": 1.0}]}], 2.0, 1)
+    >>> split["compute"], split["waiting"]
+    (0.5, 0.5)
     """
     if wall <= 0 or n_threads < 1:
         raise ValueError(f"wall must be > 0 and n_threads >= 1, got {wall!r} and {n_threads!r}.")

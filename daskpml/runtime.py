@@ -64,7 +64,25 @@ SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
 def check_address(address: str, source: str = "argument") -> str:
     """``address`` if it can name a scheduler, else a ValueError saying what is wrong with it
     (an empty string, the dashboard's http:// link, an unknown scheme, a port out of range, a
-    host name that does not resolve), at once instead of after the connect timeout."""
+    host name that does not resolve), at once instead of after the connect timeout.
+
+    Parameters
+    ----------
+    address : str
+        A scheduler address such as ``tcp://127.0.0.1:8786``.
+    source : str
+        What gave the address, for the message (an option name).
+
+    Returns
+    -------
+    address : str
+        The address, unchanged.
+
+    Examples
+    --------
+    >>> check_address("tcp://127.0.0.1:8786")
+    'tcp://127.0.0.1:8786'
+    """
     import socket
 
     from distributed.comm.addressing import parse_address, parse_host_port
@@ -136,7 +154,12 @@ def _guarded_lines(path: str) -> list[tuple[int, int]]:
 def check_main_guard() -> None:
     """Refuse to start worker processes from the top level of a script that has no
     ``if __name__ == "__main__":`` guard around the call: every spawned worker would import
-    the script again, start a cluster of its own and fail with pages of tracebacks."""
+    the script again, start a cluster of its own and fail with pages of tracebacks.
+
+    Examples
+    --------
+    >>> check_main_guard()            # in an interactive session: nothing to say
+    """
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(f"daskpml started a cluster while a worker process was importing the script. "
                            f"{GUARD_FIX}")
@@ -246,7 +269,25 @@ def connect(address: str | None = None, *, gpu: bool = False, n_workers: int | N
 
 
 def dashboard_link(client: Client) -> str | None:
-    """The dashboard address of ``client``'s cluster (``None`` if it has none)."""
+    """The dashboard address of ``client``'s cluster (``None`` if it has none).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+
+    Returns
+    -------
+    link : str or None
+        The dashboard's URL.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     print(dashboard_link(client))                       # doctest: +ELLIPSIS
+    http...
+    """
     try:
         return client.dashboard_link
     except Exception:  # the scheduler may run without a dashboard
@@ -254,7 +295,22 @@ def dashboard_link(client: Client) -> str | None:
 
 
 def announce(client: Client, file: Any = None) -> None:
-    """Print the dashboard link of ``client``'s scheduler, once per scheduler."""
+    """Print the dashboard link of ``client``'s scheduler, once per scheduler.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    file : file-like, optional
+        Where to print (default standard error).
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     announce(client)                                    # doctest: +ELLIPSIS
+    daskpml: connected to ...
+    """
     addr = client.scheduler.address if client.scheduler is not None else repr(client)
     if addr in _announced or not _config.get("print-dashboard"):
         return
@@ -264,7 +320,18 @@ def announce(client: Client, file: Any = None) -> None:
 
 
 def current_client() -> Client | None:
-    """The default distributed client, or ``None`` when dask runs without one."""
+    """The default distributed client, or ``None`` when dask runs without one.
+
+    Returns
+    -------
+    client : distributed.Client or None
+        The default client.
+
+    Examples
+    --------
+    >>> current_client() is None or current_client().status == "running"
+    True
+    """
     try:
         return Client.current()
     except ValueError:
@@ -275,7 +342,25 @@ def scatter_client(size: int = 0, threshold: int = 0) -> Client | None:
     """The client to scatter ``size`` bytes of in-memory data with (sent once to the workers,
     not pickled into task graphs), or None to embed it in the graph: when no client runs, when
     dask's ``scheduler`` setting picks a local scheduler (which cannot read futures), or when
-    ``size`` is below ``threshold``."""
+    ``size`` is below ``threshold``.
+
+    Parameters
+    ----------
+    size : int, default 0
+        Bytes to send.
+    threshold : int, default 0
+        Bytes below which the data are embedded in the graph instead.
+
+    Returns
+    -------
+    client : distributed.Client or None
+        The client to scatter with.
+
+    Examples
+    --------
+    >>> scatter_client(10**9, 1) is None                # no client running here
+    True
+    """
     client = current_client()
     if client is None or dask.config.get("scheduler", None) not in (None, "dask.distributed"):
         return None
@@ -290,7 +375,31 @@ def scatter(client: Client, blocks: list, keys: list | None = None) -> list:
     let them be released after a persist. Scattered data still have one copy that dask cannot
     recompute (a second one would not last: the Active Memory Manager's ReduceReplicas policy,
     on by default, drops it within seconds): data that must survive a lost worker are read by
-    the workers themselves (:mod:`daskpml.datasets`' chunked readers)."""
+    the workers themselves (:mod:`daskpml.datasets`' chunked readers).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    blocks : list
+        In-memory blocks.
+    keys : list, optional
+        The keys to scatter them under.
+
+    Returns
+    -------
+    futures : list of distributed.Future
+        One per block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     futures = scatter(client, [np.ones(3)], ["ones-0"])
+    ...     print(futures[0].key)
+    ones-0
+    """
     if keys is None:
         return client.scatter(list(blocks), hash=False)
     by_key = client.scatter(dict(zip(keys, blocks)))
@@ -301,7 +410,27 @@ def scatter_blocks(blocks: list, keys: list | None = None) -> list:
     """In-memory blocks as they should enter a task graph: on a distributed client, and when
     they hold ``daskpml.scatter-bytes`` (4 MiB) or more together, scattered to the workers (sent once, spread over them,
     under ``keys``: :func:`scatter`) and returned as futures; otherwise returned as they are
-    (embedded in the graph, where dask can always read them again)."""
+    (embedded in the graph, where dask can always read them again).
+
+    Parameters
+    ----------
+    blocks : list
+        In-memory blocks.
+    keys : list, optional
+        The keys to scatter them under.
+
+    Returns
+    -------
+    blocks : list
+        Futures, or the blocks themselves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> blocks = scatter_blocks([np.ones(3)])          # no client: returned as they are
+    >>> type(blocks[0]).__name__
+    'ndarray'
+    """
     client = scatter_client(sum(nbytes(b) for b in blocks), int(_config.get("scatter-bytes")))
     return list(blocks) if client is None else scatter(client, list(blocks), keys)
 
@@ -309,7 +438,26 @@ def scatter_blocks(blocks: list, keys: list | None = None) -> list:
 def distribute_rows(x: Any, chunks: Any) -> da.Array:
     """An in-memory NumPy/CuPy array as a dask array in row blocks of ``chunks`` (an int, a
     tuple of sizes or "auto"). Large arrays on a distributed client are scattered block by block
-    instead of being pickled into the task graph (what dask's "Sending large graph" warning asks)."""
+    instead of being pickled into the task graph (what dask's "Sending large graph" warning asks).
+
+    Parameters
+    ----------
+    x : array
+        An in-memory NumPy or CuPy array (or sparse matrix).
+    chunks : int, tuple of int or "auto"
+        Row blocks.
+
+    Returns
+    -------
+    x : dask.array.Array
+        The array in row blocks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> distribute_rows(np.ones((10, 2)), 4).chunks
+    ((4, 4, 2), (2,))
+    """
     normalized = normalize_chunks((chunks,) + (-1,) * (x.ndim - 1), x.shape, dtype=x.dtype)
     client = scatter_client(nbytes(x), int(_config.get("scatter-bytes")))
     if client is None:
@@ -326,7 +474,18 @@ def distribute_rows(x: Any, chunks: Any) -> da.Array:
 
 
 def total_threads() -> int:
-    """Worker threads of the default client, or this machine's cores without one."""
+    """Worker threads of the default client, or this machine's cores without one.
+
+    Returns
+    -------
+    threads : int
+        Threads of the default client's workers, or of this machine without one.
+
+    Examples
+    --------
+    >>> total_threads() >= 1
+    True
+    """
     client = current_client()
     if client is not None:
         try:
@@ -343,6 +502,25 @@ def persist_with_progress(*collections: Any, show: bool | None = None) -> tuple:
     in a console, a widget in Jupyter, and the dashboard's progress page); on
     the local schedulers it is :class:`dask.diagnostics.ProgressBar`.
     Returns the persisted collections, fully computed.
+
+    Parameters
+    ----------
+    *collections : dask collections
+        What to persist.
+    show : bool, optional
+        Show the bar (default ``daskpml.progress``, on a terminal or in Jupyter).
+
+    Returns
+    -------
+    collections : tuple
+        The persisted collections.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> (x,) = persist_with_progress(da.ones(10, chunks=5), show=False)
+    >>> int(x.sum().compute())
+    10
     """
     show = _config.get("progress") if show is None else show
     client = current_client()
@@ -370,7 +548,12 @@ SHUTDOWN_LOGGERS = ("distributed", "asyncio", "tornado")
 
 
 def mute_cluster_logs() -> None:
-    """Silence :data:`SHUTDOWN_LOGGERS` in this process (also run on the workers at shutdown)."""
+    """Silence :data:`SHUTDOWN_LOGGERS` in this process (also run on the workers at shutdown).
+
+    Examples
+    --------
+    >>> mute_cluster_logs()
+    """
     import logging
 
     for name in SHUTDOWN_LOGGERS:
@@ -380,7 +563,13 @@ def mute_cluster_logs() -> None:
 @contextlib.contextmanager
 def muted_cluster_logs() -> Iterator[None]:
     """:data:`SHUTDOWN_LOGGERS` silenced while the block runs (and while the tasks it left are
-    collected: asyncio reports a task's unretrieved exception when the task is garbage collected)."""
+    collected: asyncio reports a task's unretrieved exception when the task is garbage collected).
+
+    Examples
+    --------
+    >>> with muted_cluster_logs():
+    ...     pass
+    """
     import gc
     import logging
 
@@ -421,7 +610,12 @@ def shutdown() -> None:
     """Close the default client and the embedded clusters this process started: the workers'
     and this process's cluster logs are muted first, so that the messages of an orderly close
     (heartbeats to a closing scheduler, tasks cancelled in flight, a nanny killing a slow
-    worker) do not reach the user as errors."""
+    worker) do not reach the user as errors.
+
+    Examples
+    --------
+    >>> shutdown()                   # nothing to close when no embedded cluster runs
+    """
     client = current_client()
     with muted_cluster_logs():
         if client is not None and client.cluster in _embedded.values():
@@ -440,14 +634,49 @@ def shutdown() -> None:
 
 
 class WorkerLostError(RuntimeError):
-    """Workers that held state no other worker can rebuild left the cluster mid-run."""
+    """Workers that held state no other worker can rebuild left the cluster mid-run.
+
+    Examples
+    --------
+    >>> issubclass(WorkerLostError, RuntimeError)
+    True
+    """
 
 
 def gather_watching(client: Client, futures: Any, workers: Any, *, what: str, fix: str,
                     poll: float = 2.0) -> Any:
     """``client.gather(futures)``, but raise :class:`WorkerLostError` (naming ``what`` was lost
     and ``fix``) as soon as one of ``workers`` has left the cluster, instead of waiting for
-    tasks pinned to a worker that will never come back."""
+    tasks pinned to a worker that will never come back.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster.
+    futures : list of distributed.Future
+        What to gather.
+    workers : sequence of str, optional
+        The workers the work is pinned to (default all).
+    what : str
+        What is lost if a worker leaves, for the message.
+    fix : str
+        What the user should do then, for the message.
+    poll : float, default 2.0
+        Seconds between checks of the cluster's workers.
+
+    Returns
+    -------
+    results : list
+        What the futures hold.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     gather_watching(client, [client.submit(sum, [1, 2])], list(client.scheduler_info()["workers"]),
+    ...                     what="the sum", fix="run again")
+    [3]
+    """
     watched = set(workers)
 
     def check(cause: BaseException | None = None) -> None:
@@ -476,7 +705,18 @@ def gather_watching(client: Client, futures: Any, workers: Any, *, what: str, fi
 def worker_errors(what: str) -> Iterator[None]:
     """Turn the cluster's terse errors into ones that say what happened and what to do:
     a task that killed every worker it ran on (most often: a chunk larger than a worker's
-    memory limit), and data released by ``client.restart()`` or lost with a worker."""
+    memory limit), and data released by ``client.restart()`` or lost with a worker.
+
+    Parameters
+    ----------
+    what : str
+        What is lost if a worker leaves, for the message.
+
+    Examples
+    --------
+    >>> with worker_errors("the fit"):
+    ...     pass
+    """
     try:
         yield
     except KilledWorker as exc:
