@@ -23,7 +23,18 @@ def numba_cache_dir() -> str:
     """The folder of daskpml's compiled numba kernels (created if needed): ``NUMBA_CACHE_DIR``,
     else ``daskpml.numba-cache-dir``, else the user cache folder (``$XDG_CACHE_HOME`` or
     ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows) plus
-    ``daskpml/numba``; a temporary folder when that cannot be written."""
+    ``daskpml/numba``; a temporary folder when that cannot be written.
+
+    Returns
+    -------
+    path : str
+        The folder of the compiled kernels.
+
+    Examples
+    --------
+    >>> isinstance(numba_cache_dir(), str)
+    True
+    """
     chosen = os.environ.get("NUMBA_CACHE_DIR") or _config.get("numba-cache-dir")
     if not chosen:
         if sys.platform == "darwin":

@@ -31,7 +31,23 @@ _GPU_HELP = (
 
 
 def import_cupy() -> tuple[ModuleType, ModuleType]:
-    """Return ``(cupy, cupyx.scipy.sparse)`` or fail with one clear message."""
+    """Return ``(cupy, cupyx.scipy.sparse)`` or fail with one clear message.
+
+    Returns
+    -------
+    cupy : module
+        CuPy.
+    cupyx_sparse : module
+        cupyx.scipy.sparse.
+
+    Examples
+    --------
+    >>> try:
+    ...     cupy, cupyx_sparse = import_cupy()
+    ... except ImportError as err:
+    ...     print("GPU" in str(err) or "CuPy" in str(err))
+    True
+    """
     try:
         import cupy
         import cupyx.scipy.sparse
@@ -43,7 +59,18 @@ def import_cupy() -> tuple[ModuleType, ModuleType]:
 
 
 def gpu_count() -> int:
-    """Number of CUDA devices CuPy can see (0 without CuPy or a GPU)."""
+    """Number of CUDA devices CuPy can see (0 without CuPy or a GPU).
+
+    Returns
+    -------
+    count : int
+        CUDA devices visible (0 without CuPy).
+
+    Examples
+    --------
+    >>> gpu_count() >= 0
+    True
+    """
     try:
         cupy, _ = import_cupy()
         return int(cupy.cuda.runtime.getDeviceCount())
@@ -73,6 +100,18 @@ def get_namespace(*arrays: Any) -> tuple[ModuleType, ModuleType]:
     Dask arrays and daskpml distributed matrices are judged by their
     ``_meta``. Mixing backends is an error.
 
+    Parameters
+    ----------
+    *arrays : arrays or dask collections
+        The inputs (None entries are ignored).
+
+    Returns
+    -------
+    xp : module
+        numpy or cupy.
+    xsp : module
+        scipy.sparse or cupyx.scipy.sparse.
+
     Examples
     --------
     >>> import numpy as np
@@ -92,12 +131,46 @@ def get_namespace(*arrays: Any) -> tuple[ModuleType, ModuleType]:
 
 
 def backend_name(x: Any) -> BackendName:
-    """``"cupy"`` for CuPy-backed input, else ``"numpy"``."""
+    """``"cupy"`` for CuPy-backed input, else ``"numpy"``.
+
+    Parameters
+    ----------
+    x : array, sparse matrix or dask collection
+        The input.
+
+    Returns
+    -------
+    name : str
+        "numpy" or "cupy".
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> backend_name(np.ones(2)), backend_name(da.ones(2))
+    ('numpy', 'numpy')
+    """
     return "cupy" if _is_cupy_object(_meta(x)) else "numpy"
 
 
 def is_sparse(x: Any) -> bool:
-    """Whether ``x`` (or the blocks of a dask collection) is a SciPy/cupyx sparse matrix."""
+    """Whether ``x`` (or the blocks of a dask collection) is a SciPy/cupyx sparse matrix.
+
+    Parameters
+    ----------
+    x : array, sparse matrix or dask collection
+        The input.
+
+    Returns
+    -------
+    sparse : bool
+        Whether ``x`` (or the blocks of a dask collection) is sparse.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> is_sparse(sp.eye(2)), is_sparse(np.eye(2))
+    (True, False)
+    """
     obj = _meta(x)
     if scipy.sparse.issparse(obj):
         return True
@@ -123,6 +196,24 @@ def to_backend(x: Any, backend: BackendName) -> Any:
 
     Works for NumPy/CuPy arrays, SciPy/cupyx sparse matrices, dask arrays and
     :class:`daskpml.sparse.CSRMatrix`. Nothing is computed for lazy input.
+
+    Parameters
+    ----------
+    x : array, sparse matrix or dask collection
+        The input.
+    backend : {"numpy", "cupy"}
+        The array library wanted.
+
+    Returns
+    -------
+    x : array, sparse matrix or dask collection
+        On the wanted backend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_backend(np.ones(2), "numpy").tolist()
+    [1.0, 1.0]
     """
     if backend not in ("numpy", "cupy"):
         raise ValueError(f"backend must be 'numpy' or 'cupy' (got {backend!r}).")
@@ -142,8 +233,19 @@ def nbytes(x: Any) -> int:
     distributed CSR matrix, whose ``nnz`` is known). A dask array of sparse blocks has no known
     size: ``2**62`` (never small).
 
+    Parameters
+    ----------
+    x : array, sparse matrix or dask collection
+        The input.
+
+    Returns
+    -------
+    nbytes : int
+        Bytes held.
+
     Examples
     --------
+    >>> import numpy as np
     >>> nbytes(np.zeros((10, 4)))
     320
     """
@@ -159,32 +261,119 @@ def nbytes(x: Any) -> int:
 
 
 def to_numpy(x: Any) -> Any:
-    """Host copy of a small in-memory array or sparse matrix (no-op for NumPy/SciPy)."""
+    """Host copy of a small in-memory array or sparse matrix (no-op for NumPy/SciPy).
+
+    Parameters
+    ----------
+    x : array, sparse matrix or dask collection
+        The input.
+
+    Returns
+    -------
+    x : numpy.ndarray or scipy sparse matrix
+        A host copy (the input itself on the CPU).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_numpy(np.ones(2)).tolist()
+    [1.0, 1.0]
+    """
     return _convert_block(x, "numpy")
 
 
 def synchronize(x: Any) -> None:
     """Wait until the device has finished the work that produces ``x`` (CuPy runs
-    kernels asynchronously; a no-op for NumPy/SciPy). Time GPU work only after this."""
+    kernels asynchronously; a no-op for NumPy/SciPy). Time GPU work only after this.
+
+    Parameters
+    ----------
+    x : array, sparse matrix or dask collection
+        The input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> synchronize(np.ones(2))          # a no-op on the CPU
+    """
     if _is_cupy_object(_meta(x)):
         cupy, _ = import_cupy()
         cupy.cuda.get_current_stream().synchronize()
 
 
 def zeros_like(meta: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
-    """Zeros on the backend of ``meta`` (a NumPy/CuPy array or a dask ``_meta``)."""
+    """Zeros on the backend of ``meta`` (a NumPy/CuPy array or a dask ``_meta``).
+
+    Parameters
+    ----------
+    meta : array
+        An array of the library and dtype to create (a dask array's ``_meta``).
+    shape : tuple of int
+        Shape of the result.
+    dtype : numpy dtype, optional
+        Type of the result (default that of ``meta``).
+
+    Returns
+    -------
+    zeros : array
+        Zeros of ``meta``'s library.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> zeros_like(np.ones(1), (2, 2)).tolist()
+    [[0.0, 0.0], [0.0, 0.0]]
+    """
     xp, _ = get_namespace(meta)
     return xp.zeros(shape, dtype=dtype or getattr(_meta(meta), "dtype", None))
 
 
 def asarray_like(x: Any, like: Any) -> Any:
-    """``x`` as a dense array on the backend of ``like``."""
+    """``x`` as a dense array on the backend of ``like``.
+
+    Parameters
+    ----------
+    x : array, sparse matrix or dask collection
+        The input.
+    like : array
+        An array of the wanted library.
+
+    Returns
+    -------
+    array : array
+        ``x`` as an array of ``like``'s library.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> asarray_like([1, 2], np.ones(1)).tolist()
+    [1, 2]
+    """
     xp, _ = get_namespace(like)
     return xp.asarray(x)
 
 
 def sparse_meta(like: Any, dtype: Any = None) -> Any:
-    """An empty 0 x 0 CSR matrix on the backend of ``like``: the ``_meta`` of sparse dask arrays."""
+    """An empty 0 x 0 CSR matrix on the backend of ``like``: the ``_meta`` of sparse dask arrays.
+
+    Parameters
+    ----------
+    like : array
+        An array of the wanted library.
+    dtype : numpy dtype, optional
+        Type of the result (default that of ``meta``).
+
+    Returns
+    -------
+    meta : sparse matrix
+        An empty CSR matrix of ``like``'s library.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sparse_meta(np.ones(1)).format
+    'csr'
+    """
     _, xsp = get_namespace(like)
     dtype = np.dtype(dtype or getattr(_meta(like), "dtype", np.float64))
     return xsp.csr_matrix((0, 0), dtype=dtype)

@@ -41,7 +41,32 @@ __all__ = ["GraphPartition", "Partitioning", "partition_graph", "METHODS"]
 
 @dataclass(frozen=True)
 class GraphPartition:
-    """One partition: see the module's documentation for the numbering."""
+    """One partition: see the module's documentation for the numbering.
+
+    Parameters
+    ----------
+    part : int
+        Index of the partition.
+    owned : numpy.ndarray
+        Global indices of the nodes this partition owns.
+    halo : numpy.ndarray
+        Global indices of the neighbours it reads from other partitions.
+    halo_owner : numpy.ndarray
+        The partition that owns each halo node.
+    adjacency : sparse matrix
+        Rows of the owned nodes over the columns owned + halo.
+    recv : dict
+        Partition -> positions in the halo it sends here.
+    send : dict
+        Partition -> local rows it needs from here.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> p = partition_graph(sp.csr_matrix([[0, 1.0], [1.0, 0]]), 2, method="contiguous")
+    >>> isinstance(p.parts[0], GraphPartition)
+    True
+    """
 
     part: int
     owned: np.ndarray                  # global ids of the owned nodes, increasing
@@ -74,6 +99,22 @@ class Partitioning:
     stats : Dataset over ``part`` (owned, halo, send, recv, edges, cut_edges) with ``attrs``
         edge_cut (stored entries of ``A`` between partitions), edge_cut_fraction, balance
         (largest owned count over the mean), method, n_parts
+
+    Parameters
+    ----------
+    parts : list of GraphPartition
+        One per partition.
+    assignment : numpy.ndarray
+        The partition of every node.
+    stats : xarray.Dataset
+        Sizes, halos and the edge cut (attrs ``edge_cut_fraction``).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> p = partition_graph(sp.identity(4, format="csr"), 2, method="contiguous")
+    >>> isinstance(p, Partitioning), p.n_parts
+    (True, 2)
     """
 
     parts: list
@@ -345,7 +386,13 @@ def partition_graph(A: Any, n_parts: int, *, method: Method = "bfs", refine: int
 
     Returns
     -------
-    Partitioning, with ``parts`` (:class:`GraphPartition`), ``assignment`` and ``stats``.
+     : Partitioning, with ``parts`` (:class:`GraphPartition`), ``assignment`` and ``stats``.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> partition_graph(sp.identity(4, format="csr"), 2, method="contiguous").n_parts
+    2
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")

@@ -46,7 +46,14 @@ def _summary(value: Any) -> str:
 
 class ResultDisplay:
     """Mixin for the result dataclasses: a short text repr and, in Jupyter, an HTML table of
-    the fields with the iteration history (an xarray Dataset) folded out below it."""
+    the fields with the iteration history (an xarray Dataset) folded out below it.
+
+    Examples
+    --------
+    >>> from daskpml.linalg import LanczosResult
+    >>> issubclass(LanczosResult, ResultDisplay)
+    True
+    """
 
     def _fields(self) -> list[tuple[str, Any]]:
         return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
@@ -92,6 +99,11 @@ def history(records: Mapping[str, Sequence], *, per_worker: Mapping[str, Any] | 
     attrs : settings to record (solver, tolerances, ...)
     bytes_source : {"model", "measured"}, optional
         What the ``bytes`` column holds (see :data:`BYTES_SOURCES`), written in its attrs.
+
+    Returns
+    -------
+    history : xarray.Dataset
+        Dimension ``iteration`` (and ``worker``), settings in ``attrs``.
 
     Examples
     --------
@@ -238,7 +250,31 @@ class HistoryRecorder:
 
 def labels(values: Any, *, nodes: Sequence | None = None, dim: str = "node", name: str = "label",
            attrs: Mapping[str, Any] | None = None) -> xr.DataArray:
-    """Labels (cluster ids, classes) as a DataArray over ``dim``, indexed by node names."""
+    """Labels (cluster ids, classes) as a DataArray over ``dim``, indexed by node names.
+
+    Parameters
+    ----------
+    values : array-like
+        One value per node or sample.
+    nodes : sequence, optional
+        Names of the nodes (default their indices).
+    dim : str, default "node"
+        Name of the dimension.
+    name : str
+        What to call the input in messages.
+    attrs : mapping, optional
+        Attributes stored with the result.
+
+    Returns
+    -------
+    labels : xarray.DataArray
+        Over ``dim``.
+
+    Examples
+    --------
+    >>> labels([0, 1], nodes=["a", "b"]).sel(node="b").item()
+    1
+    """
     values = _host(values)
     coords = {dim: np.asarray(nodes) if nodes is not None else np.arange(values.shape[0])}
     return xr.DataArray(values, dims=(dim,), coords=coords, name=name, attrs=dict(attrs or {}))
@@ -246,7 +282,31 @@ def labels(values: Any, *, nodes: Sequence | None = None, dim: str = "node", nam
 
 def embedding(values: Any, *, nodes: Sequence | None = None, dim: str = "node",
               name: str = "embedding", attrs: Mapping[str, Any] | None = None) -> xr.DataArray:
-    """An embedding (rows = nodes or samples, columns = components) as a DataArray."""
+    """An embedding (rows = nodes or samples, columns = components) as a DataArray.
+
+    Parameters
+    ----------
+    values : array-like
+        One value per node or sample.
+    nodes : sequence, optional
+        Names of the nodes (default their indices).
+    dim : str, default "node"
+        Name of the dimension.
+    name : str
+        What to call the input in messages.
+    attrs : mapping, optional
+        Attributes stored with the result.
+
+    Returns
+    -------
+    embedding : xarray.DataArray
+        Over ``(dim, component)``.
+
+    Examples
+    --------
+    >>> embedding(np.ones((3, 2))).dims
+    ('node', 'component')
+    """
     values = _host(values)
     coords = {dim: np.asarray(nodes) if nodes is not None else np.arange(values.shape[0]),
               "component": np.arange(values.shape[1])}
@@ -276,7 +336,23 @@ def _clean_attrs(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
 
 
 def write_netcdf(obj: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> None:
-    """Write an xarray result to netCDF, atomically (write then rename)."""
+    """Write an xarray result to netCDF, atomically (write then rename).
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        The result.
+    path : str or os.PathLike
+        The file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "h.nc")
+    >>> write_netcdf(history({"objective": [1.0]}), path)
+    >>> read_netcdf(path)["objective"].values.tolist()
+    [1.0]
+    """
     if not isinstance(obj, (xr.Dataset, xr.DataArray)):
         raise TypeError(f"write_netcdf expects an xarray Dataset or DataArray, got {type(obj).__name__}.")
     with atomic_path(path) as tmp:
@@ -284,6 +360,25 @@ def write_netcdf(obj: xr.Dataset | xr.DataArray, path: str | os.PathLike) -> Non
 
 
 def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Read a result written by :func:`write_netcdf` fully into memory."""
+    """Read a result written by :func:`write_netcdf` fully into memory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    result : xarray.Dataset
+        Loaded into memory.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "h.nc")
+    >>> write_netcdf(history({"objective": [1.0]}), path)
+    >>> read_netcdf(path).sizes["iteration"]
+    1
+    """
     with xr.open_dataset(check_readable(path)) as ds:
         return ds.load()

@@ -30,7 +30,20 @@ __all__ = ["check_array", "check_graph", "check_X_y", "check_indices", "check_is
 
 class NotSymmetricError(ValueError):
     """A matrix that must be symmetric (an undirected graph, a matrix for ``eigsh``) is not;
-    ``name`` says which input."""
+    ``name`` says which input.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and how to fix it.
+    name : str
+        What to call the input in messages.
+
+    Examples
+    --------
+    >>> NotSymmetricError("A is not symmetric", "A").name
+    'A'
+    """
 
     def __init__(self, message: str, name: str = "A") -> None:
         super().__init__(message)
@@ -167,6 +180,17 @@ def check_array(X: Any, *, accept_sparse: bool = True, ensure_2d: bool = True,
         Require a numeric (bool, int, unsigned, float, complex) dtype.
     name : str
         What to call the input in messages.
+
+    Returns
+    -------
+    X : array, sparse matrix, dask array or CSRMatrix
+        The input (lists become NumPy arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_array([[1, 2], [3, 4]]).shape
+    (2, 2)
     """
     if X is None:
         raise ValueError(f"{name} is None; pass an array of shape (n_samples, n_features).")
@@ -259,7 +283,34 @@ def _is_symmetric(A: Any, tol: float) -> bool:
 
 def check_graph(A: Any, *, symmetric: bool = False, non_negative: bool = True,
                 ensure_finite: FiniteMode = True, tol: float = 1e-10, name: str = "graph") -> Any:
-    """Validate an adjacency / affinity matrix: 2-D, square, finite, non-negative, optionally symmetric."""
+    """Validate an adjacency / affinity matrix: 2-D, square, finite, non-negative, optionally symmetric.
+
+    Parameters
+    ----------
+    A : array, sparse matrix or dask array
+        The matrix.
+    symmetric : bool, default False
+        Require ``A == A.T``.
+    non_negative : bool, default True
+        Refuse negative entries.
+    ensure_finite : bool or {"eager", "lazy"}, default True
+        Refuse NaN and infinity.
+    tol : float, default 1e-10
+        Tolerance of the symmetry test.
+    name : str
+        What to call the input in messages.
+
+    Returns
+    -------
+    A : array, sparse matrix, dask array or CSRMatrix
+        The validated matrix.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> check_graph(sp.csr_matrix([[0, 1.0], [1.0, 0]]), symmetric=True).shape
+    (2, 2)
+    """
     A = check_array(A, ensure_finite=ensure_finite, ensure_non_negative=non_negative, name=name)
     n_rows, n_cols = A.shape
     if n_rows != n_cols:
@@ -276,7 +327,32 @@ def check_graph(A: Any, *, symmetric: bool = False, non_negative: bool = True,
 
 
 def check_X_y(X: Any, y: Any, *, y_numeric: bool = False, **kwargs: Any) -> tuple[Any, Any]:
-    """Validate features ``X`` and targets ``y`` together (same number of rows, 1-D ``y``)."""
+    """Validate features ``X`` and targets ``y`` together (same number of rows, 1-D ``y``).
+
+    Parameters
+    ----------
+    X : array-like
+        Features (n x d).
+    y : array-like
+        Targets (n,).
+    y_numeric : bool, default False
+        Require numeric, finite targets.
+    **kwargs
+        Options of :func:`check_array` for ``X``.
+
+    Returns
+    -------
+    X : array
+        The features.
+    y : array
+        The targets.
+
+    Examples
+    --------
+    >>> X, y = check_X_y([[1.0], [2.0]], [0, 1])
+    >>> X.shape, y.shape
+    ((2, 1), (2,))
+    """
     X = check_array(X, **kwargs)
     y = check_array(y, ensure_2d=False, accept_sparse=False, name="y",
                     dtype="numeric" if y_numeric else None,
@@ -291,7 +367,24 @@ def check_X_y(X: Any, y: Any, *, y_numeric: bool = False, **kwargs: Any) -> tupl
 
 
 def check_is_fitted(estimator: Any, attributes: str | Iterable[str] | None = None) -> None:
-    """Raise :class:`sklearn.exceptions.NotFittedError` unless ``estimator`` was fitted."""
+    """Raise :class:`sklearn.exceptions.NotFittedError` unless ``estimator`` was fitted.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A scikit-learn-style estimator.
+    attributes : str or sequence of str
+        Fitted attributes that must exist.
+
+    Examples
+    --------
+    >>> from daskpml.cluster import KMeans
+    >>> try:
+    ...     check_is_fitted(KMeans(), "cluster_centers_")
+    ... except NotFittedError as err:
+    ...     print("fit" in str(err))
+    True
+    """
     if attributes is None:
         fitted = [k for k in vars(estimator) if k.endswith("_") and not k.startswith("__")]
     else:
@@ -310,7 +403,25 @@ def check_is_fitted(estimator: Any, attributes: str | Iterable[str] | None = Non
 
 class Interval:
     """Numbers of ``kind`` (``Integral`` or ``Real``; never bool) between ``left`` and ``right``
-    (None: unbounded); ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``."""
+    (None: unbounded); ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
+
+    Parameters
+    ----------
+    kind : type
+        ``numbers.Integral`` or ``numbers.Real``.
+    left : float or None
+        Lower bound (None: unbounded).
+    right : float or None
+        Upper bound (None: unbounded).
+    closed : {"left", "right", "both", "neither"}, default "left"
+        Which bounds belong to the interval.
+
+    Examples
+    --------
+    >>> from numbers import Real
+    >>> Interval(Real, 0, 1, closed="both").is_satisfied_by(1.0)
+    True
+    """
 
     def __init__(self, kind: type, left: float | None, right: float | None, *, closed: str = "both") -> None:
         self.kind, self.left, self.right, self.closed = kind, left, right, closed
@@ -338,7 +449,18 @@ class Interval:
 
 
 class Options:
-    """One of the given values (strings, usually)."""
+    """One of the given values (strings, usually).
+
+    Parameters
+    ----------
+    *values : objects
+        The allowed values.
+
+    Examples
+    --------
+    >>> Options("a", "b").is_satisfied_by("c")
+    False
+    """
 
     def __init__(self, *values: Any) -> None:
         self.values = values
@@ -403,7 +525,22 @@ def _describe(constraint: Any) -> str:
 def check_params(owner: str, constraints: Mapping[str, list], values: Mapping[str, Any]) -> None:
     """Refuse the first value in ``values`` that meets none of its ``constraints``, with one message
     naming the parameter, what it must be and what it got: ``"KMeans: max_iter must be an integer >= 1;
-    got 0 (int)."``"""
+    got 0 (int)."``
+
+    Parameters
+    ----------
+    owner : str
+        The function or estimator, for the message.
+    constraints : mapping of str to list
+        Allowed values of each parameter (types, :class:`Interval`, :class:`Options`, named constraints such as ``"random_state"``).
+    values : array-like
+        One value per node or sample.
+
+    Examples
+    --------
+    >>> from numbers import Integral
+    >>> check_params("demo", {"k": [Interval(Integral, 1, None)]}, {"k": 3})
+    """
     for name, allowed in constraints.items():
         if name not in values:
             continue
@@ -427,7 +564,29 @@ def validate_params(constraints: Mapping[str, list], *, removed: Mapping[str, st
     """Decorator: check a public function's arguments against ``constraints`` on every call.
 
     ``removed`` maps keyword arguments that the function no longer takes to what replaces them:
-    passing one is a ``TypeError`` that says so (never a silent alias)."""
+    passing one is a ``TypeError`` that says so (never a silent alias).
+
+    Parameters
+    ----------
+    constraints : mapping of str to list
+        Allowed values of each parameter (types, :class:`Interval`, :class:`Options`, named constraints such as ``"random_state"``).
+    removed : mapping of str to str, optional
+        Keyword arguments the function no longer takes, and what replaced them.
+
+    Returns
+    -------
+    decorator : callable
+        Wraps the function with the checks.
+
+    Examples
+    --------
+    >>> from numbers import Integral
+    >>> @validate_params({"k": [Interval(Integral, 1, None)]})
+    ... def f(k):
+    ...     return k
+    >>> f(2)
+    2
+    """
 
     def decorate(function: Callable) -> Callable:
         signature = inspect.signature(function)
@@ -450,7 +609,14 @@ def validate_params(constraints: Mapping[str, list], *, removed: Mapping[str, st
 
 class ParamsValidated:
     """Mixin of the estimators: ``fit`` calls :meth:`_validate_params`, which checks
-    ``get_params()`` against the class's ``_parameter_constraints``."""
+    ``get_params()`` against the class's ``_parameter_constraints``.
+
+    Examples
+    --------
+    >>> from daskpml.cluster import KMeans
+    >>> isinstance(KMeans(), ParamsValidated)
+    True
+    """
 
     _parameter_constraints: dict[str, list] = {}
 
