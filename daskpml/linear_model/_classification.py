@@ -176,7 +176,14 @@ class LinearSVC(_Classifier):
     C : float, default 1.0
     loss : {"squared_hinge", "hinge"}""" + _COMMON_DOC.format(
         solvers="lbfgs, newton_cg (squared hinge), sgd, local_sgd, one_shot_average, gradient_descent",
-        auto="lbfgs for the squared hinge and sgd for the hinge")
+        auto="lbfgs for the squared hinge and sgd for the hinge") + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((200, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> LinearSVC().fit(X, y).score(X, y) > 0.95
+    True
+    """
 
     _binary_only = True
 

@@ -110,7 +110,14 @@ class Ridge(_Regressor):
 
     Parameters
     ----------
-    alpha : float, default 1.0""" + _COMMON_DOC.format(solvers="lbfgs, newton_cg, ...", auto="lbfgs")
+    alpha : float, default 1.0""" + _COMMON_DOC.format(solvers="lbfgs, newton_cg, ...", auto="lbfgs") + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((200, 3)); y = X @ [1.0, 0.0, -2.0] + 1
+    >>> Ridge(alpha=1e-3).fit(X, y).coef_.round(2).tolist()
+    [1.0, 0.0, -2.0]
+    """
 
     _parameter_constraints = {"alpha": [Interval(Real, 0, None)]}
 
@@ -159,7 +166,14 @@ class ElasticNet(_Regressor):
     alpha : float, default 1.0
     l1_ratio : float in [0, 1], default 0.5""" + _COMMON_DOC.format(
         solvers="shotgun, proximal_gradient, sgd, local_sgd, one_shot_average",
-        auto="proximal_gradient (FISTA)") + _SHOTGUN_DOC
+        auto="proximal_gradient (FISTA)") + _SHOTGUN_DOC + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((200, 3)); y = X @ [1.0, 0.0, -2.0] + 1
+    >>> ElasticNet(alpha=0.01).fit(X, y).coef_.round(1).tolist()
+    [1.0, 0.0, -2.0]
+    """
 
     _default_solver = "proximal_gradient"
     _shotgun = True
@@ -200,7 +214,14 @@ class Lasso(ElasticNet):
     ----------
     alpha : float, default 1.0""" + _COMMON_DOC.format(
         solvers="shotgun, proximal_gradient, sgd, local_sgd, one_shot_average",
-        auto="proximal_gradient (FISTA)") + _SHOTGUN_DOC
+        auto="proximal_gradient (FISTA)") + _SHOTGUN_DOC + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((200, 3)); y = X @ [1.0, 0.0, -2.0] + 1
+    >>> (Lasso(alpha=0.1).fit(X, y).coef_.round(1) + 0.0).tolist()
+    [0.9, 0.0, -1.9]
+    """
 
     _parameter_constraints = {"alpha": [Interval(Real, 0, None)]}
 

@@ -123,7 +123,13 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
     family : ``"squared"``, ``"logistic"``, ``"multinomial"``, ``"hinge"``, ``"squared_hinge"``
     penalty, l1_ratio : ``"l2"``, ``"l1"``, ``"elasticnet"`` or None
     lam : strength of the penalty
+    fit_intercept : bool, default True
+        Fit unpenalized intercepts.
     n_classes : number of classes for the multinomial family
+    chunks : "auto", int or tuple
+        Row chunks of in-memory input (see :func:`prepare`).
+    theta0 : array, optional
+        Initial packed parameters (default zeros).
     solver : a name from :data:`daskpml.optim.SOLVERS` or a callable. The asynchronous
         solvers (``async_sgd``, ``easgd``, ``hogwild``, ``gossip_sgd``) run on the current
         dask.distributed client, or start the embedded local cluster.
@@ -133,7 +139,12 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
 
     Returns
     -------
-    coef : (d,) or (d, K) ndarray; intercept : float array or None; result : OptimizeResult
+    coef : numpy.ndarray
+        (d,) or (d, K).
+    intercept : numpy.ndarray or None
+        The intercepts (None without ``fit_intercept``).
+    result : OptimizeResult
+        The solver's result with its history.
 
     Examples
     --------

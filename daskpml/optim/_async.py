@@ -118,6 +118,45 @@ def sgd_steps(X: Any, y: Any, theta: np.ndarray, seed: int, chunk: int, start: i
     dask address, compute seconds)``. Mini-batches are the rows
     ``start .. start + steps * batch`` of the chunk's shuffled order (see
     :func:`batch_rows`), so a rerun after a worker loss repeats the same work.
+
+    Parameters
+    ----------
+    X : dask array, CSRMatrix or array
+        Rows (n x d).
+    y : dask array or array
+        Targets (n,), with the row chunks of ``X``.
+    theta : numpy.ndarray
+        Packed parameters ``[W.ravel(), b]``.
+    seed : int
+        Seed of the shuffled row order.
+    chunk : int
+        Index of the chunk.
+    start : int
+        Position in the chunk's shuffled order where the first mini-batch starts.
+    steps : int
+        SGD steps.
+    batch : int
+        Rows per mini-batch.
+    rate : float
+        Step size.
+    spec : Spec
+        The loss family and penalty.
+    factor : float, default 1.0
+        Straggler slowdown of this chunk (:func:`slowdown`).
+
+    Returns
+    -------
+    result : tuple
+        ``(theta after, sum of the mini-batch gradients, mean batch loss, dask address, compute seconds)``.
+
+    Examples
+    --------
+    >>> from daskpml.optim import Layout, Objective, get_family, get_penalty
+    >>> X = np.eye(4); y = np.ones(4)
+    >>> spec = Objective(X, y, get_family("squared"), get_penalty("none"), 0.0, Layout(4, 1, True)).spec
+    >>> theta, g, loss, where, seconds = sgd_steps(X, y, np.zeros(5), 0, 0, 0, 4, 1, 0.1, spec)
+    >>> theta.shape
+    (5,)
     """
     t0 = time.perf_counter()
     theta = np.array(_model(theta), dtype=np.float64)
@@ -145,7 +184,46 @@ def _gossip(X: Any, y: Any, own: Any, peer: Any, seed: int, chunk: int, start: i
 class Engine:
     """The driver side shared by the asynchronous solvers: block futures, task
     submission with unique keys, the ``as_completed`` loop, stopping rules, lost-work
-    accounting, objective samples and the history."""
+    accounting, objective samples and the history.
+
+    Parameters
+    ----------
+    solver : str
+        The solver's name.
+    objective : Objective
+        The distributed objective (data, loss family, penalty), see :func:`fit_linear`.
+    rows_per_update : int
+        Rows one update consumes (for the epoch count).
+    max_iter : float
+        Epochs at most.
+    max_time : float, optional
+        Seconds of work after which the solver stops with its current model.
+    tol : float
+        Stopping tolerance (see the method's description).
+    n_iter_no_change : int
+        Evaluations without improvement by ``tol`` before stopping (scikit-learn's rule).
+    eval_every : int, optional
+        Steps between two history rows with the full objective (default: one epoch).
+    delay : mapping of int to float, optional
+        Straggler hook for tests and benchmarks: chunk -> slowdown factor (:func:`slowdown`).
+    callback : callable(record) -> bool, optional
+        Called after every history row with the row, ``iteration`` and the current ``theta``; a true return value stops the solver with the model it has.
+    progress : bool, optional
+        A progress line (default: on a terminal, ``daskpml.progress``).
+    checkpoint : str or os.PathLike, optional
+        A folder for snapshots of the solver's state and history.
+    checkpoint_every : int, default 10
+        Iterations (updates for the asynchronous solvers) between snapshots.
+    resume : bool, default False
+        Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+    **attrs
+        Settings recorded in the history's attrs.
+
+    Examples
+    --------
+    >>> Engine.__name__                    # built by async_sgd, easgd and gossip_sgd, not by users
+    'Engine'
+    """
 
     def __init__(self, solver: str, objective: Objective, *, rows_per_update: int, max_iter: float,
                  max_time: float | None, tol: float | None, n_iter_no_change: int, eval_every: int | None,

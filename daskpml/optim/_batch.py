@@ -164,6 +164,34 @@ def wolfe_line_search(phi: Callable[[float], tuple[float, float]], f0: float, d0
 
     ``phi(a)`` returns ``(F(theta + a d), grad F(theta + a d) . d)``; the caller
     caches the evaluations so the accepted one is reused. Returns None on failure.
+
+    Parameters
+    ----------
+    phi : callable
+        ``phi(a)`` returns ``(F(theta + a d), grad F(theta + a d) . d)``.
+    f0 : float
+        ``phi(0)``'s value.
+    d0 : float
+        ``phi(0)``'s slope (negative).
+    alpha : float
+        The first trial step.
+    c1 : float, default 1e-4
+        Sufficient-decrease constant.
+    c2 : float, default 0.9
+        Curvature constant.
+    max_evals : int, default 20
+        Evaluations of ``phi`` at most.
+
+    Returns
+    -------
+    step : float or None
+        A step satisfying the strong Wolfe conditions, or None on failure.
+
+    Examples
+    --------
+    >>> phi = lambda a: ((a - 2.0) ** 2, 2.0 * (a - 2.0))     # F along d, minimum at 2
+    >>> wolfe_line_search(phi, 4.0, -4.0, 1.0)             # the first trial meets both conditions
+    1.0
     """
     evals = 0
 

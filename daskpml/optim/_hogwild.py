@@ -63,6 +63,53 @@ def hogwild_epochs(X: Any, y: Any, theta: np.ndarray, *, seed: int, chunk: int, 
     Each epoch shuffles the rows (permutation from ``[seed, epoch, chunk]``) and deals
     them round-robin to ``n_threads`` threads that update one shared vector without
     locks. Returns ``(theta, mean loss during the sweep, updates, compute seconds)``.
+
+    Parameters
+    ----------
+    X : dask array, CSRMatrix or array
+        Rows (n x d).
+    y : dask array or array
+        Targets (n,), with the row chunks of ``X``.
+    theta : numpy.ndarray
+        Packed parameters ``[W.ravel(), b]``.
+    seed : int
+        Seed of the shuffled row order.
+    chunk : int
+        Index of the chunk.
+    first_epoch : int
+        Epoch number of the first epoch run (for the row order).
+    epochs : int
+        Epochs run.
+    n_threads : int
+        Threads per worker sharing one weight vector without locks.
+    kind : int
+        Loss code of the compiled kernel.
+    schedule : int
+        Learning-rate schedule code of the compiled kernel.
+    eta0 : float
+        Initial step size.
+    power_t : float
+        Exponent of the invscaling schedule.
+    lam : float
+        Strength of the penalty.
+    fit_intercept : bool, default True
+        Fit an unpenalized intercept.
+    factor : float, default 1.0
+        Straggler slowdown of this chunk (:func:`slowdown`).
+
+    Returns
+    -------
+    result : tuple
+        ``(theta, mean loss during the sweep, updates, compute seconds)``.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).standard_normal((50, 2)); y = X @ [1.0, -1.0]
+    >>> theta, loss, updates, seconds = hogwild_epochs(X, y, np.zeros(3), seed=0, chunk=0, first_epoch=0, epochs=2,
+    ...                                                n_threads=1, kind=0, schedule=1, eta0=0.05, power_t=0.5,
+    ...                                                lam=0.0, fit_intercept=True)
+    >>> updates
+    100
     """
     started = time.perf_counter()
     kernels = _compile()

@@ -70,7 +70,9 @@ class ColumnBlock:
 
 @dataclass(repr=False)
 class ShotgunResult(ResultDisplay):
-    """Parameters
+    """What :func:`shotgun` returns.
+
+    Parameters
     ----------
     coef : numpy.ndarray
         The coefficients (d,).
@@ -329,16 +331,30 @@ def shotgun(X: Any, y: Any, *, l1: float, l2: float = 0.0, fit_intercept: bool =
         ``bytes``) and the current ``coef``; returning True stops.
     progress : bool, optional
         A progress line per epoch (default: on a terminal, see ``daskpml.progress``).
-    checkpoint, checkpoint_every, resume :
-        A directory (str or os.PathLike) for a snapshot every
+    checkpoint, checkpoint_every, resume : str or os.PathLike, int, bool
+        A directory for a snapshot every
         ``checkpoint_every`` epochs: the coefficients, the residual (written by the task that
         holds it), the coordinate order's generator, P and the history. ``resume=True`` goes on
         from the newest one and ends exactly as the uninterrupted run would.
 
-    The history has, per epoch: the objective (scikit-learn's scaling, divided by n), the
-    duality gap (NaN where it was not computed), the largest coordinate change, P, the
-    communication rounds so far and the bytes of residual moved in the epoch (each block receives r and sends ``X_b delta_b``
-    once per round: ``16 n`` bytes per block and round).
+    fit_intercept : bool, default True
+        Fit an unpenalized intercept (the data are centred).
+
+    Returns
+    -------
+    ShotgunResult
+        The coefficients, the intercept and the history: per epoch the objective
+        (scikit-learn's scaling, divided by n), the duality gap (NaN where it was not computed),
+        the largest coordinate change, P, the communication rounds so far and the bytes of
+        residual moved in the epoch (each block receives r and sends ``X_b delta_b`` once per
+        round: ``16 n`` bytes per block and round).
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).standard_normal((200, 5)); y = X @ [1.0, 0, 0, 2.0, 0] + 3
+    >>> res = shotgun(X, y, l1=1.0, random_state=0)
+    >>> (np.round(res.coef, 1) + 0.0).tolist(), round(res.intercept, 1)
+    ([1.0, 0.0, 0.0, 2.0, 0.0], 3.0)
     """
     if not isinstance(X, da.Array) and is_small(nbytes(X), "shotgun.local-bytes") \
             and dask.config.get("scheduler", None) is None and current_client() is not None:

@@ -685,7 +685,7 @@ def critical_batch_size(X: Any, *, max_iter: int = 500, tol: float = 1e-7, rando
 
     Returns
     -------
-     : float
+     : : float
 
     Examples
     --------
