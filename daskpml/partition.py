@@ -94,20 +94,16 @@ class GraphPartition:
 class Partitioning:
     """What :func:`partition_graph` returns.
 
-    parts : the partitions, in order
-    assignment : the partition of every node (global id -> part)
-    stats : Dataset over ``part`` (owned, halo, send, recv, edges, cut_edges) with ``attrs``
-        edge_cut (stored entries of ``A`` between partitions), edge_cut_fraction, balance
-        (largest owned count over the mean), method, n_parts
-
     Parameters
     ----------
     parts : list of GraphPartition
-        One per partition.
+        The partitions, in order.
     assignment : numpy.ndarray
-        The partition of every node.
+        The partition of every node (global id -> part).
     stats : xarray.Dataset
-        Sizes, halos and the edge cut (attrs ``edge_cut_fraction``).
+        Over ``part``: owned, halo, send, recv, edges, cut_edges; ``attrs``: edge_cut (stored
+        entries of ``A`` between partitions), edge_cut_fraction, balance (largest owned count
+        over the mean), method, n_parts.
 
     Examples
     --------

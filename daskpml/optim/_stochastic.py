@@ -51,7 +51,7 @@ def _permutation(seed: int, epoch: int, chunk: int, n: int) -> np.ndarray:
 
 
 def batch_rows(seed: int, chunk: int, n: int, start: int, size: int) -> np.ndarray:
-    """Rows ``start .. start + size`` of the chunk's epoch-by-epoch shuffled order.
+    """Rows ``start`` to ``start + size`` of the chunk's epoch-by-epoch shuffled order.
 
     Parameters
     ----------
