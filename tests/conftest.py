@@ -1,15 +1,15 @@
-"""Shared fixtures: ``backend`` (numpy; cupy only with a GPU) and ``client`` (a small LocalCluster per module)."""
+"""Shared fixtures: ``backend`` (numpy; cupy only with a GPU), ``in_process``, ``client`` (a small LocalCluster
+per module) and ``cli_cluster`` (a real ``dask scheduler`` + ``dask worker`` pair). Helpers that tests import
+live in ``tests/_helpers.py``."""
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
 from distributed import Client, LocalCluster
 
-from daskpml.backend import gpu_count, to_backend, to_numpy
+from daskpml.backend import gpu_count
 
 
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
@@ -33,44 +33,6 @@ def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster, set_as_default=True) as c:
         yield c
-
-
-def on(backend: str, x):
-    """``x`` (NumPy / SciPy) moved to ``backend``."""
-    return to_backend(x, backend)
-
-
-def host(x):
-    """A computed result as NumPy / SciPy, for comparison with a reference."""
-    if hasattr(x, "compute"):
-        x = x.compute()
-    x = to_numpy(x)
-    return x.toarray() if sp.issparse(x) else np.asarray(x)
-
-
-def random_csr(m: int, n: int, density: float, seed: int, dtype=np.float64) -> sp.csr_matrix:
-    return sp.random(m, n, density=density, format="csr", random_state=seed, dtype=dtype)
-
-
-def _exit_worker():
-    os._exit(1)
-
-
-def worker_killer(client, at: int):
-    """A solver callback that kills one worker process (``os._exit``) at iteration / update
-    ``at``; the returned list names the victim once it is done."""
-    killed: list[str] = []
-
-    def kill_one(record):
-        if record["iteration"] == at and not killed:
-            victim = sorted(client.scheduler_info()["workers"])[0]
-            killed.append(victim)
-            try:
-                client.run(_exit_worker, workers=[victim])
-            except Exception:                      # the worker dies before answering
-                pass
-
-    return kill_one, killed
 
 
 def _free_port() -> int:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import host, on
+from _helpers import host, on
 
 from daskpml import perf
 from daskpml.backend import backend_name

@@ -3,7 +3,7 @@
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import host
+from _helpers import host
 from sklearn.cluster import KMeans as SKKMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score

@@ -7,7 +7,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import host, on
+from _helpers import host, on
 from scipy.optimize import nnls as scipy_nnls
 from sklearn.decomposition import NMF as SKNMF
 from sklearn.exceptions import ConvergenceWarning, NotFittedError

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import adjusted_rand_score
 
-from conftest import on
+from _helpers import on
 from daskpml.cluster import MarkovClustering
 from daskpml.datasets import load_graph, make_sbm, read_clusters, save_graph, write_clusters
 from daskpml.graph import interpret, mcl

@@ -4,7 +4,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import host, on
+from _helpers import host, on
 from sklearn.neighbors import NearestNeighbors, kneighbors_graph, radius_neighbors_graph
 
 from daskpml.graph import epsilon_graph, gaussian_graph, kneighbors, knn_graph

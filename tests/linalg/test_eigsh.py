@@ -5,7 +5,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import host, on, random_csr
+from _helpers import host, on, random_csr
 from scipy.sparse import csgraph
 from scipy.sparse.linalg import eigsh as scipy_eigsh
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import host, on, random_csr
+from _helpers import host, on, random_csr
 from scipy.sparse import csgraph
 
 from daskpml.linalg import laplacian

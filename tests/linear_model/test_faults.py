@@ -7,7 +7,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import daskpml.linear_model as dl
-from conftest import worker_killer
+from _helpers import worker_killer
 
 
 @pytest.mark.distributed

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from distributed import Client, LocalCluster
 
 import daskpml.linear_model as dl
-from conftest import worker_killer
+from _helpers import worker_killer
 from daskpml.optim import Layout, Objective, async_sgd, fit_linear, get_family, get_penalty
 
 LAM = 1e-2

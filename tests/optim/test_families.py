@@ -5,7 +5,7 @@ import pytest
 
 from daskpml.optim import FAMILIES, Layout, Objective, get_family, get_penalty
 
-from conftest import host, on
+from _helpers import host, on
 
 
 def _problem(family, seed=0, n=60, d=4):

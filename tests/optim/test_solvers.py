@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from daskpml.optim import SOLVERS, fit_linear, get_solver
 from daskpml.sparse import from_array as csr_from_array
 
-from conftest import on
+from _helpers import on
 
 
 def _logistic_data(n=3000, d=6, seed=0):

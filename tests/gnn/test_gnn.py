@@ -170,7 +170,7 @@ def test_partitioned_pass_equals_the_dense_reference(model, n_parts, method):
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_gradients_on_the_features_backend(backend, sparse):
-    from conftest import host, on
+    from _helpers import host, on
 
     A, X, y, train, *_ = sbm_task(120)
     X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0)) if sparse else X

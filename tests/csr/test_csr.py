@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from daskpml.sparse import CSRMatrix, from_array, spgemm
-from conftest import host, on, random_csr
+from _helpers import host, on, random_csr
 
 SHAPES = [(60, 45, 0.1, 13), (100, 100, 0.05, 25), (37, 80, 0.3, (10, 0, 27)), (1, 5, 1.0, 1)]
 
