@@ -28,6 +28,17 @@ def in_process():
         yield
 
 
+@pytest.fixture()
+def nanny_client(request):
+    """A fresh cluster of worker processes with nannies (a worker that dies is restarted) per test,
+    so that one test's kills cannot leave the next with a worker short. Two workers; a test
+    asks for more with ``@pytest.mark.parametrize("nanny_client", [3], indirect=True)``."""
+    n_workers = getattr(request, "param", 2)
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit="2GiB", silence_logs=50) as cluster, Client(cluster) as c:
+        yield c
+
+
 @pytest.fixture(scope="module")
 def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \

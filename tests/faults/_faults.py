@@ -1,5 +1,5 @@
-"""A LocalCluster with nannies (worker processes that are restarted when they die) and
-helpers that kill a worker in the middle of a run."""
+"""Helpers that kill a worker in the middle of a run (the cluster with nannies is conftest's
+``nanny_client`` fixture)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,6 @@ import signal
 import threading
 import time
 
-import pytest
-
-
-@pytest.fixture()
-def nanny_client():
-    """A fresh two-worker cluster per test, so that one test's kills cannot leave the next
-    with a worker short."""
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                           memory_limit="2GiB", silence_logs=50)
-    client = Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
 
 
 async def _exit_soon() -> None:

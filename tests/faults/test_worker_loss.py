@@ -13,7 +13,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _faults import Killer, nanny_client, recover  # noqa: F401 (nanny_client is a fixture)
+from _faults import Killer, recover
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(180)]
 
@@ -144,7 +144,7 @@ HANGS: dict = {}
 @pytest.mark.parametrize("name,how", [
     pytest.param(n, h, marks=[pytest.mark.skip(reason=HANGS[(n, h)])] if (n, h) in HANGS else [])
     for n in CASES for h in ("exit", "sigkill")])
-def test_worker_killed_mid_run(nanny_client, name, how):  # noqa: F811 (the fixture)
+def test_worker_killed_mid_run(nanny_client, name, how):
     run, compare, at = CASES[name]
     recover(nanny_client)
     reference = run(nanny_client, None)

@@ -4,7 +4,6 @@
 import dask.array as da
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
 import daskpml.linear_model as dl
 from _helpers import worker_killer
@@ -12,19 +11,18 @@ from _helpers import worker_killer
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_worker_killed_mid_fit_gives_the_same_model():
+def test_worker_killed_mid_fit_gives_the_same_model(nanny_client):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((4000, 6))
     y = (X @ rng.standard_normal(6) + rng.logistic(size=4000) > 0).astype(int)
     reference = dl.LogisticRegression(tol=1e-10).fit(X, y)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        Xd = da.from_array(X, chunks=(500, 6))       # chunks can be recomputed from the graph
-        yd = da.from_array(y, chunks=500)
-        kill_one, killed = worker_killer(client, at=2)
+    client = nanny_client
+    Xd = da.from_array(X, chunks=(500, 6))       # chunks can be recomputed from the graph
+    yd = da.from_array(y, chunks=500)
+    kill_one, killed = worker_killer(client, at=2)
 
-        model = dl.LogisticRegression(tol=1e-10, solver="lbfgs",
-                                      solver_kwargs={"callback": kill_one}).fit(Xd, yd)
-        assert killed
-        np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(model.intercept_, reference.intercept_, atol=1e-8)
+    model = dl.LogisticRegression(tol=1e-10, solver="lbfgs",
+                                  solver_kwargs={"callback": kill_one}).fit(Xd, yd)
+    assert killed
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, atol=1e-8)

@@ -211,23 +211,23 @@ def test_bad_options_fail_clearly(cluster4, data):
 
 @pytest.mark.distributed
 @pytest.mark.timeout(150)
+@pytest.mark.parametrize("nanny_client", [3], indirect=True)
 @pytest.mark.parametrize("solver", ["async_sgd", "gossip_sgd", "easgd"])
-def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver):
+def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver, nanny_client):
     X, y = _problem(n=6000)
     _, _, ref = fit_linear(X, y, family="logistic", lam=LAM, solver="lbfgs", tol=1e-10)
     fstar = float(ref.history.objective.values[-1])
-    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        kill_one, killed = worker_killer(client, at=20)
+    client = nanny_client
+    kill_one, killed = worker_killer(client, at=20)
 
-        t0 = time.perf_counter()
-        _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
-                               delay={1: 3.0}, callback=kill_one, random_state=0)
-        assert killed and time.perf_counter() - t0 < 100
-        h = res.history
-        assert h.attrs["lost_tasks"] >= 1 and int(h.lost.sum()) == h.attrs["lost_tasks"]
-        assert h.rows.values[-1] >= 4 * len(X)
-        assert (h.objective.values[-1] - fstar) / fstar < 2e-2
+    t0 = time.perf_counter()
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
+                           delay={1: 3.0}, callback=kill_one, random_state=0)
+    assert killed and time.perf_counter() - t0 < 100
+    h = res.history
+    assert h.attrs["lost_tasks"] >= 1 and int(h.lost.sum()) == h.attrs["lost_tasks"]
+    assert h.rows.values[-1] >= 4 * len(X)
+    assert (h.objective.values[-1] - fstar) / fstar < 2e-2
 
 
 @pytest.mark.parametrize("solver", ["sgd", "local_sgd"])
