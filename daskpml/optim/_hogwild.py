@@ -225,7 +225,7 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
     >>> coef.shape
     (3,)
     """
-    from ._async import Engine
+    from ._async_engine import Engine, RunOptions
 
     family = objective.family.name
     if family not in _KINDS:
@@ -247,11 +247,9 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
     seed = resolve_seed(random_state)
     E = int(epochs_per_round)
     P = objective.n_chunks
-    eng = Engine("hogwild", objective, rows_per_update=math.ceil(objective.n_samples / P) * E, max_iter=max_iter,
-                 max_time=max_time, tol=tol, n_iter_no_change=n_iter_no_change, eval_every=P, delay=delay,
-                 callback=callback, progress=progress, n_threads=int(n_threads), epochs_per_round=E,
-                 learning_rate=learning_rate, eta0=eta0, seed=seed, checkpoint=checkpoint,
-                 checkpoint_every=checkpoint_every, resume=resume)
+    options = RunOptions.of({**locals(), "eval_every": P})      # one history row per round of P workers
+    eng = Engine("hogwild", objective, options, rows_per_update=math.ceil(objective.n_samples / P) * E,
+                 n_threads=int(n_threads), epochs_per_round=E, seed=seed)
     weights = np.asarray(eng.sizes, dtype=float) / eng.n
     msg = 8 * len(theta0)
     options = dict(seed=seed, n_threads=int(n_threads), kind=_KINDS[family], schedule=_SCHEDULES[learning_rate],
