@@ -17,7 +17,8 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from typing import Any, Callable, Iterator, Literal
 
@@ -311,19 +312,43 @@ def nmf(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nnds
     >>> float(r.history.relative_error[-1]) < 1e-2
     True
     """
-    return _factor(check_matrix(A), n_components, solver=solver, init=init, W=W, H=H, max_iter=max_iter, tol=tol,
-                   inner_iter=inner_iter, alpha_W=alpha_W, alpha_H=alpha_H, l1_ratio=l1_ratio, dtype=dtype,
-                   random_state=random_state, layout=layout, col_chunks=col_chunks, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every, resume=resume, callback=callback, progress=progress)
+    return _factor(check_matrix(A), n_components, NMFOptions.of(locals()))
 
 
-def _factor(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "nndsvda", W: Any = None,
-        H: Any = None, max_iter: int = 200, tol: float = 1e-4, inner_iter: int | str = 1, alpha_W: float = 0.0,
-        alpha_H: float | str = 0.0, l1_ratio: float = 0.0, dtype: Any = None, random_state: Any = None,
-        layout: Literal["auto", "rows", "grid"] = "auto", col_chunks: int | None = None,
-        checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False,
-        callback: Callable | None = None, progress: bool | None = None) -> NMFResult:
+@dataclass(frozen=True)
+class NMFOptions:
+    """The options of :func:`nmf` (see there), handed between its steps as one object."""
+
+    solver: Solver = "hals"
+    init: str = "nndsvda"
+    W: Any = None
+    H: Any = None
+    max_iter: int = 200
+    tol: float = 1e-4
+    inner_iter: int | str = 1
+    alpha_W: float = 0.0
+    alpha_H: float | str = 0.0
+    l1_ratio: float = 0.0
+    dtype: Any = None
+    random_state: Any = None
+    layout: str = "auto"
+    col_chunks: int | None = None
+    checkpoint: str | os.PathLike | None = None
+    checkpoint_every: int = 10
+    resume: bool = False
+    callback: Callable | None = None
+    progress: bool | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> NMFOptions:
+        """The options among a function's arguments (its ``locals()`` on entry)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+
+def _factor(A: Any, n_components: int, o: NMFOptions) -> NMFResult:
     """:func:`nmf` on a matrix already checked by :func:`check_matrix`."""
+    solver, init, layout, W, H, dtype, inner_iter = o.solver, o.init, o.layout, o.W, o.H, o.dtype, o.inner_iter
+    max_iter, tol, resume, checkpoint = o.max_iter, o.tol, o.resume, o.checkpoint
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     if init not in INITS:
@@ -342,15 +367,11 @@ def _factor(A: Any, n_components: int, *, solver: Solver = "hals", init: str = "
     dtype = np.dtype(dtype or (A.dtype if np.dtype(A.dtype).kind == "f" else np.float64))
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}.")
-    reg = regularization(alpha_W, alpha_H, l1_ratio, *A.shape)
+    reg = regularization(o.alpha_W, o.alpha_H, o.l1_ratio, *A.shape)
     if not (inner_iter == "auto" or (isinstance(inner_iter, int) and inner_iter >= 1)):
         raise ValueError(f"inner_iter must be a positive integer or 'auto', got {inner_iter!r}.")
     with _placement(A) as A, overflow_guard(A, "A") as check:
-        result = _fit(A, k, dtype, reg, solver=solver, init=init, W=W, H=H, max_iter=int(max_iter), tol=float(tol),
-                      inner_iter=inner_iter,
-                      random_state=random_state, layout=layout, col_chunks=col_chunks, checkpoint=checkpoint,
-                      checkpoint_every=int(checkpoint_every), resume=resume, callback=callback, progress=progress,
-                      attrs=dict(alpha_W=float(alpha_W), l1_ratio=float(l1_ratio)))
+        result = _fit(A, k, dtype, reg, o, attrs=dict(alpha_W=float(o.alpha_W), l1_ratio=float(o.l1_ratio)))
         check(result.history["error"].values)
         return result
 
@@ -392,11 +413,9 @@ def _inner(inner_iter: int | str, solver: str, A: Any, k: int) -> tuple[tuple[in
     return (min(cap, 1 + int(0.5 * rho_w)), 0.1), (min(cap, 1 + int(0.5 * rho_h)), 0.1)
 
 
-def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: Any, H: Any, max_iter: int,
-         tol: float, inner_iter: int | str, random_state: Any, layout: str, col_chunks: int | None, checkpoint: Any,
-         checkpoint_every: int, resume: bool, callback: Callable | None, progress: bool | None,
-         attrs: dict) -> NMFResult:
-    grid, op = as_grid(A, dtype, layout, col_chunks, k)
+def _fit(A: Any, k: int, dtype: Any, reg: tuple, o: NMFOptions, attrs: dict) -> NMFResult:
+    solver, init, max_iter, tol, inner_iter = o.solver, o.init, int(o.max_iter), float(o.tol), o.inner_iter
+    grid, op = as_grid(A, dtype, o.layout, o.col_chunks, k)
     xp, _ = get_namespace(grid)
     like = xp.empty((0, 0), dtype=dtype)
     sub_rows = max(1, int(_config.get("decomposition.sub-block-bytes"))
@@ -405,14 +424,15 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
     engine = Engine(grid, k, solver, reg, sub_rows=sub_rows, inner=inner, h_parts=total_threads())
     fingerprint = _fingerprint(grid, k, solver, reg)
     cp = _checkpoint.Checkpoint(
-        checkpoint, "nmf", dict(n_components=k, solver=solver, regularization=fingerprint["regularization"],
-                                inner=[list(inner[0]), list(inner[1])]),
-        {key: fingerprint[key] for key in ("shape", "chunks", "dtype")}, every=checkpoint_every, resume=resume)
+        o.checkpoint, "nmf", dict(n_components=k, solver=solver, regularization=fingerprint["regularization"],
+                                  inner=[list(inner[0]), list(inner[1])]),
+        {key: fingerprint[key] for key in ("shape", "chunks", "dtype")}, every=int(o.checkpoint_every),
+        resume=o.resume)
     cp.watch(A=grid)
     snapshot = cp.restore(like)
     stop = _Stopping(solver, float(tol), snapshot.state if snapshot else None)
     if snapshot is None:
-        Wt, H0 = initialize(op, k, init, grid.chunks[0], like, W=W, H=H, random_state=random_state)
+        Wt, H0 = initialize(op, k, init, grid.chunks[0], like, W=o.W, H=o.H, random_state=o.random_state)
         H0 = da.from_array(H0, chunks=(k, engine.h_cols))
         rows: list[dict] = []
         first = 0
@@ -423,7 +443,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
         rows = snapshot.rows()
         first = snapshot.iteration
         converged = bool(snapshot.state.get("converged", False))
-    recorder = HistoryRecorder(callback=callback, bytes_source="model")
+    recorder = HistoryRecorder(callback=o.callback, bytes_source="model")
     recorder.resume(rows)
     t0 = time.perf_counter() - (rows[-1]["time"] if rows else 0.0)
     norm2, cross, quad = engine.start(Wt, H0)
@@ -435,7 +455,7 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, *, solver: str, init: str, W: A
                                   time=time.perf_counter() - t0, rounds=0, bytes=0))
     per_iteration = engine.bytes_per_iteration()
     per_round = _iterations_per_round(grid, k)
-    show = ProgressLine(progress)
+    show = ProgressLine(o.progress)
     stopped = False
     iteration = first
     try:

@@ -19,7 +19,7 @@ from ..backend import get_namespace, is_sparse
 from ..sparse import CSRMatrix
 from ..validation import Interval, ParamsValidated, check_array, check_is_fitted
 from . import _nmf_kernels as K
-from ._nmf import NMF_CONSTRAINTS, _factor, check_matrix, regularization
+from ._nmf import NMF_CONSTRAINTS, NMFOptions, _factor, check_matrix, regularization
 
 
 def _transform_block(A: Any, H: Any, G: Any, l1: float, l2: float) -> Any:
@@ -127,12 +127,8 @@ class NMF(ParamsValidated, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self._validate_params()
         X = self._validate(X, reset=True)
         k = self.n_components if self.n_components is not None else min(X.shape)
-        result = _factor(check_matrix(X, name="X"), k, solver=self.solver, init=self.init, W=W, H=H,
-                         max_iter=self.max_iter, tol=self.tol, inner_iter=self.inner_iter, alpha_W=self.alpha_W,
-                         alpha_H=self.alpha_H, l1_ratio=self.l1_ratio, dtype=self.dtype,
-                         random_state=self.random_state, layout=self.layout, col_chunks=self.col_chunks,
-                         checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every, resume=resume,
-                         progress=self.progress)
+        options = NMFOptions.of({**self.get_params(), "W": W, "H": H, "resume": resume})
+        result = _factor(check_matrix(X, name="X"), k, options)
         self.n_components_ = k
         self.components_ = result.H.compute() if result.history.attrs["layout"] == "rows" else result.H
         self.reconstruction_err_ = result.reconstruction_err
