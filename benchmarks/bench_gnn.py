@@ -223,7 +223,7 @@ def daskpml_big(path: str, n_parts: int, n_workers: int, threads: int, epochs: i
     times = m.history_.epoch_time.values
     return {"epoch": float(np.median(times[1:])), "total": total, "peaks": sorted(peaks.values()),
             "base": sorted(base.values()), "acc": m.score(test), "cut": m.history_.attrs["edge_cut_fraction"],
-            "bytes": float(m.history_.bytes_exchanged[0])}
+            "bytes": float(m.history_.bytes[0])}
 
 
 def pyg_big(path: str, epochs: int) -> dict:
