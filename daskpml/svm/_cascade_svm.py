@@ -329,7 +329,8 @@ def cascade_svm(X: Any, y: np.ndarray, labels: np.ndarray, *, C: float = 1.0, ke
         rows = dask.compute(snap.blocks["support_rows"][0])[0]
         top = SVSet(snap.arrays["idx"], rows, snap.arrays["y"], alpha=snap.arrays.get("alpha"))
         previous = np.sort(top.idx)
-        recorder.resume(snap.rows())
+        # snapshots written before the one recorder named the pass column pass_
+        recorder.resume([{("pass" if k == "pass_" else k): v for k, v in row.items()} for row in snap.rows()])
         first = snap.iteration + 1
     n_pass = first - 1
     for n_pass in range(first, max_passes + 1):
