@@ -451,8 +451,8 @@ def _fit(A: Any, k: int, dtype: Any, reg: tuple, o: NMFOptions, attrs: dict) -> 
     norm = math.sqrt(norm2) if norm2 > 0 else 1.0
     if snapshot is None:
         stop.start(error)
-        recorder.rows.append(dict(relative_error=error / norm, error=error, violation=np.nan,
-                                  time=time.perf_counter() - t0, rounds=0, bytes=0))
+        recorder.record(0, notify=False, relative_error=error / norm, error=error, violation=np.nan,
+                        time=time.perf_counter() - t0, rounds=0, bytes=0)      # the initialization's row
     per_iteration = engine.bytes_per_iteration()
     per_round = _iterations_per_round(grid, k)
     show = ProgressLine(o.progress)
