@@ -38,7 +38,7 @@ from . import _config
 from ._progress import in_notebook
 from .backend import nbytes
 
-__all__ = ["WorkerLostError", "announce", "check_address", "check_main_guard", "connect", "current_client", "dashboard_link",
+__all__ = ["WorkerLostError", "active_client", "announce", "check_address", "check_main_guard", "connect", "current_client", "dashboard_link",
            "distribute_rows", "gather_watching", "mute_cluster_logs", "muted_cluster_logs", "persist_with_progress",
            "scatter", "scatter_blocks", "scatter_client", "shutdown", "total_threads", "worker_errors"]
 
@@ -336,6 +336,29 @@ def current_client() -> Client | None:
         return Client.current()
     except ValueError:
         return None
+
+
+def active_client() -> Client | None:
+    """The default client when it is also dask's active scheduler; ``None`` when dask computes
+    without it (no client, or ``dask.config.set(scheduler="sync"/"threads")`` in force).
+
+    Returns
+    -------
+    client : distributed.Client or None
+        The client that computations go to.
+
+    Examples
+    --------
+    >>> import dask
+    >>> with dask.config.set(scheduler="sync"):
+    ...     active_client() is None
+    True
+    """
+    client = current_client()
+    if client is None:
+        return None
+    scheduler = dask.base.get_scheduler()
+    return client if getattr(scheduler, "__self__", None) is client else None
 
 
 def scatter_client(size: int = 0, threshold: int = 0) -> Client | None:

@@ -23,6 +23,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from ._objective import Objective
+from ._ranks import on_ranks
 from ._run import OptimizeResult, Run
 
 
@@ -40,6 +41,7 @@ def _max_abs(g: np.ndarray) -> float:
     return float(np.max(np.abs(g))) if g.size else 0.0
 
 
+@on_ranks
 def gradient_descent(objective: Objective, theta0: np.ndarray, *, step: float | Literal["backtracking"] = "backtracking",
                      max_iter: int = 1000, tol: float = 1e-4, callback: Callable | None = None,
                      progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
@@ -268,6 +270,7 @@ def _two_loop(g: np.ndarray, s_list: list, y_list: list) -> np.ndarray:
     return q
 
 
+@on_ranks
 def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: int = 100, tol: float = 1e-4,
           ftol: float = 64 * np.finfo(float).eps, callback: Callable | None = None,
           progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
@@ -368,6 +371,7 @@ def lbfgs(objective: Objective, theta0: np.ndarray, *, m: int = 10, max_iter: in
     return run.finish(theta, it, converged, message)
 
 
+@on_ranks
 def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, tol: float = 1e-4,
               max_cg: int = 50, callback: Callable | None = None, progress: bool | None = None,
               checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
@@ -469,6 +473,7 @@ def newton_cg(objective: Objective, theta0: np.ndarray, *, max_iter: int = 50, t
     return run.finish(theta, it, converged, message)
 
 
+@on_ranks
 def proximal_gradient(objective: Objective, theta0: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-4,
                       accelerate: bool = True, callback: Callable | None = None,
                       progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:

@@ -30,6 +30,7 @@ from ..backend import get_namespace, to_numpy
 from .._random import resolve_seed
 from ._batch import _max_abs, _require_smooth_penalty
 from ._objective import Objective, _linear, _params_like, _sub_rows, chunk_loss_grad
+from ._ranks import on_ranks
 from ._run import OptimizeResult, Run
 
 
@@ -78,6 +79,7 @@ def to_dense(a: Any) -> Any:
     return a.toarray() if hasattr(a, "toarray") else a
 
 
+@on_ranks
 def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float | str = "auto",
            max_iter: int = 50, tol: float = 1e-4, random_state: Any = 0, callback: Callable | None = None,
            progress: bool | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:

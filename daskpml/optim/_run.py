@@ -15,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .._checkpoint import Checkpoint, Snapshot
 from .._progress import ProgressLine
 from ..results import HistoryRecorder, ResultDisplay
+from ._ranks import rank_context
 
 
 @dataclass(repr=False)
@@ -86,8 +87,12 @@ class Run:
             raise ValueError(f"max_iter must be at least 1, got {max_iter}.")
         if not self.tol >= 0:
             raise ValueError(f"tol must be non-negative, got {tol}.")
-        self.progress = ProgressLine(progress)
-        self.recorder = HistoryRecorder(callback=callback, bytes_source="model")
+        ctx = rank_context()
+        # On a rank (the solver's loop runs on the workers, see _ranks.py) rows go to the client,
+        # which shows the progress line, calls the callback and holds the checkpoint.
+        self.progress = ProgressLine(False if ctx is not None else progress)
+        self.recorder = HistoryRecorder(callback=ctx.on_record if ctx is not None else callback,
+                                        bytes_source="measured" if ctx is not None else "model")
         self.workers: list | None = None
         self.worker_totals: dict[str, Any] = {}     # one value per worker for the whole run
         self.attrs = dict({
@@ -96,8 +101,11 @@ class Run:
             "max_iter": self.max_iter, "n_samples": objective.n_samples, "n_chunks": objective.n_chunks,
             "n_params": objective.layout.size, "param_bytes": 8 * objective.layout.size}, **attrs)
         self._bytes = objective.comm.bytes
-        self.checkpoint = Checkpoint(checkpoint, every=checkpoint_every, resume=resume) \
-            if checkpoint is not None or resume else None
+        if ctx is not None:
+            self.checkpoint = ctx.remote_checkpoint(checkpoint_every)
+        else:
+            self.checkpoint = Checkpoint(checkpoint, every=checkpoint_every, resume=resume) \
+                if checkpoint is not None or resume else None
         self.snapshot = self._restore()
 
     # -- checkpoints ----------------------------------------------------------------------

@@ -40,6 +40,7 @@ from .._random import resolve_seed
 from .._blocks import tree_sum
 from ..validation import validate_params
 from ._objective import Objective, Spec, chunk_loss_grad
+from ._ranks import RankObjective, on_ranks
 from ._run import OptimizeResult, Run
 
 Schedule = Literal["constant", "invscaling", "step"]
@@ -245,6 +246,7 @@ class _Stopper:
 
 
 @validate_params({}, removed=RENAMED)
+@on_ranks
 def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, learning_rate: Schedule = "invscaling",
         eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10, momentum: float = 0.0,
         max_iter: int = 10, tol: float = 1e-4, n_iter_no_change: int = 3, eval_every: int | None = None,
@@ -337,25 +339,14 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
     stopper, t, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
     if run.snapshot is not None:
         seed, t, it, state, converged = _restore_sgd(run.snapshot, stopper)
-    msg_bytes = 8 * (len(theta0) + 1)
     while t < total_steps and not converged:
         it += 1
         seg = min(eval_every, total_steps - t)
-        node: Any = state
-        losses = []
-        for k in range(t, t + seg):
-            rate = scheduled_rate(learning_rate, eta0, k, k / steps_per_epoch, power_t=power_t,
-                                 gamma=gamma, decay_every=decay_every)
-            parts = [delayed(_batch_grad, pure=False)(Xb, yb, node, seed, i, k * b, b, objective.family,
-                                                      objective.layout, factors[i])
-                     for i, ((Xb, yb), b) in enumerate(zip(objective._blocks, shares))]
-            root, edges = tree_sum(parts, objective.split_every)
-            node = delayed(_step, pure=False, nout=3)(node, root, rate, momentum, batch, objective.spec)
-            losses.append(node[2])
-            objective.comm.add(len(parts) * msg_bytes * (2 if momentum else 1) + edges * msg_bytes)
+        steps = _sgd_steps_on_ranks if isinstance(objective, RankObjective) else _sgd_steps_graph
+        out, batch_losses, rate = steps(objective, state, t, seg, seed, shares, batch, factors, momentum,
+                                        dict(schedule=learning_rate, eta0=eta0, power_t=power_t, gamma=gamma,
+                                             decay_every=decay_every), steps_per_epoch)
         t += seg
-        out, batch_losses = dask.compute(node, losses, optimize_graph=False) if objective.distributed \
-            else _run_local(node, losses)
         state = (out[0], out[1])
         with run.paused():
             f, gnorm = objective.monitor(state[0])
@@ -367,6 +358,48 @@ def sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256, lear
         _save_sgd(run, it, seed, t, state, stopper)
     return run.finish(state[0], it, converged or t >= total_steps,
                       "" if converged else f"ran max_iter={max_iter} epochs")
+
+
+def _sgd_steps_graph(objective: Any, state: tuple, t: int, seg: int, seed: int, shares: list, batch: int,
+                     factors: list, momentum: float, schedule: dict, steps_per_epoch: int) -> tuple:
+    """``seg`` synchronous SGD steps as one task graph (the scheduler sequences step -> reduce ->
+    update), computed once: the state, the mini-batch losses and the last rate."""
+    node: Any = state
+    losses = []
+    msg_bytes = 8 * (len(state[0]) + 1)
+    for k in range(t, t + seg):
+        rate = _rate(schedule, k, steps_per_epoch)
+        parts = [delayed(_batch_grad, pure=False)(Xb, yb, node, seed, i, k * b, b, objective.family,
+                                                  objective.layout, factors[i])
+                 for i, ((Xb, yb), b) in enumerate(zip(objective._blocks, shares))]
+        root, edges = tree_sum(parts, objective.split_every)
+        node = delayed(_step, pure=False, nout=3)(node, root, rate, momentum, batch, objective.spec)
+        losses.append(node[2])
+        objective.comm.add(len(parts) * msg_bytes * (2 if momentum else 1) + edges * msg_bytes)
+    out, batch_losses = dask.compute(node, losses, optimize_graph=False) if objective.distributed \
+        else _run_local(node, losses)
+    return out, batch_losses, rate
+
+
+def _sgd_steps_on_ranks(objective: Any, state: tuple, t: int, seg: int, seed: int, shares: list, batch: int,
+                        factors: list, momentum: float, schedule: dict, steps_per_epoch: int) -> tuple:
+    """``seg`` synchronous SGD steps on the ranks: each step the local blocks' mini-batch
+    gradients, one allreduce, the same update on every rank."""
+    losses = []
+    for k in range(t, t + seg):
+        rate = _rate(schedule, k, steps_per_epoch)
+        node = state
+        total = objective.reduce_blocks(
+            lambda i, Xb, yb: _batch_grad(Xb, yb, node, seed, i, k * shares[i], shares[i], objective.family,
+                                          objective.layout, factors[i]))
+        state = _step(state, total, rate, momentum, batch, objective.spec)
+        losses.append(state[2])
+    return state, losses, rate
+
+
+def _rate(schedule: dict, k: int, steps_per_epoch: int) -> float:
+    return scheduled_rate(schedule["schedule"], schedule["eta0"], k, k / steps_per_epoch,
+                          power_t=schedule["power_t"], gamma=schedule["gamma"], decay_every=schedule["decay_every"])
 
 
 def _save_sgd(run: Run, it: int, seed: int, position: int, state: tuple, stopper: _Stopper) -> None:
@@ -436,6 +469,7 @@ def _divergence(avg: tuple, *states: tuple) -> np.ndarray:
 
 
 @validate_params({}, removed=RENAMED)
+@on_ranks
 def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
               learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
               gamma: float = 0.1, decay_every: int = 10, momentum: float = 0.0, max_iter: int = 10,
@@ -543,35 +577,70 @@ def local_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10
     stopper, r, it, converged = _Stopper(tol, n_iter_no_change), 0, 0, False
     if run.snapshot is not None:
         seed, r, it, state, converged = _restore_sgd(run.snapshot, stopper)
-    blocks = objective._blocks
     while r < total_rounds:
         it += 1
         seg = min(eval_every, total_rounds - r)
-        node: Any = state
-        for k in range(r, r + seg):
-            local = [delayed(_local_round, pure=False, nout=3)(Xb, yb, node, seed, i, k * H, H, batch_size,
-                                                               learning_rate, eta0, opts, momentum,
-                                                               objective.spec, steps_per_epoch, factors[i])
-                     for i, (Xb, yb) in enumerate(blocks)]
-            node, edges = _average_tree(local, weights, objective.split_every)
-            objective.comm.add(2 * len(local) * msg + edges * msg)
+        rounds = _local_rounds_on_ranks if isinstance(objective, RankObjective) else _local_rounds_graph
+        state, last, div = rounds(objective, state, r, seg, seed, H, batch_size, learning_rate, eta0, opts,
+                                  momentum, steps_per_epoch, factors, weights)
         r += seg
-        drift = delayed(_divergence, pure=False)(node, *local)
-        scheduler = None if objective.distributed else "sync"
-        out, last, div = dask.compute(node, [loc[2] for loc in local], drift, optimize_graph=False,
-                                      scheduler=scheduler)
-        state = out
         with run.paused():
             f, gnorm = objective.monitor(state[0])
         done = stopper(f)
         if run.record(it, state[0], f, gnorm, epoch=r / rounds_per_epoch, local_steps_done=r * H,
                       per_worker={"local_loss": np.asarray(last), "drift": div,
-                                  "worker_bytes": np.full(len(blocks), 2 * msg * seg)}) or done:
+                                  "worker_bytes": np.full(len(sizes), 2 * msg * seg)}) or done:
             converged = done
             break
         _save_sgd(run, it, seed, r, state, stopper)
     return run.finish(state[0], it, converged or r >= total_rounds,
                       "" if converged else f"ran max_iter={max_iter} epochs")
+
+
+def _local_rounds_graph(objective: Any, state: tuple, r: int, seg: int, seed: int, H: int, batch_size: int,
+                        learning_rate: Schedule, eta0: float, opts: dict, momentum: float,
+                        steps_per_epoch: int, factors: list, weights: list) -> tuple:
+    """``seg`` rounds of local SGD as one task graph (each chunk's rounds chained through the
+    averages), computed once: the averaged state, each chunk's last mean loss and drift."""
+    node: Any = state
+    msg = 8 * len(state[0]) * (2 if momentum else 1)
+    for k in range(r, r + seg):
+        local = [delayed(_local_round, pure=False, nout=3)(Xb, yb, node, seed, i, k * H, H, batch_size,
+                                                           learning_rate, eta0, opts, momentum,
+                                                           objective.spec, steps_per_epoch, factors[i])
+                 for i, (Xb, yb) in enumerate(objective._blocks)]
+        node, edges = _average_tree(local, weights, objective.split_every)
+        objective.comm.add(2 * len(local) * msg + edges * msg)
+    drift = delayed(_divergence, pure=False)(node, *local)
+    scheduler = None if objective.distributed else "sync"
+    out, last, div = dask.compute(node, [loc[2] for loc in local], drift, optimize_graph=False,
+                                  scheduler=scheduler)
+    return out, np.asarray(last), div
+
+
+def _local_rounds_on_ranks(objective: Any, state: tuple, r: int, seg: int, seed: int, H: int, batch_size: int,
+                           learning_rate: Schedule, eta0: float, opts: dict, momentum: float,
+                           steps_per_epoch: int, factors: list, weights: list) -> tuple:
+    """``seg`` rounds of local SGD on the ranks: each block's ``H`` local steps, then the weighted
+    average of ``[theta, velocity]`` in one allreduce. Returns the averaged state and, for the last
+    round, every chunk's mean local loss and distance from the average (gathered once)."""
+    d = len(state[0])
+    spec = objective.spec
+    for k in range(r, r + seg):
+        avg = state
+        local = objective.map_blocks(
+            lambda i, Xb, yb: _local_round(Xb, yb, avg, seed, i, k * H, H, batch_size, learning_rate, eta0, opts,
+                                           momentum, spec, steps_per_epoch, factors[i]))
+        mine = np.zeros(2 * d)
+        for i, (theta_i, velocity_i, _) in zip(objective.block_index, local):
+            mine[:d] += weights[i] * theta_i
+            mine[d:] += weights[i] * velocity_i
+        total = objective.allreduce(mine)
+        state = (total[:d].copy(), total[d:].copy())
+    mine_stats = [(i, loss, float(np.linalg.norm(theta_i - state[0])))
+                  for i, (theta_i, _, loss) in zip(objective.block_index, local)]
+    stats = sorted(s for part in objective.group.allgather(mine_stats) for s in part)
+    return state, np.array([s[1] for s in stats]), np.array([s[2] for s in stats])
 
 
 def _train_alone(X: Any, y: Any, theta0: np.ndarray, spec: Spec, local_solver: str, options: dict) -> tuple:

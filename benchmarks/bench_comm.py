@@ -1,0 +1,272 @@
+"""The collective layer against the raw TCP floor, Distributed's comm and a task-graph all-reduce.
+
+    python benchmarks/bench_comm.py [--quick] [--scheduler tcp://host:8786]
+
+Measured in one run, on one machine:
+
+1. The floor: a 1 KB ping-pong between two plain Python processes over one TCP connection
+   (blocking sockets, TCP_NODELAY), and the link's one-way bandwidth (100 MB streamed).
+2. Distributed's comm, as the issue measured it: a 1 KB ping-pong over a persistent
+   ``distributed.comm`` connection between two workers, driven from a task with
+   ``sync(worker.loop, ...)`` (the echo is a handler registered on the other worker).
+3. The task-graph all-reduce daskpml used before (``tree_sum`` of per-chunk arrays, one
+   ``compute`` from the client), 1 KB on 2 workers.
+4. ``daskpml.comm``: a 1 KB send/recv ping-pong between two ranks, and ``allreduce`` of 8 B to
+   100 MB on 2 ranks, then 4 and 8 ranks (this machine has 2 cores: 4 and 8 ranks oversubscribe it).
+
+Every figure is the median of many repetitions (timed inside the ranks, after a warm-up). The
+cluster is the default one a user gets (``daskpml.connect()``: worker processes), or the
+scheduler given by ``--scheduler`` (``dask scheduler`` + ``dask worker`` processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import machine
+
+RESULTS = Path(__file__).parent / "results"
+
+
+# -- 1. the floor ---------------------------------------------------------------------------
+def _echo_server(port_q, n: int, size: int) -> None:
+    srv = socket.create_server(("127.0.0.1", 0))
+    port_q.put(srv.getsockname()[1])
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = bytearray(size)
+    view = memoryview(buf)
+    for _ in range(n):
+        got = 0
+        while got < size:
+            got += conn.recv_into(view[got:], size - got)
+        conn.sendall(buf)
+    # bandwidth part: read until closed
+    sink = bytearray(1 << 22)
+    while conn.recv_into(sink):
+        pass
+    conn.close()
+
+
+def raw_tcp(n: int, size: int, stream_bytes: int) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_echo_server, args=(q, n, size))
+    p.start()
+    port = q.get()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    msg = bytes(size)
+    buf = bytearray(size)
+    view = memoryview(buf)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        s.sendall(msg)
+        got = 0
+        while got < size:
+            got += s.recv_into(view[got:], size - got)
+        times.append(time.perf_counter() - t0)
+    block = np.ones(stream_bytes // 8).view(np.uint8)
+    t0 = time.perf_counter()
+    s.sendall(block)
+    s.shutdown(socket.SHUT_WR)
+    p.join()
+    bw_time = time.perf_counter() - t0
+    s.close()
+    return {"rtt_1KB_us": statistics.median(times[n // 10:]) * 1e6,
+            "link_GBps": stream_bytes / bw_time / 1e9, "stream_bytes": stream_bytes}
+
+
+# -- 2. Distributed's comm -----------------------------------------------------------------------
+async def _echo(comm, **kwargs):
+    while True:
+        try:
+            msg = await comm.read()
+        except Exception:
+            return
+        await comm.write(msg)
+
+
+def _install_echo(dask_worker=None):
+    dask_worker.handlers["daskpml_bench_echo"] = _echo
+
+
+def _ping_distributed(peer: str, n: int, size: int) -> float:
+    from distributed import get_worker
+    from distributed.comm import connect
+    from distributed.utils import sync
+
+    w = get_worker()
+    comm = sync(w.loop, connect, peer)
+    sync(w.loop, comm.write, {"op": "daskpml_bench_echo", "reply": False})
+    payload = {"x": bytes(size)}
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        sync(w.loop, comm.write, payload)
+        sync(w.loop, comm.read)
+        times.append(time.perf_counter() - t0)
+    sync(w.loop, comm.close)
+    return statistics.median(times[n // 10:]) * 1e6
+
+
+def distributed_comm(client, n: int) -> float:
+    workers = sorted(client.scheduler_info()["workers"])[:2]
+    client.run(_install_echo, workers=[workers[1]])
+    return client.submit(_ping_distributed, workers[1], n, 1024, workers=[workers[0]], pure=False).result()
+
+
+# -- 3. the task-graph all-reduce ----------------------------------------------------------------
+def task_allreduce(client, n: int) -> float:
+    import dask
+    import dask.array as da
+
+    from daskpml._blocks import tree_sum
+
+    nw = len(client.scheduler_info()["workers"])
+    parts_arr = da.ones((nw, 128), chunks=(1, 128)).persist()
+    times = []
+    for i in range(n):
+        parts = [dask.delayed(np.add)(b.reshape(-1), i) for b in parts_arr.to_delayed().ravel()]
+        root, _ = tree_sum(parts, 8)
+        t0 = time.perf_counter()
+        dask.compute(root)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[2:]) * 1e3
+
+
+# -- 4. daskpml.comm ------------------------------------------------------------------------------
+def _rank_bench(comm, blocks, sizes, reps_small, reps_large, pingpong):
+    out = {}
+    if pingpong and comm.size >= 2 and comm.rank < 2:
+        other = 1 - comm.rank
+        msg = np.ones(128)
+        times = []
+        for i in range(pingpong):
+            t0 = time.perf_counter()
+            if comm.rank == 0:
+                comm.send(msg, other)
+                comm.recv(other)
+            else:
+                comm.send(comm.recv(other), other)
+            times.append(time.perf_counter() - t0)
+        out["pingpong_1KB_us"] = statistics.median(times[len(times) // 10:]) * 1e6
+    comm.barrier()
+    for size in sizes:
+        x = np.ones(max(1, size // 8))
+        reps = reps_small if size <= 65536 else reps_large if size <= 1 << 24 else 3
+        times = []
+        for i in range(reps + 2):
+            buf = x.copy()
+            comm.barrier()
+            t0 = time.perf_counter()
+            comm.allreduce(buf)
+            times.append(time.perf_counter() - t0)
+            if i == 0:
+                assert buf[0] == comm.size, (buf[0], comm.size)
+        times = comm.allreduce(np.array([statistics.median(times[2:])]), op="max")
+        out[size] = float(times[0])
+    return out
+
+
+def comm_figures(client, n_ranks: int, sizes, reps_small, reps_large, pingpong):
+    import dask.array as da
+
+    from daskpml.comm import spmd
+
+    workers = sorted(client.scheduler_info()["workers"])[:n_ranks]
+    parts = [client.submit(np.zeros, 1, workers=[w], pure=False) for w in workers]
+    x = da.concatenate([da.from_delayed(p, (1,), float) for p in parts])
+    x = client.persist(x)
+    res = spmd(_rank_bench, x, args=(sizes, reps_small, reps_large, pingpong), name="bench")
+    return res[0]
+
+
+def human(size: int) -> str:
+    for unit, f in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= f:
+            return f"{size // f} {unit}"
+    return f"{size} B"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scheduler", default=None, help="a running `dask scheduler` (its workers are used)")
+    args = parser.parse_args()
+    from distributed import Client, LocalCluster
+
+    import daskpml
+
+    n = 300 if args.quick else 3000
+    large = 16 << 20 if args.quick else 100 << 20
+    sizes = [8, 1024, 65536, 1 << 20, large]
+    result: dict = {"machine": machine(), "argv": sys.argv[1:]}
+    floor = raw_tcp(n, 1024, large)
+    result["raw_tcp"] = floor
+    print(f"raw TCP between two processes: 1 KB round trip {floor['rtt_1KB_us']:.1f} us, "
+          f"link {floor['link_GBps']:.2f} GB/s", flush=True)
+    layouts = []
+    if args.scheduler:
+        layouts.append(("dask scheduler + dask worker", lambda: Client(args.scheduler)))
+    else:
+        layouts.append(("daskpml.connect() (worker processes)", lambda: daskpml.connect()))
+    for label, make in layouts:
+        client = make()
+        rec: dict = {}
+        result[label] = rec
+        nw = len(client.scheduler_info()["workers"])
+        print(f"\n{label}: {nw} workers", flush=True)
+        rec["distributed_comm_pingpong_1KB_us"] = distributed_comm(client, n)
+        print(f"  distributed.comm ping-pong 1 KB (task, sync(worker.loop)): "
+              f"{rec['distributed_comm_pingpong_1KB_us']:.0f} us = "
+              f"{rec['distributed_comm_pingpong_1KB_us'] / floor['rtt_1KB_us']:.1f} x raw TCP", flush=True)
+        rec["task_graph_allreduce_1KB_ms"] = task_allreduce(client, 30 if args.quick else 100)
+        print(f"  task-graph all-reduce 1 KB (tree_sum + compute): {rec['task_graph_allreduce_1KB_ms']:.2f} ms",
+              flush=True)
+        two = comm_figures(client, 2, sizes, n, 20, n)
+        rec["comm_pingpong_1KB_us"] = two["pingpong_1KB_us"]
+        print(f"  daskpml.comm send/recv ping-pong 1 KB: {two['pingpong_1KB_us']:.0f} us = "
+              f"{two['pingpong_1KB_us'] / floor['rtt_1KB_us']:.1f} x raw TCP", flush=True)
+        rec["allreduce_2"] = {human(s): two[s] * 1e3 for s in sizes}
+        for s in sizes:
+            line = f"  allreduce 2 ranks {human(s):>7}: {two[s] * 1e3:9.3f} ms"
+            if s == large:
+                twice = 2 * s / (floor["link_GBps"] * 1e9)
+                rec["allreduce_large_vs_link"] = two[s] / twice
+                line += f"   ({two[s] / twice:.2f} x moving {human(s)} twice over the link, {twice * 1e3:.1f} ms)"
+            if s <= 1024:
+                line += f"   ({two[s] * 1e6 / floor['rtt_1KB_us']:.1f} x the raw TCP round trip)"
+            print(line, flush=True)
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if not args.scheduler:
+        for ranks in (4, 8):
+            client = Client(LocalCluster(n_workers=ranks, threads_per_worker=1, processes=True,
+                                         dashboard_address=None))
+            small = [8, 1024, 1 << 20]
+            res = comm_figures(client, ranks, small, n // 3, 10, 0)
+            result[f"allreduce_{ranks}"] = {human(s): res[s] * 1e3 for s in small}
+            print(f"  allreduce {ranks} ranks (oversubscribed: {ranks} processes on this machine's cores): " +
+                  ", ".join(f"{human(s)} {res[s] * 1e3:.3f} ms" for s in small), flush=True)
+            cluster = client.cluster
+            client.close()
+            cluster.close()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_comm.json").write_text(json.dumps(result, indent=1, default=str))
+    print(f"\nresults: {RESULTS / 'bench_comm.json'}")
+
+
+if __name__ == "__main__":
+    main()

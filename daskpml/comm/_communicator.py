@@ -1,0 +1,440 @@
+"""Collectives over the channels of one SPMD group.
+
+Algorithms (``P`` ranks, ``n`` bytes, latency ``a``, inverse bandwidth ``b``):
+
+- ``allreduce``: up to ``daskpml.comm.small-bytes`` (and on two ranks, where one exchange of the
+  whole vector moves as many bytes as the ring's two half steps) recursive doubling (``log2 P`` exchanges of the
+  whole vector: ``a log2 P + b n log2 P``, latency-optimal; a count that is not a power of two
+  first folds the extra ranks in and sends them the result at the end); beyond it a ring
+  reduce-scatter and all-gather (``2 (P - 1)`` steps of ``n / P`` bytes: ``2 a (P - 1) +
+  2 b n (P - 1) / P``, bandwidth-optimal).
+- ``broadcast`` / ``reduce``: binomial trees (``ceil(log2 P)`` levels).
+- ``allgather``: a ring (``P - 1`` steps); ``gather``: every rank to the root.
+
+Every rank gets the same bits from ``allreduce``: in recursive doubling both partners combine the
+lower rank's operand first; in the ring each segment is reduced by one rank and then copied. That
+makes state computed from reduced values (line searches, L-BFGS pairs) identical on every rank.
+
+Collective messages carry a per-group sequence number, so successive collectives, and user
+``send``/``recv`` with their own tags, never cross.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._transport import Channel, CommError
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {"sum": np.add, "prod": np.multiply, "max": np.maximum,
+                                              "min": np.minimum}
+
+
+def _op(op: str | Callable) -> Callable[[Any, Any], Any]:
+    if callable(op):
+        return op
+    try:
+        return _OPS[op]
+    except KeyError:
+        raise ValueError(f"op must be one of {sorted(_OPS)} or a callable(a, b), got {op!r}.") from None
+
+
+def _host(x: Any) -> tuple[np.ndarray, Any]:
+    """A host (NumPy) copy-or-view of an array and its array namespace's ``asarray``."""
+    if isinstance(x, np.ndarray):
+        return x, None
+    if hasattr(x, "__cuda_array_interface__") or hasattr(x, "get"):
+        from ..backend import get_namespace, to_numpy
+
+        return to_numpy(x), get_namespace(x)[0].asarray
+    return np.asarray(x), None
+
+
+class Communicator:
+    """The ranks of one SPMD group and the collectives between them (see :func:`spmd`).
+
+    Parameters
+    ----------
+    gid : str
+        The group's id.
+    rank : int
+        This rank (0 ... size - 1).
+    workers : list of str
+        The worker address of every rank.
+    channels : dict
+        One :class:`~daskpml.comm._transport.Channel` per peer rank.
+    blocks : list of int
+        The global indices of the blocks this rank holds.
+    timeout : float
+        Seconds a rank waits for a peer before :class:`CommError`.
+    small_bytes : int
+        Largest message reduced by recursive doubling (larger: the ring).
+    state : object
+        The group's state on this worker (control messages, reports).
+
+    Attributes
+    ----------
+    rank, size : int
+        This rank and the number of ranks.
+    workers : list of str
+        The worker address of each rank.
+    blocks : list of int
+        The global indices of the blocks passed to this rank's function.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskpml.comm import spmd
+    >>> def total(comm, parts):
+    ...     local = np.array([float(sum(p.sum() for p in parts))])
+    ...     return comm.allreduce(local)[0]
+    >>> spmd(total, np.arange(6.0))          # in-memory data: one rank, no cluster
+    [15.0]
+    """
+
+    def __init__(self, gid: str, rank: int, workers: Sequence[str], channels: dict[int, Channel],
+                 blocks: Sequence[int], *, timeout: float, small_bytes: int, state: Any = None) -> None:
+        self.gid, self.rank, self.size = gid, int(rank), len(workers)
+        self.workers = list(workers)
+        self.blocks = list(blocks)
+        self.channels = channels
+        self.timeout, self.small_bytes = float(timeout), int(small_bytes)
+        self.state = state
+        self._seq = 0
+        self.collectives = 0                 # collective calls so far (every rank counts the same)
+
+    def __repr__(self) -> str:
+        return f"<Communicator rank {self.rank} of {self.size}>"
+
+    # -- point to point -----------------------------------------------------------------
+    def _ch(self, peer: int) -> Channel:
+        if not 0 <= peer < self.size or peer == self.rank:
+            raise ValueError(f"rank {self.rank}: peer must be another rank in 0..{self.size - 1}, got {peer}.")
+        return self.channels[peer]
+
+    def send(self, x: Any, dest: int, tag: Any = 0) -> None:
+        """Send ``x`` (an array or any picklable object) to rank ``dest``; returns once it is written.
+
+        Parameters
+        ----------
+        x : object
+            What to send. Arrays travel out of band, without a copy into the pickle.
+        dest : int
+            The receiving rank.
+        tag : hashable, default 0
+            Matched by :meth:`recv`; messages with other tags wait for their own receive.
+        """
+        self._ch(dest).send(("u", tag), x, self.timeout)
+
+    def isend(self, x: Any, dest: int, tag: Any = 0) -> Callable[[], None]:
+        """Start sending ``x``; returns ``wait()``, to call before ``x`` changes."""
+        ch = self._ch(dest)
+        done = ch.isend(("u", tag), x)
+        return lambda: ch.wait(done, self.timeout)
+
+    def recv(self, source: int, tag: Any = 0) -> Any:
+        """The next object rank ``source`` sent with ``tag`` (waits up to ``daskpml.comm.timeout``).
+
+        Parameters
+        ----------
+        source : int
+            The sending rank.
+        tag : hashable, default 0
+            The tag given to :meth:`send`.
+
+        Returns
+        -------
+        obj : object
+            What was sent.
+        """
+        return self._ch(source).recv(("u", tag), self.timeout)
+
+    def recv_any(self, tag: Any = 0, sources: Sequence[int] | None = None,
+                 timeout: float | None = None) -> tuple[int, Any]:
+        """The next object with ``tag`` from any of ``sources`` (default: every other rank).
+
+        Parameters
+        ----------
+        tag : hashable, default 0
+            The tag given to :meth:`send`.
+        sources : list of int, optional
+            The ranks to listen to.
+        timeout : float, optional
+            Seconds to wait (default ``daskpml.comm.timeout``); :class:`CommError` after it.
+
+        Returns
+        -------
+        source : int
+            The rank that sent it.
+        obj : object
+            What was sent.
+        """
+        peers = [p for p in (range(self.size) if sources is None else sources) if p != self.rank]
+        if not peers:
+            raise ValueError("recv_any needs at least one other rank to listen to.")
+        key = ("u", tag)
+        limit = self.timeout if timeout is None else float(timeout)
+        deadline = time.monotonic() + limit
+        while True:
+            for p in peers:                      # messages that already arrived, fairly
+                waiting = self.channels[p].pending.get(key)
+                if waiting:
+                    return p, waiting.pop(0)
+            socks = {self.channels[p].sock.fileno(): p for p in peers if not self.channels[p].closed}
+            if len(socks) < len(peers):
+                raise CommError(f"rank {self.rank}: a connection of the group is closed")
+            buffered = [self.channels[p].sock.fileno() for p in peers if self.channels[p].readable()]
+            ready = buffered or select.select(list(socks), [], [], 0.2)[0]
+            for fd in ready:
+                p = socks[fd]
+                ch = self.channels[p]
+                got_tag, obj = ch._read_message(self.timeout)
+                if got_tag == key:
+                    return p, obj
+                ch.pending.setdefault(got_tag, []).append(obj)
+            if not ready:
+                if self.state is not None and self.state.abort.is_set():
+                    raise CommError("the group was aborted")
+                if time.monotonic() > deadline:
+                    raise CommError(f"rank {self.rank}: no message with tag {tag!r} within {limit:g} s")
+
+    def probe(self, source: int, tag: Any = 0) -> bool:
+        """Whether a message from ``source`` is waiting (never blocks; ``tag`` is not checked for
+        bytes still on the socket)."""
+        return self._ch(source).poll()
+
+    # -- collectives ----------------------------------------------------------------------
+    def _tag(self) -> tuple:
+        self._seq += 1
+        self.collectives += 1
+        return ("c", self._seq)
+
+    def _exchange(self, peer: int, tag: Any, obj: Any) -> Any:
+        ch = self.channels[peer]
+        done = ch.isend(tag, obj)
+        got = ch.recv(tag, self.timeout)
+        ch.wait(done, self.timeout)
+        return got
+
+    def allreduce(self, x: Any, op: str | Callable = "sum") -> Any:
+        """Combine ``x`` over all ranks; every rank gets the same result (the same bits).
+
+        Parameters
+        ----------
+        x : array (NumPy or CuPy) or number
+            This rank's contribution; the same shape and dtype on every rank.
+        op : {"sum", "prod", "max", "min"} or callable(a, b)
+            How to combine two contributions (associative and commutative).
+
+        Returns
+        -------
+        out : array or number
+            For a writable array, ``x`` itself, overwritten with the result (in place); otherwise
+            the result.
+        """
+        fn = _op(op)
+        tag = self._tag()
+        scalar = isinstance(x, (int, float, complex, np.generic))
+        host, back = _host(x)
+        if self.size == 1:
+            return x
+        if scalar:
+            out = self._recursive_doubling(np.asarray(host).reshape(1), fn, tag)
+            return out[0].item() if isinstance(x, (int, float)) else out[0]
+        if host.nbytes <= self.small_bytes or self.size == 2:     # two ranks: one exchange is optimal
+            out = self._recursive_doubling(np.ascontiguousarray(host), fn, tag)
+        else:
+            out = self._ring(host, fn, tag)
+        if back is not None:
+            x[...] = back(out.reshape(x.shape))
+            return x
+        if isinstance(x, np.ndarray) and x.flags.writeable:
+            np.copyto(x, out.reshape(x.shape), casting="unsafe")
+            return x
+        return out.reshape(np.shape(x))
+
+    def _recursive_doubling(self, buf: np.ndarray, fn: Callable, tag: Any) -> np.ndarray:
+        P, r = self.size, self.rank
+        p2 = 1 << (P.bit_length() - 1)
+        extra = P - p2
+        if r >= p2:                              # folded in: hand over, wait for the result
+            ch = self.channels[r - p2]
+            ch.send(tag, buf, self.timeout)
+            return ch.recv(tag, self.timeout)
+        if r < extra:
+            buf = fn(buf, self.channels[r + p2].recv(tag, self.timeout))
+        mask = 1
+        while mask < p2:
+            partner = r ^ mask
+            theirs = self._exchange(partner, tag, buf)
+            buf = fn(buf, theirs) if r < partner else fn(theirs, buf)
+            mask <<= 1
+        if r < extra:
+            self.channels[r + p2].send(tag, buf, self.timeout)
+        return buf
+
+    def _ring(self, host: np.ndarray, fn: Callable, tag: Any) -> np.ndarray:
+        P, r = self.size, self.rank
+        flat = np.array(host, copy=True).reshape(-1)
+        bounds = np.linspace(0, flat.size, P + 1).astype(np.int64)
+        seg = [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(P)]
+        right, left = self.channels[(r + 1) % P], self.channels[(r - 1) % P]
+        for s in range(P - 1):                   # reduce-scatter
+            send_i, recv_i = (r - s) % P, (r - s - 1) % P
+            done = right.isend(tag, flat[seg[send_i]])
+            got = left.recv(tag, self.timeout)
+            flat[seg[recv_i]] = fn(flat[seg[recv_i]], got)
+            right.wait(done, self.timeout)
+        for s in range(P - 1):                   # all-gather of the reduced segments
+            send_i, recv_i = (r + 1 - s) % P, (r - s) % P
+            done = right.isend(tag, flat[seg[send_i]])
+            flat[seg[recv_i]] = left.recv(tag, self.timeout)
+            right.wait(done, self.timeout)
+        return flat
+
+    def broadcast(self, x: Any = None, root: int = 0) -> Any:
+        """``x`` from ``root`` on every rank (a binomial tree).
+
+        Parameters
+        ----------
+        x : object
+            The value on ``root`` (ignored elsewhere).
+        root : int, default 0
+            The rank whose value is sent.
+
+        Returns
+        -------
+        x : object
+            The root's value. A NumPy array on a non-root rank is a new array.
+        """
+        tag = self._tag()
+        P = self.size
+        if P == 1:
+            return x
+        rel = (self.rank - root) % P
+        mask = 1
+        while mask < P:                          # receive from the parent
+            if rel & mask:
+                x = self.channels[(rel - mask + root) % P].recv(tag, self.timeout)
+                break
+            mask <<= 1
+        mask >>= 1
+        while mask > 0:                          # then send to the children
+            if rel + mask < P:
+                self.channels[(rel + mask + root) % P].send(tag, x, self.timeout)
+            mask >>= 1
+        return x
+
+    def reduce(self, x: Any, root: int = 0, op: str | Callable = "sum") -> Any:
+        """Combine ``x`` over all ranks onto ``root`` (a binomial tree).
+
+        Parameters
+        ----------
+        x : array or number
+            This rank's contribution.
+        root : int, default 0
+            The rank that receives the result.
+        op : {"sum", "prod", "max", "min"} or callable(a, b)
+            How to combine two contributions.
+
+        Returns
+        -------
+        out : array, number or None
+            The result on ``root``; None elsewhere.
+        """
+        fn = _op(op)
+        tag = self._tag()
+        P = self.size
+        host, back = _host(x)
+        if P == 1:
+            return x
+        rel = (self.rank - root) % P
+        acc = np.array(host, copy=True)
+        mask = 1
+        while mask < P:
+            if rel & mask:
+                self.channels[(rel - mask + root) % P].send(tag, acc, self.timeout)
+                return None
+            if rel + mask < P:
+                acc = fn(acc, self.channels[(rel + mask + root) % P].recv(tag, self.timeout))
+            mask <<= 1
+        if back is not None:
+            return back(acc)
+        return acc.item() if isinstance(x, (int, float, complex)) else acc
+
+    def allgather(self, x: Any) -> list:
+        """Every rank's ``x``, in rank order, on every rank (a ring).
+
+        Parameters
+        ----------
+        x : object
+            This rank's value.
+
+        Returns
+        -------
+        values : list
+            ``size`` values; entry ``i`` is rank ``i``'s.
+        """
+        tag = self._tag()
+        P, r = self.size, self.rank
+        out: list = [None] * P
+        out[r] = x
+        if P == 1:
+            return out
+        right, left = self.channels[(r + 1) % P], self.channels[(r - 1) % P]
+        for s in range(P - 1):
+            done = right.isend(tag, out[(r - s) % P])
+            out[(r - s - 1) % P] = left.recv(tag, self.timeout)
+            right.wait(done, self.timeout)
+        return out
+
+    def gather(self, x: Any, root: int = 0) -> list | None:
+        """Every rank's ``x`` on ``root`` (a list in rank order); None elsewhere.
+
+        Parameters
+        ----------
+        x : object
+            This rank's value.
+        root : int, default 0
+            The rank that receives them.
+
+        Returns
+        -------
+        values : list or None
+            On ``root``, ``size`` values in rank order.
+        """
+        tag = self._tag()
+        if self.rank != root:
+            self.channels[root].send(tag, x, self.timeout)
+            return None
+        return [x if p == root else self.channels[p].recv(tag, self.timeout) for p in range(self.size)]
+
+    def barrier(self) -> None:
+        """Return once every rank has called it."""
+        self.allreduce(np.zeros(1))
+
+    # -- the driver ------------------------------------------------------------------------
+    def report(self, message: Any) -> None:
+        """Send ``message`` (any picklable object) to the caller of :func:`spmd`, without waiting:
+        its ``on_message`` gets the messages of each rank in order while the group runs."""
+        if self.state is not None:
+            self.state.report(message)
+
+    def control(self) -> list:
+        """The messages the driver sent this rank (:meth:`SpmdGroup.signal`) since the last call."""
+        return self.state.take_control() if self.state is not None else []
+
+    def wait_control(self, timeout: float | None = None) -> list:
+        """Wait for at least one message from the driver (``timeout`` seconds, default
+        ``daskpml.comm.timeout``); :class:`CommError` when none comes."""
+        if self.state is None:
+            return []
+        return self.state.wait_control(self.timeout if timeout is None else timeout)
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes this rank has written to its peers (measured at the socket)."""
+        return sum(ch.bytes_sent for ch in self.channels.values())

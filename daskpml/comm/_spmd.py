@@ -1,0 +1,598 @@
+"""SPMD groups on a Distributed cluster: one long-running task per worker that holds the data.
+
+How a group runs:
+
+1. The worker plugin (:class:`CommPlugin`, registered once per client) listens on each worker's
+   host for the connections of the groups' ranks.
+2. :func:`spmd` finds which worker holds each block of the first collection (the data are not
+   moved); those workers are the ranks, ordered by the first block each holds. A worker that
+   holds no block takes no part; a worker that holds several blocks gets all of them, as lists in
+   block order. Blocks of the other collections are fetched to the worker of the same block of the
+   first (Dask moves them only when they live elsewhere).
+3. Each rank's task secedes from the worker's thread pool (a group needs all its ranks running at
+   once; two groups on one cluster then never wait on each other's threads), connects to the
+   lower ranks and accepts the higher ones (one TCP connection per pair, kept for the group's
+   life), runs ``fn(comm, *blocks)`` and closes its connections.
+4. Messages from the ranks (:meth:`Communicator.report`) reach the driver as Distributed events
+   (the worker's batched stream; the rank does not wait); messages to the ranks
+   (:meth:`SpmdGroup.signal`) go through ``Client.run``. Neither carries the group's data.
+
+Failures: a rank whose task fails closes its connections, so its peers raise
+:class:`CommError` at their next message from it; a worker that dies closes them too (the OS does).
+A peer that sends nothing for ``daskpml.comm.timeout`` seconds is declared lost. The driver then
+aborts the group (every rank stops within a fraction of a second), cancels its tasks, and raises
+the first rank's own error, or :class:`CommError` naming the lost worker.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any, Callable, Iterator, Sequence
+
+import dask
+from dask.utils import parse_timedelta
+from distributed import WorkerPlugin, get_worker, secede
+from distributed.comm import get_address_host
+from distributed.protocol import pickle as dpickle
+
+from .. import _config
+from ._communicator import Communicator
+from ._transport import Channel, CommError, hello, read_hello, send_frames
+
+PLUGIN = "daskpml-comm"
+
+
+def timeout() -> float:
+    """``daskpml.comm.timeout`` in seconds."""
+    return float(parse_timedelta(_config.get("comm.timeout")))
+
+
+class GroupState:
+    """One group's state on one worker: connections that arrived, control messages, abort."""
+
+    def __init__(self, gid: str) -> None:
+        self.gid = gid
+        self.cond = threading.Condition()
+        self.incoming: dict[int, socket.socket] = {}
+        self.channels: dict[int, Channel] = {}
+        self.control: deque = deque()
+        self.abort = threading.Event()
+        self.topic = f"daskpml-spmd-{gid}"
+        self.sent = 0
+        self.rank = 0
+        self.worker: Any = None
+        self.created = time.monotonic()
+
+    def report(self, message: Any) -> None:
+        self.sent += 1
+        self.worker.log_event(self.topic, {"rank": self.rank, "payload": dpickle.dumps(message)})
+
+    def take_control(self) -> list:
+        with self.cond:
+            out = list(self.control)
+            self.control.clear()
+        return out
+
+    def wait_control(self, limit: float) -> list:
+        deadline = time.monotonic() + limit
+        with self.cond:
+            while not self.control:
+                if self.abort.is_set():
+                    raise CommError("the group was aborted")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CommError(f"no message from the driver within {limit:g} s")
+                self.cond.wait(min(left, 0.5))
+            out = list(self.control)
+            self.control.clear()
+        return out
+
+    def close(self) -> None:
+        for ch in self.channels.values():
+            ch.close()
+        with self.cond:
+            for s in self.incoming.values():
+                s.close()
+            self.incoming.clear()
+
+
+class CommPlugin(WorkerPlugin):
+    """Listens on the worker's host for the ranks' connections and keeps the groups' state.
+
+    Examples
+    --------
+    >>> CommPlugin().name
+    'daskpml-comm'
+    """
+
+    name = PLUGIN
+    idempotent = True
+
+    def setup(self, worker: Any) -> None:
+        self.worker = worker
+        try:
+            host = get_address_host(worker.address)
+        except Exception:                          # inproc:// and other transports without a host
+            host = "127.0.0.1"
+        if not host or "/" in host:
+            host = "127.0.0.1"
+        self.listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        _buffers(self.listener)                    # inherited by the accepted sockets
+        self.listener.bind((host, 0))
+        self.listener.listen(256)
+        self.address = (host, self.listener.getsockname()[1])
+        self.groups: dict[str, GroupState] = {}
+        self.lock = threading.Lock()
+        self.closed = False
+        self._thread = threading.Thread(target=self._accept, name="daskpml-comm-accept", daemon=True)
+        self._thread.start()
+
+    def group(self, gid: str) -> GroupState:
+        with self.lock:
+            st = self.groups.get(gid)
+            if st is None:
+                st = self.groups[gid] = GroupState(gid)
+                st.worker = self.worker
+            return st
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handshake, args=(sock,), daemon=True).start()
+
+    def _handshake(self, sock: socket.socket) -> None:
+        try:
+            gid, rank = read_hello(sock, 30.0)
+        except Exception:
+            sock.close()
+            return
+        st = self.group(gid)
+        with st.cond:
+            if st.abort.is_set():
+                sock.close()
+                return
+            st.incoming[rank] = sock
+            st.cond.notify_all()
+
+    def forget(self, gid: str, abort: bool) -> None:
+        with self.lock:
+            st = self.groups.pop(gid, None) if not abort else self.groups.get(gid)
+        if st is None:
+            return
+        if abort:
+            st.abort.set()
+            with st.cond:
+                st.cond.notify_all()
+            st.close()
+
+    def teardown(self, worker: Any) -> None:
+        self.closed = True
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        for gid in list(self.groups):
+            self.forget(gid, abort=True)
+
+
+def _buffers(sock: socket.socket) -> None:
+    """Socket buffers of ``daskpml.comm.socket-buffer-bytes`` (the kernel caps them at
+    ``net.core.rmem_max`` / ``wmem_max``): a message of that size is taken by the kernel in one
+    call, without waking the receiving rank once per 128 KB."""
+    size = int(_config.get("comm.socket-buffer-bytes"))
+    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except OSError:
+            pass
+
+
+def _plugin() -> CommPlugin:
+    worker = get_worker()
+    plugin = worker.plugins.get(PLUGIN)
+    if plugin is None:
+        raise CommError(f"the worker {worker.address} has no daskpml comm plugin; spmd registers it, "
+                        "so this worker joined without it: restart the worker")
+    return plugin
+
+
+def _endpoint(dask_worker: Any = None) -> tuple[str, int]:
+    return (dask_worker or get_worker()).plugins[PLUGIN].address
+
+
+def _signal(gid: str, message: Any, dask_worker: Any = None) -> None:
+    plugin = (dask_worker or get_worker()).plugins.get(PLUGIN)
+    if plugin is None:
+        return
+    st = plugin.group(gid)
+    with st.cond:
+        st.control.append(message)
+        st.cond.notify_all()
+
+
+def _finish(gid: str, abort: bool, dask_worker: Any = None) -> None:
+    plugin = (dask_worker or get_worker()).plugins.get(PLUGIN)
+    if plugin is not None:
+        plugin.forget(gid, abort)
+
+
+def _connect(st: GroupState, rank: int, endpoints: Sequence[tuple[str, int]], workers: Sequence[str],
+             limit: float, inline_bytes: int) -> dict[int, Channel]:
+    """Connect to the lower ranks, accept the higher ones: one channel per peer."""
+    deadline = time.monotonic() + limit
+    channels: dict[int, Channel] = {}
+    for peer in range(rank):
+        while True:
+            try:
+                host, port = endpoints[peer]
+                sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+                _buffers(sock)                     # before connect: the window scale is agreed then
+                sock.settimeout(max(1.0, deadline - time.monotonic()))
+                try:
+                    sock.connect((host, port))
+                except OSError:
+                    sock.close()
+                    raise
+                break
+            except OSError as e:
+                if time.monotonic() > deadline or st.abort.is_set():
+                    raise CommError(f"rank {rank} could not connect to rank {peer} on {workers[peer]}: {e}") from None
+                time.sleep(0.05)
+        sock.settimeout(None)
+        send_frames(sock, hello(st.gid, rank))
+        channels[peer] = Channel(sock, workers[peer], st.abort, inline_bytes)
+    with st.cond:
+        while len(st.incoming) < len(workers) - rank - 1:
+            if st.abort.is_set():
+                raise CommError("the group was aborted while it started")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = sorted(set(range(rank + 1, len(workers))) - set(st.incoming))
+                raise CommError(f"rank {rank}: the ranks {missing} (workers "
+                                f"{[workers[m] for m in missing]}) did not start within "
+                                f"daskpml.comm.connect-timeout={limit:g} s; are those workers busy or gone?")
+            st.cond.wait(min(left, 0.5))
+        for peer, sock in st.incoming.items():
+            channels[peer] = Channel(sock, workers[peer], st.abort, inline_bytes)
+        st.incoming.clear()
+    return channels
+
+
+def _rank_main(spec: dict, *blocks: list) -> Any:
+    """The task of one rank."""
+    try:
+        secede()
+    except Exception:                               # not in a worker's thread pool (tests): fine
+        pass
+    plugin = _plugin()
+    gid, rank, workers = spec["gid"], spec["rank"], spec["workers"]
+    st = plugin.group(gid)
+    st.rank = rank
+    with dask.config.set(spec["config"]):
+        try:
+            st.channels = _connect(st, rank, spec["endpoints"], workers, spec["connect_timeout"],
+                                   spec["inline_bytes"])
+            comm = Communicator(gid, rank, workers, st.channels, spec["blocks"], timeout=spec["timeout"],
+                                small_bytes=spec["small_bytes"], state=st)
+            out = spec["fn"](comm, *blocks, *spec["args"], **spec["kwargs"])
+            return {"result": out, "sent": st.sent}
+        finally:
+            st.close()                              # peers still waiting on this rank learn at once
+
+
+def _keys(collection: Any) -> list:
+    from dask.core import flatten
+
+    return list(flatten(collection.__dask_keys__()))
+
+
+class SpmdGroup:
+    """The driver's handle on a running group: its messages, signals to the ranks, its results.
+
+    Created by :func:`spmd`; ``on_message(message, group)`` may call :meth:`signal`.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client that runs the group.
+    futures : list of distributed.Future
+        One task per rank.
+    gid : str
+        The group's id.
+    workers : list of str
+        The worker address of each rank.
+
+    Attributes
+    ----------
+    workers : list of str
+        The worker address of each rank.
+    size : int
+        The number of ranks.
+    """
+
+    def __init__(self, client: Any, futures: list, gid: str, workers: list[str]) -> None:
+        self.client, self.futures, self.gid, self.workers = client, futures, gid, workers
+        self.size = len(workers)
+        self.topic = f"daskpml-spmd-{gid}"
+        self._inbox: queue.Queue = queue.Queue()
+        self.received = [0] * self.size
+        self._rank_of = {w: i for i, w in enumerate(workers)}
+
+        def handler(event: Any) -> None:
+            _, msg = event
+            self._inbox.put((msg["rank"], msg["payload"]))
+
+        self._handler = handler
+        client.subscribe_topic(self.topic, handler)
+
+    def signal(self, message: Any, ranks: Sequence[int] | None = None) -> None:
+        """Deliver ``message`` to the ranks (all by default); they read it with
+        :meth:`Communicator.control` / :meth:`Communicator.wait_control`.
+
+        Parameters
+        ----------
+        message : object
+            Anything picklable.
+        ranks : list of int, optional
+            The ranks to tell (default: every rank).
+        """
+        targets = [self.workers[r] for r in (range(self.size) if ranks is None else ranks)]
+        self.client.run(_signal, self.gid, message, workers=targets, on_error="ignore")
+
+    def _messages(self, block: float) -> Iterator[tuple[int, Any]]:
+        try:
+            item = self._inbox.get(timeout=block)
+        except queue.Empty:
+            return
+        while True:
+            rank, payload = item
+            self.received[rank] += 1
+            yield rank, dpickle.loads(payload)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def run(self, on_message: Callable | None) -> list:
+        """Pump messages until every rank is done; the ranks' results in rank order."""
+        done = False
+        try:
+            while not done:
+                for rank, message in self._messages(0.05):
+                    if on_message is not None:
+                        on_message(message, rank, self)
+                done = all(f.status != "pending" for f in self.futures)
+            errors = [f for f in self.futures if f.status != "finished"]
+            if errors:
+                raise self._error()
+            results = self.client.gather(self.futures)
+            # the ranks' last reports may still be on their way: wait for every one of them
+            deadline = time.monotonic() + 10.0
+            while any(self.received[r] < results[r]["sent"] for r in range(self.size)) \
+                    and time.monotonic() < deadline:
+                for rank, message in self._messages(0.05):
+                    if on_message is not None:
+                        on_message(message, rank, self)
+            return [r["result"] for r in results]
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.close()
+
+    def _error(self) -> BaseException:
+        """The first rank's own error, else a CommError naming the lost worker."""
+        deadline = time.monotonic() + 5.0
+        while any(f.status == "pending" for f in self.futures) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        own, comm_errors, lost = None, [], []
+        alive = set(self.client.scheduler_info().get("workers", {}))
+        for rank, f in enumerate(self.futures):
+            if f.status == "error":
+                exc = f.exception()
+                if isinstance(exc, CommError):
+                    comm_errors.append((rank, exc))
+                elif own is None:
+                    own = exc
+            if self.workers[rank] not in alive:
+                lost.append(rank)
+        if own is not None:
+            return own
+        if lost:
+            names = ", ".join(f"rank {r} on {self.workers[r]}" for r in lost)
+            return CommError(f"the SPMD group lost {names}: the worker died" +
+                             (f" ({comm_errors[0][1]})" if comm_errors else ""))
+        if comm_errors:
+            return comm_errors[0][1]
+        states = {f.status for f in self.futures}
+        return CommError(f"the SPMD group ended with task states {sorted(states)}")
+
+    def abort(self) -> None:
+        """Stop every rank (their waits end with :class:`CommError`) and cancel the tasks."""
+        try:
+            self.client.run(_finish, self.gid, True, workers=list(set(self.workers)), on_error="ignore")
+        except Exception:
+            pass
+        try:
+            self.client.cancel(self.futures, force=True)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:
+            pass
+        try:
+            self.client.run(_finish, self.gid, False, workers=list(set(self.workers)), on_error="ignore")
+        except Exception:
+            pass
+
+
+def _has_endpoint(dask_worker: Any = None) -> tuple[str, int] | None:
+    plugin = (dask_worker or get_worker()).plugins.get(PLUGIN)
+    return None if plugin is None else plugin.address
+
+
+def _ensure_plugin(client: Any) -> dict[str, tuple[str, int]]:
+    """Every worker's listening address; registers the plugin (for later workers too) when a
+    worker lacks it."""
+    endpoints = client.run(_has_endpoint)
+    if any(e is None for e in endpoints.values()):
+        client.register_plugin(CommPlugin())
+        endpoints = client.run(_has_endpoint)
+    return endpoints
+
+
+def _local(fn: Callable, collections: Sequence[Any], args: tuple, kwargs: dict,
+           on_message: Callable | None) -> list:
+    """One rank in this process (no cluster): in-memory input, or the synchronous scheduler."""
+    blocks = []
+    for c in collections:
+        if hasattr(c, "__dask_graph__"):
+            keys = _keys(c)
+            vals = dask.compute(*_as_delayed(c), scheduler="sync") if keys else []
+            blocks.append(list(vals))
+        else:
+            blocks.append([c])
+    n = {len(b) for b in blocks}
+    gid = uuid.uuid4().hex
+
+    class _State:
+        abort = threading.Event()
+        sent = 0
+
+        def report(self, message: Any) -> None:
+            if on_message is not None:
+                on_message(message, 0, None)
+
+        def take_control(self) -> list:
+            return []
+
+        def wait_control(self, limit: float) -> list:
+            return []
+
+    comm = Communicator(gid, 0, ["local"], {}, list(range(max(n) if n else 1)), timeout=timeout(),
+                        small_bytes=int(_config.get("comm.small-bytes")), state=_State())
+    return [fn(comm, *blocks, *args, **kwargs)]
+
+
+def _as_delayed(c: Any) -> list:
+    if hasattr(c, "blocks") and hasattr(c, "row_offsets"):        # CSRMatrix
+        return list(c.blocks.to_delayed().ravel())
+    return list(c.to_delayed().ravel())
+
+
+def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None = None,
+         on_message: Callable | None = None, name: str | None = None) -> list:
+    """Run ``fn(comm, *local_blocks, *args, **kwargs)`` once per worker that holds the data.
+
+    Each rank gets, for every collection, the list of the blocks it holds (in block order) and a
+    :class:`Communicator` for collectives with the other ranks. The blocks are not moved: the rank
+    task runs where the first collection's blocks are. Messages between ranks go worker to worker
+    over persistent connections, never through the scheduler or the client.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(comm, *blocks, *args, **kwargs)``; runs on the workers (it must be picklable).
+    *collections : dask arrays, CSRMatrix or in-memory arrays
+        Row-aligned collections (the same number of blocks), persisted on the cluster (they are
+        persisted here otherwise). In-memory input, or no cluster, runs one rank in this process.
+    args : tuple
+        More positional arguments, the same on every rank.
+    kwargs : dict, optional
+        Keyword arguments, the same on every rank.
+    on_message : callable(message, rank, group), optional
+        Called in this process for every :meth:`Communicator.report` of the ranks, in order
+        per rank, while they run. ``group.signal(message)`` answers them.
+    name : str, optional
+        A name for the tasks on the dashboard (``daskpml-spmd-<name>-...``).
+
+    Returns
+    -------
+    results : list
+        What each rank's ``fn`` returned, in rank order.
+
+    Raises
+    ------
+    CommError
+        A rank was lost (its worker died, or a peer did not answer within
+        ``daskpml.comm.timeout``); every rank stops and the tasks are cancelled.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def norms(comm, parts):
+    ...     local = np.array([sum(float((p ** 2).sum()) for p in parts)])
+    ...     return float(np.sqrt(comm.allreduce(local)[0]))
+    >>> spmd(norms, np.array([3.0, 4.0]))
+    [5.0]
+    """
+    from ..runtime import active_client
+
+    kwargs = dict(kwargs or {})
+    client = active_client()
+    distributed = [c for c in collections if hasattr(c, "__dask_graph__")]
+    if client is None or not distributed:
+        return _local(fn, collections, args, kwargs, on_message)
+    if len(distributed) != len(collections):
+        raise TypeError("spmd: pass either dask collections (row blocks on the cluster) or in-memory "
+                        "arrays, not a mix; give in-memory values through args= or kwargs=.")
+    collections = list(collections)
+    keys = [_keys(c) for c in collections]
+    if len({len(k) for k in keys}) != 1:
+        raise ValueError(f"spmd: the collections must have the same number of blocks, got "
+                         f"{[len(k) for k in keys]}; rechunk them alike.")
+    futures_by_key = {}
+    for i, c in enumerate(collections):
+        fs = {f.key: f for f in client.futures_of(c)}
+        if not all(k in fs for k in keys[i]):
+            c = client.persist(c)
+            fs = {f.key: f for f in client.futures_of(c)}
+            keys[i] = _keys(c)
+        futures_by_key.update(fs)
+    from distributed import wait
+
+    wait([futures_by_key[k] for k in keys[0]])
+    who = client.who_has([futures_by_key[k] for k in keys[0]])
+    owner = []
+    for k in keys[0]:
+        holders = who.get(k) or who.get(str(k)) or ()
+        owner.append(sorted(holders)[0] if holders else None)
+    if any(o is None for o in owner):
+        raise CommError("spmd: some blocks are held by no worker (lost); persist the data again.")
+    workers: list[str] = []
+    for o in owner:
+        if o not in workers:
+            workers.append(o)
+    endpoints = _ensure_plugin(client)
+    gid = uuid.uuid4().hex[:12]
+    label = f"daskpml-spmd-{name or getattr(fn, '__name__', 'fn')}-{gid}"
+    config = {k: dask.config.get(f"daskpml.{k}") for k in ("comm",)}
+    base = dict(gid=gid, workers=workers, endpoints=[tuple(endpoints[w]) for w in workers],
+                fn=fn, args=tuple(args), kwargs=kwargs, timeout=timeout(),
+                connect_timeout=float(parse_timedelta(_config.get("comm.connect-timeout"))),
+                small_bytes=int(_config.get("comm.small-bytes")),
+                inline_bytes=int(_config.get("comm.inline-bytes")),
+                config={f"daskpml.{k}": v for k, v in config.items()})
+    futures = []
+    for rank, w in enumerate(workers):
+        mine = [i for i, o in enumerate(owner) if o == w]
+        spec = dict(base, rank=rank, blocks=mine)
+        block_lists = [[futures_by_key[keys[c][i]] for i in mine] for c in range(len(collections))]
+        futures.append(client.submit(_rank_main, spec, *block_lists, key=f"{label}-{rank}",
+                                     workers=[w], allow_other_workers=False, pure=False, retries=0))
+    group = SpmdGroup(client, futures, gid, workers)
+    return group.run(on_message)
+
+
+__all__ = ["spmd", "SpmdGroup", "CommPlugin", "timeout"]
