@@ -245,6 +245,14 @@ def _timed_run(client, run, repeats: int) -> dict:
     wall, split = runs[len(runs) // 2]
     rec = {"time_s": wall, "runs_s": [r[0] for r in runs], "split": split}
     history = getattr(out[-1] if isinstance(out, tuple) else out, "history", None)
+    if history is not None and "rank_compute_s" in history.attrs:
+        # the loop ran on the ranks (one long task per worker): the task stream sees one task, so the
+        # split comes from the ranks' own timers, over the user's wall time (startup included)
+        compute = float(np.sum(history.attrs["rank_compute_s"]))
+        comm = float(np.sum(history.attrs["rank_comm_s"]))
+        total = threads * wall
+        rec["split"] = {"compute": compute / total, "transfer": comm / total,
+                        "waiting": max(0.0, 1 - (compute + comm) / total), "source": "rank timers"}
     if history is not None and "total_rounds" in history.attrs:
         rec["rounds"] = int(history.attrs["total_rounds"])          # synchronous communication rounds
     return rec

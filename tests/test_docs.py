@@ -12,7 +12,7 @@ import pytest
 
 #: the modules whose ``__all__`` is the public API
 PUBLIC = ["daskpml", "daskpml.backend", "daskpml.runtime", "daskpml.validation", "daskpml.results", "daskpml.perf",
-          "daskpml.plot", "daskpml.sparse", "daskpml.partition", "daskpml.linalg", "daskpml.graph", "daskpml.optim",
+          "daskpml.plot", "daskpml.comm", "daskpml.sparse", "daskpml.partition", "daskpml.linalg", "daskpml.graph", "daskpml.optim",
           "daskpml.linear_model", "daskpml.cluster", "daskpml.decomposition", "daskpml.gnn", "daskpml.svm",
           "daskpml.datasets"]
 

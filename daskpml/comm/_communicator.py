@@ -153,7 +153,7 @@ class Communicator:
         return self._ch(source).recv(("u", tag), self.timeout)
 
     def recv_any(self, tag: Any = 0, sources: Sequence[int] | None = None,
-                 timeout: float | None = None) -> tuple[int, Any]:
+                 timeout: float | None = None, raise_on_timeout: bool = True) -> tuple[int, Any]:
         """The next object with ``tag`` from any of ``sources`` (default: every other rank).
 
         Parameters
@@ -164,6 +164,9 @@ class Communicator:
             The ranks to listen to.
         timeout : float, optional
             Seconds to wait (default ``daskpml.comm.timeout``); :class:`CommError` after it.
+        raise_on_timeout : bool, default True
+            False: return ``(None, None)`` when ``timeout`` passes (a poll); a peer whose
+            connection closes still raises :class:`CommError`.
 
         Returns
         -------
@@ -187,7 +190,7 @@ class Communicator:
             if len(socks) < len(peers):
                 raise CommError(f"rank {self.rank}: a connection of the group is closed")
             buffered = [self.channels[p].sock.fileno() for p in peers if self.channels[p].readable()]
-            ready = buffered or select.select(list(socks), [], [], 0.2)[0]
+            ready = buffered or select.select(list(socks), [], [], min(0.2, max(0.0, deadline - time.monotonic())))[0]
             for fd in ready:
                 p = socks[fd]
                 ch = self.channels[p]
@@ -199,6 +202,8 @@ class Communicator:
                 if self.state is not None and self.state.abort.is_set():
                     raise CommError("the group was aborted")
                 if time.monotonic() > deadline:
+                    if not raise_on_timeout:
+                        return None, None
                     raise CommError(f"rank {self.rank}: no message with tag {tag!r} within {limit:g} s")
 
     def probe(self, source: int, tag: Any = 0) -> bool:

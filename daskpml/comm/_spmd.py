@@ -316,6 +316,13 @@ class SpmdGroup:
         The worker address of each rank.
     size : int
         The number of ranks.
+
+    Examples
+    --------
+    >>> def answer(message, rank, group):             # doctest: +SKIP
+    ...     if message == "ready?":
+    ...         group.signal("go", ranks=[rank])
+    >>> spmd(fn, X, on_message=answer)                # doctest: +SKIP
     """
 
     def __init__(self, client: Any, futures: list, gid: str, workers: list[str]) -> None:
@@ -361,18 +368,30 @@ class SpmdGroup:
             except queue.Empty:
                 return
 
-    def run(self, on_message: Callable | None) -> list:
-        """Pump messages until every rank is done; the ranks' results in rank order."""
+    def run(self, on_message: Callable | None, on_interrupt: Callable | None = None) -> list:
+        """Pump messages until every rank is done; the ranks' results in rank order.
+        ``on_interrupt(group)``: called on the first KeyboardInterrupt; a true return keeps the
+        group running (it was asked to stop cleanly); otherwise, or at a second one, the group is
+        aborted and the interrupt raised."""
         done = False
+        interrupted = False
         try:
             while not done:
-                for rank, message in self._messages(0.05):
-                    if on_message is not None:
-                        on_message(message, rank, self)
-                done = all(f.status != "pending" for f in self.futures)
-            errors = [f for f in self.futures if f.status != "finished"]
-            if errors:
-                raise self._error()
+                try:
+                    for rank, message in self._messages(0.05):
+                        if on_message is not None:
+                            on_message(message, rank, self)
+                except KeyboardInterrupt:
+                    if interrupted or on_interrupt is None or not on_interrupt(self):
+                        raise
+                    interrupted = True
+                if not self._connected():
+                    raise CommError("the connection to the scheduler was lost while the SPMD group ran; its "
+                                    "tasks end when their workers lose the scheduler")
+                states = [f.status for f in self.futures]
+                if any(s in ("error", "cancelled", "lost") for s in states):
+                    raise self._error()            # the first failure ends the group (never wait on a dead rank)
+                done = all(s == "finished" for s in states)
             results = self.client.gather(self.futures)
             # the ranks' last reports may still be on their way: wait for every one of them
             deadline = time.monotonic() + 10.0
@@ -390,9 +409,12 @@ class SpmdGroup:
 
     def _error(self) -> BaseException:
         """The first rank's own error, else a CommError naming the lost worker."""
-        deadline = time.monotonic() + 5.0
-        while any(f.status == "pending" for f in self.futures) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self._stop_ranks()                          # every rank stops waiting on its peers now
+        deadline = time.monotonic() + 3.0
+        alive = set(self.client.scheduler_info().get("workers", {}))
+        while time.monotonic() < deadline and any(
+                f.status == "pending" and self.workers[r] in alive for r, f in enumerate(self.futures)):
+            time.sleep(0.05)                        # let the other ranks' own errors arrive
         own, comm_errors, lost = None, [], []
         alive = set(self.client.scheduler_info().get("workers", {}))
         for rank, f in enumerate(self.futures):
@@ -417,22 +439,40 @@ class SpmdGroup:
 
     def abort(self) -> None:
         """Stop every rank (their waits end with :class:`CommError`) and cancel the tasks."""
-        try:
-            self.client.run(_finish, self.gid, True, workers=list(set(self.workers)), on_error="ignore")
-        except Exception:
-            pass
+        self._stop_ranks()
+        if not self._connected():
+            return
         try:
             self.client.cancel(self.futures, force=True)
         except Exception:
             pass
 
+    def _connected(self) -> bool:
+        comm = getattr(self.client, "scheduler_comm", None)
+        return self.client.status == "running" and comm is not None and not comm.closed()
+
+    def _stop_ranks(self) -> None:
+        if getattr(self, "_stopped", False) or not self._connected():
+            return
+        self._stopped = True
+        alive = set(self.client.scheduler_info().get("workers", {}))
+        try:
+            self.client.run(_finish, self.gid, True, workers=[w for w in set(self.workers) if w in alive],
+                            on_error="ignore")
+        except Exception:
+            pass
+
     def close(self) -> None:
+        if not self._connected():
+            return
         try:
             self.client.unsubscribe_topic(self.topic)
         except Exception:
             pass
-        try:
-            self.client.run(_finish, self.gid, False, workers=list(set(self.workers)), on_error="ignore")
+        alive = set(self.client.scheduler_info().get("workers", {}))
+        try:                                        # (a dead worker would hold this up for the connect timeout)
+            self.client.run(_finish, self.gid, False, workers=[w for w in set(self.workers) if w in alive],
+                            on_error="ignore")
         except Exception:
             pass
 
@@ -492,7 +532,7 @@ def _as_delayed(c: Any) -> list:
 
 
 def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None = None,
-         on_message: Callable | None = None, name: str | None = None) -> list:
+         on_message: Callable | None = None, on_interrupt: Callable | None = None, name: str | None = None) -> list:
     """Run ``fn(comm, *local_blocks, *args, **kwargs)`` once per worker that holds the data.
 
     Each rank gets, for every collection, the list of the blocks it holds (in block order) and a
@@ -562,8 +602,11 @@ def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None 
         futures_by_key.update(fs)
     from distributed import wait
 
-    wait([futures_by_key[k] for k in keys[0]])
-    who = client.who_has([futures_by_key[k] for k in keys[0]])
+    first = [futures_by_key[k] for k in keys[0]]
+    wait(first)
+    if any(f.status != "finished" for f in first):
+        client.gather(first)                        # the blocks' own error (a worker killed by its memory, ...)
+    who = client.who_has(first)
     owner = []
     for k in keys[0]:
         holders = who.get(k) or who.get(str(k)) or ()
@@ -592,7 +635,7 @@ def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None 
         futures.append(client.submit(_rank_main, spec, *block_lists, key=f"{label}-{rank}",
                                      workers=[w], allow_other_workers=False, pure=False, retries=0))
     group = SpmdGroup(client, futures, gid, workers)
-    return group.run(on_message)
+    return group.run(on_message, on_interrupt)
 
 
 __all__ = ["spmd", "SpmdGroup", "CommPlugin", "timeout"]

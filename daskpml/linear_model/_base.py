@@ -95,8 +95,12 @@ class LinearModelBase(ParamsValidated, BaseEstimator):
     def _is_classifier(self) -> bool:
         return False
 
-    def _solver_name(self) -> Any:
-        solver = self._default_solver if self.solver == "auto" else self.solver
+    def _auto_solver(self, shape: tuple | None) -> str:
+        """What ``solver="auto"`` means for data of ``shape`` (rows, features)."""
+        return self._default_solver
+
+    def _solver_name(self, shape: tuple | None = None) -> Any:
+        solver = self._auto_solver(shape) if self.solver == "auto" else self.solver
         if solver == "shotgun":
             if not self._shotgun:
                 raise ValueError(f"solver='shotgun' (parallel coordinate descent) fits Lasso and ElasticNet, "
@@ -125,7 +129,7 @@ class LinearModelBase(ParamsValidated, BaseEstimator):
         return {"checkpoint": path, "checkpoint_every": getattr(self, "checkpoint_every", 10), "resume": resume}
 
     def _fit(self, X: Any, y: Any, *, n_classes: int = 2, resume: bool = False) -> None:
-        solver = self._solver_name()
+        solver = self._solver_name(tuple(X.shape))
         checkpoint = self._checkpoint(resume)
         if solver == "shotgun":
             return self._fit_shotgun(X, y, checkpoint)

@@ -11,7 +11,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
 from ..backend import get_namespace, to_numpy
-from ..optim import Logistic, Multinomial
+from ..optim import Logistic, Multinomial, newton_pays
 from ..validation import Interval, Options
 from ._base import LinearModelBase, _is_lazy
 from ._regression import _COMMON_DOC
@@ -103,7 +103,7 @@ class LogisticRegression(_Classifier):
     l1_ratio : float, default 0.5
         Mix of the elastic net.""" + _COMMON_DOC.format(
         solvers="lbfgs, newton_cg, gradient_descent, proximal_gradient, sgd, local_sgd, one_shot_average",
-        auto="lbfgs for L2 or no penalty, proximal_gradient otherwise") + """
+        auto="newton for a binary problem whose Hessian costs no more than a pass over the data (newton_pays: many rows, up to a few hundred features), lbfgs otherwise for L2 or no penalty, proximal_gradient for L1 and elastic net") + """
     Examples
     --------
     >>> from sklearn.datasets import load_iris
@@ -136,6 +136,16 @@ class LogisticRegression(_Classifier):
     @property
     def _default_solver(self) -> str:
         return "lbfgs" if self.penalty in ("l2", None, "none") else "proximal_gradient"
+
+    def _auto_solver(self, shape: tuple | None) -> str:
+        """Newton for a binary problem whose Hessian costs no more than a pass over the data
+        (:func:`~daskpml.optim.newton_pays`: many rows, up to a few hundred features); L-BFGS
+        otherwise, FISTA for L1 and elastic-net penalties."""
+        solver = self._default_solver
+        if solver == "lbfgs" and shape is not None and self._family() == "logistic" and \
+                newton_pays(shape[0], shape[1] + int(self.fit_intercept)):
+            return "newton"
+        return solver
 
     def _family(self) -> str:
         return "logistic" if len(getattr(self, "classes_", [0, 1])) == 2 else "multinomial"

@@ -10,7 +10,7 @@ from ._batch import gradient_descent, lbfgs, newton_cg, proximal_gradient, wolfe
 from ._families import (FAMILIES, PENALTIES, Family, Hinge, Logistic, Multinomial, Penalty, SquaredHinge,
                         SquaredLoss, get_family, get_penalty)
 from ._hogwild import hogwild, hogwild_epochs
-from ._newton import newton
+from ._newton import newton, newton_pays
 from .._blocks import tree_sum
 from ._objective import Layout, Objective, chunk_loss_grad, pack
 from ._registry import ASYNC_SOLVERS, SOLVERS, checkpointing_solvers, get_solver, needs_cluster, register_solver
@@ -23,7 +23,7 @@ __all__ = [
     "FAMILIES", "PENALTIES", "SOLVERS", "Family", "Hinge", "Layout", "Logistic", "Multinomial", "Objective",
     "OptimizeResult", "Penalty", "SquaredHinge", "SquaredLoss", "batch_rows",
     "checkpointing_solvers", "chunk_loss_grad", "critical_batch_size", "fit_linear", "get_family", "get_penalty", "get_solver", "gradient_descent",
-    "lbfgs", "local_sgd", "newton", "newton_cg", "one_shot_average", "pack", "prepare",
+    "lbfgs", "local_sgd", "newton", "newton_cg", "newton_pays", "one_shot_average", "pack", "prepare",
     "proximal_gradient", "register_solver", "scheduled_rate", "sgd", "tree_sum", "wolfe_line_search",
 ]
 

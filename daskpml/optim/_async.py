@@ -67,6 +67,7 @@ from .._random import resolve_seed
 from ..validation import validate_params
 from ._async_engine import Engine, RunOptions, _gossip, _model, sgd_steps
 from ._objective import Objective
+from ._ranks import on_ranks
 from ._run import OptimizeResult
 from ._stochastic import RENAMED, Schedule
 
@@ -78,7 +79,33 @@ def _check_sgd(batch_size: int, eta0: float) -> None:
         raise ValueError(f"eta0 must be positive, got {eta0}.")
 
 
+def check_async_sgd(batch_size: int, eta0: float, staleness: str, push_every: int, pull_every: int,
+                    max_staleness: int | None, max_iter: float, max_time: float | None) -> int | None:
+    """Check :func:`async_sgd`'s own options; returns the staleness bound (None: unbounded)."""
+    _check_sgd(batch_size, eta0)
+    if staleness not in ("none", "divide"):
+        raise ValueError(f"staleness must be 'none' or 'divide', got {staleness!r}.")
+    push_every, pull_every = int(push_every), int(pull_every)
+    if push_every < 1 or pull_every < 1 or pull_every % push_every:
+        raise ValueError(f"push_every and pull_every must be positive with pull_every a multiple of push_every "
+                         f"(got push_every={push_every}, pull_every={pull_every}).")
+    if max_staleness is not None and int(max_staleness) < 0:
+        raise ValueError(f"max_staleness must be a non-negative integer or None, got {max_staleness}.")
+    if not max_iter > 0:
+        raise ValueError(f"max_iter (epochs) must be positive, got {max_iter}.")
+    if max_time is not None and not max_time > 0:
+        raise ValueError(f"max_time must be a positive number of seconds, got {max_time}.")
+    return None if max_staleness is None else int(max_staleness)
+
+
+def _async_sgd_ranks(*args: Any, **kwargs: Any) -> Any:
+    from ._async_ranks import async_sgd_on_ranks
+
+    return async_sgd_on_ranks(*args, **kwargs)
+
+
 @validate_params({}, removed=RENAMED)
+@on_ranks(rank_fn=_async_sgd_ranks, collective=False, when=lambda options: options.get("tol") is None)
 def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256,
               learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
               gamma: float = 0.1, decay_every: int = 10, staleness: str = "none", max_staleness: int | None = None,
@@ -175,16 +202,8 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
     (3,)
     """
     options = RunOptions.of(locals())     # the stopping, monitoring, checkpoint and schedule options
-    _check_sgd(batch_size, eta0)
-    if staleness not in ("none", "divide"):
-        raise ValueError(f"staleness must be 'none' or 'divide', got {staleness!r}.")
+    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time)
     push_every, pull_every = int(push_every), int(pull_every)
-    if push_every < 1 or pull_every < 1 or pull_every % push_every:
-        raise ValueError(f"push_every and pull_every must be positive with pull_every a multiple of push_every "
-                         f"(got push_every={push_every}, pull_every={pull_every}).")
-    if max_staleness is not None and int(max_staleness) < 0:
-        raise ValueError(f"max_staleness must be a non-negative integer or None, got {max_staleness}.")
-    bound = None if max_staleness is None else int(max_staleness)
     seed = resolve_seed(random_state)
     batch = int(batch_size)
     eng = Engine("async_sgd", objective, options, rows_per_update=batch * push_every, batch_size=batch,

@@ -79,6 +79,34 @@ def to_dense(a: Any) -> Any:
     return a.toarray() if hasattr(a, "toarray") else a
 
 
+def newton_pays(n_samples: int, n_params: int) -> bool:
+    """Whether Newton's method is the cheaper default for a single-output smooth loss: its
+    Hessian, formed from ``min(n, max(10_000, 200 p))`` rows (``hessian_fraction="auto"``),
+    costs no more than one pass over the data (``m p^2 <= n p``) and the ``p x p`` solve
+    is small (``p <= 2000``). Newton then needs a handful of such iterations where L-BFGS needs
+    dozens to hundreds on ill-conditioned data.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows.
+    n_params : int
+        Parameters (features plus intercept).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> newton_pays(2_000_000, 101), newton_pays(32_561, 124)
+    (True, False)
+    """
+    p = int(n_params)
+    m = min(int(n_samples), max(10_000, 200 * p))
+    return p <= 2000 and m * p <= int(n_samples)
+
+
 @on_ranks
 def newton(objective: Objective, theta0: np.ndarray, *, hessian_fraction: float | str = "auto",
            max_iter: int = 50, tol: float = 1e-4, random_state: Any = 0, callback: Callable | None = None,

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -35,8 +37,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import _config
-from .._checkpoint import Checkpoint
+from .._checkpoint import Checkpoint, Snapshot
 from .._progress import ProgressLine
+from .._random import resolve_seed
 from ..comm import CommError, spmd
 from ..runtime import active_client
 from ._objective import Comm, Objective, Spec
@@ -88,22 +91,30 @@ class RankObjective(Objective):
             threads = int(get_worker().state.nthreads)
         except Exception:
             pass
+        self.compute_s = 0.0                     # the rank's own timers: block work, and time in allreduce
+        self.comm_s = 0.0
         self._pool = ThreadPoolExecutor(min(threads, len(self._blocks))) \
             if threads > 1 and len(self._blocks) > 1 else None
 
     def map_blocks(self, fn: Callable) -> list:
         """``fn(chunk_index, X_block, y_block)`` for each local block (on the worker's threads)."""
+        t0 = time.perf_counter()
         items = list(zip(self.block_index, self._blocks))
         if self._pool is not None:
-            return list(self._pool.map(lambda item: fn(item[0], *item[1]), items))
-        return [fn(i, Xb, yb) for i, (Xb, yb) in items]
+            out = list(self._pool.map(lambda item: fn(item[0], *item[1]), items))
+        else:
+            out = [fn(i, Xb, yb) for i, (Xb, yb) in items]
+        self.compute_s += time.perf_counter() - t0
+        return out
 
     def allreduce(self, local: np.ndarray, count: bool = True) -> np.ndarray:
         """Sum of ``local`` over the ranks (one round; the ``bytes`` counter rides along)."""
         vec = np.empty(local.size + 1)
         vec[:-1] = local.ravel()
         vec[-1] = self.group.bytes_sent         # measured: every rank's socket bytes so far, summed
+        t0 = time.perf_counter()
         self.group.allreduce(vec)
+        self.comm_s += time.perf_counter() - t0
         if count:
             self.comm.rounds += 1
             self.comm.bytes = int(vec[-1])
@@ -127,9 +138,13 @@ class RemoteCheckpoint:
     """The rank side of a client-held :class:`~daskpml._checkpoint.Checkpoint`: rank 0 sends
     what the client's checkpoint reads and writes; the snapshot to resume from is broadcast."""
 
+    #: without a folder (the client's in-memory copy, for restarts) at most one snapshot this often
+    MEMORY_INTERVAL_S = 1.0
+
     def __init__(self, ctx: "RankContext", every: int) -> None:
         self.ctx, self.every = ctx, int(every)
         self.path = "(on the client)"
+        self._last = -float("inf")
 
     @property
     def enabled(self) -> bool:
@@ -149,10 +164,19 @@ class RemoteCheckpoint:
         if comm.rank == 0:
             comm.report(("cp-restore",))
             snap = self.ctx.wait_for("snapshot")[1]
-        return comm.broadcast(snap)
+        return comm.broadcast(snap) if self.ctx.collective else snap
 
     def due(self, iteration: int, final: bool = False) -> bool:
-        return final or int(iteration) % self.every == 0
+        if final:
+            return True
+        if int(iteration) % self.every:
+            return False
+        if not self.ctx.folder:                     # only the client's copy: bounded in time
+            now = time.perf_counter()
+            if now - self._last < self.MEMORY_INTERVAL_S:
+                return False
+            self._last = now
+        return True
 
     def save(self, iteration: int, *, arrays: Any = None, blocks: Any = None, history: Any = None,
              state: Any = None) -> None:
@@ -163,12 +187,49 @@ class RemoteCheckpoint:
                                   history, state))
 
 
-class RankContext:
-    """What a solver's :class:`~daskpml.optim.Run` does differently on a rank."""
+class MemoryCheckpoint:
+    """The client's copy of the newest snapshot when no ``checkpoint=`` folder is given: what the
+    group restarts from when it loses a worker (nothing is written to disk)."""
 
-    def __init__(self, comm: Any, callback: bool, checkpoint: bool) -> None:
-        self.comm, self.callback, self.checkpoint = comm, callback, checkpoint
+    def __init__(self, every: int) -> None:
+        self.every, self.path, self.resume = int(every), None, False
+        self._snapshot: Snapshot | None = None
+
+    def describe(self, *args: Any) -> "MemoryCheckpoint":
+        return self
+
+    def restore(self) -> Snapshot | None:
+        return self._snapshot if self.resume else None
+
+    def save(self, iteration: int, *, arrays: Any = None, history: Any = None, state: Any = None) -> None:
+        self._snapshot = Snapshot(int(iteration), dict(arrays or {}), {}, dict(history or {}), dict(state or {}))
+
+
+class RankContext:
+    """What a solver's :class:`~daskpml.optim.Run` does differently on a rank.
+
+    ``collective``: every rank runs the solver's loop (the synchronous solvers): the callback's
+    verdict and the snapshot to resume from are broadcast. Otherwise only rank 0 records (the
+    asynchronous solvers' server) and nothing is broadcast; rows then go to the client in
+    batches (every ``FLUSH_S`` seconds) unless a callback needs each one."""
+
+    FLUSH_S = 0.25
+
+    def __init__(self, comm: Any, callback: bool, checkpoint: bool, collective: bool = True, folder: bool = False,
+                 lost: Any = None) -> None:
+        self.comm, self.callback, self.checkpoint, self.collective = comm, callback, checkpoint, collective
+        self.folder = folder                        # the client writes snapshots to a folder
+        self.lost = lost                            # per chunk: updates lost with a worker before this restart
         self._held: list = []
+        self._rows: list = []
+        self._flushed = time.perf_counter()
+        self.interrupted = False
+
+    def interrupt_requested(self) -> bool:
+        """Whether the client asked to stop (Ctrl-C, or a callback that raised KeyboardInterrupt)."""
+        if not self.interrupted and self.control("interrupt"):
+            self.interrupted = True
+        return self.interrupted
 
     def wait_for(self, kind: str) -> tuple:
         while True:
@@ -177,18 +238,38 @@ class RankContext:
                     return self._held.pop(i)
             self._held += self.comm.wait_control()
 
+    def control(self, kind: str) -> list:
+        """Messages of ``kind`` from the client that arrived so far (never waits)."""
+        self._held += self.comm.control()
+        out = [m for m in self._held if m[0] == kind]
+        self._held = [m for m in self._held if m[0] != kind]
+        return out
+
     def on_record(self, record: dict) -> bool:
         """The recorder's callback on a rank: the row to the client (and its verdict back)."""
         comm = self.comm
         verdict = False
         if comm.rank == 0:
             row = record if self.callback else {k: v for k, v in record.items() if k != "theta"}
-            comm.report(("row", row))
+            if self.collective or self.callback:
+                comm.report(("row", row))
+            else:
+                self._rows.append(row)
+                if time.perf_counter() - self._flushed >= self.FLUSH_S:
+                    self.flush()
             if self.callback:
-                verdict = bool(self.wait_for("verdict")[1])
-        if self.callback:
+                answer = self.wait_for("verdict")[1]
+                self.interrupted = self.interrupted or answer == "interrupt"
+                verdict = bool(answer)
+        if self.callback and self.collective:
             verdict = bool(comm.broadcast(verdict))
         return verdict
+
+    def flush(self) -> None:
+        if self._rows:
+            self.comm.report(("rows", self._rows))
+            self._rows = []
+        self._flushed = time.perf_counter()
 
     def remote_checkpoint(self, every: int) -> RemoteCheckpoint | None:
         return RemoteCheckpoint(self, every) if self.checkpoint else None
@@ -196,17 +277,25 @@ class RankContext:
 
 def _rank_solve(comm: Any, X_blocks: list, y_blocks: list, fn: Callable, desc: dict, theta0: np.ndarray,
                 options: dict, flags: dict) -> Any:
+    t0 = time.perf_counter()
     objective = RankObjective(comm, X_blocks, y_blocks, desc)
-    token = _RANK.set(RankContext(comm, **flags))
+    ctx = RankContext(comm, **flags)
+    token = _RANK.set(ctx)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = fn(objective, theta0, **options)
+        ctx.flush()
     finally:
         _RANK.reset(token)
         objective.close()
+    timers = comm.gather((objective.compute_s, objective.comm_s, time.perf_counter() - t0), root=0)
     if comm.rank != 0:
         return None
+    # the ranks' own split of their time: block work, time inside allreduce (waiting for the
+    # slowest rank included), and the rest (the solver's replicated arithmetic, reports)
+    result.history.attrs.update(rank_compute_s=[t[0] for t in timers], rank_comm_s=[t[1] for t in timers],
+                                rank_wall_s=[t[2] for t in timers], n_ranks=comm.size)
     return result, [(str(w.message), w.category) for w in caught]
 
 
@@ -217,34 +306,51 @@ def use_ranks(objective: Objective) -> bool:
             and bool(_config.get("optim.on-ranks")) and active_client() is not None)
 
 
-def run_on_ranks(fn: Callable, objective: Objective, theta0: np.ndarray, options: dict) -> Any:
+def run_on_ranks(fn: Callable, objective: Objective, theta0: np.ndarray, options: dict,
+                 collective: bool = True, name: str | None = None) -> Any:
     """Run ``fn(objective, theta0, **options)`` on the ranks; the client keeps the progress line,
     the callback and the checkpoint (see the module's description)."""
     from ..comm import SpmdGroup  # noqa: F401  (the type of on_message's group)
 
     options = dict(options)
+    params = inspect.signature(fn).parameters
+    if "random_state" in params:          # one seed for every rank (None would draw one per rank)
+        options["random_state"] = resolve_seed(options.get("random_state", params["random_state"].default))
     callback = options.pop("callback", None)
     progress = ProgressLine(options.pop("progress", None))
     path, resume = options.pop("checkpoint", None), bool(options.pop("resume", False))
     every = int(options.get("checkpoint_every", 10))
+    # Without a folder the client still keeps the newest snapshot, in memory: a lost worker then
+    # costs the iterations since it, not the run.
     cp = Checkpoint(path, every=every, resume=resume).watch(**objective.data) if path is not None or resume \
-        else None
+        else MemoryCheckpoint(every)
     max_iter = options.get("max_iter", "?")
     desc = dict(family=objective.family, penalty=objective.penalty, lam=objective.lam, layout=objective.layout,
                 n_samples=objective.n_samples, row_chunks=objective.row_chunks)
     X, y = objective.collections
-    name = getattr(fn, "__name__", "solver")
+    name = name or getattr(fn, "__name__", "solver")
 
     def on_message(msg: tuple, rank: int, group: Any) -> None:
         kind = msg[0]
-        if kind == "row":
-            row = msg[1]
-            it = row["iteration"]
-            if "objective" in row and np.isfinite(row["objective"]):
-                progress.update(it, max_iter, f"{name}: iteration {it}/{max_iter}  objective {row['objective']:.6g}"
-                                f"  |grad| {row.get('grad_norm', float('nan')):.3g}")
-            if callback is not None:
-                group.signal(("verdict", bool(callback(row))), ranks=[0])
+        if kind in ("row", "rows"):
+            rows = [msg[1]] if kind == "row" else msg[1]
+            for row in rows:
+                it = row["iteration"]
+                if not collective and "update_worker" in row:
+                    seen.append((it, int(row["update_worker"])))
+                if "objective" in row and np.isfinite(row["objective"]):
+                    progress.update(it, max_iter, f"{name}: iteration {it}/{max_iter}  objective "
+                                    f"{row['objective']:.6g}  |grad| {row.get('grad_norm', float('nan')):.3g}")
+                elif "version" in row:
+                    progress.update(it, max_iter, f"{name}: update {it}  version {row['version']}")
+                if callback is not None:
+                    try:
+                        verdict: Any = bool(callback(row))
+                    except KeyboardInterrupt:
+                        if collective:
+                            raise
+                        verdict = "interrupt"       # the server stops and returns the current model
+                    group.signal(("verdict", verdict), ranks=[0])
         elif kind == "cp-describe":
             cp.describe(*msg[1:])
         elif kind == "cp-restore":
@@ -252,26 +358,49 @@ def run_on_ranks(fn: Callable, objective: Objective, theta0: np.ndarray, options
         elif kind == "cp-save":
             _, it, arrays, history, state = msg
             cp.save(it, arrays=arrays, history=history, state=state)
+            saved["iteration"] = int(it)
+
+    # asynchronous runs: the updates each chunk made since the newest snapshot are lost with a worker
+    seen: list = []
+    saved = {"iteration": 0}
+    lost = None
+
+    def on_interrupt(group: Any) -> bool:
+        group.signal(("interrupt",), ranks=[0])     # Ctrl-C: the server returns the current model
+        return True
 
     restarts = 0
     try:
         while True:
-            flags = dict(callback=callback is not None, checkpoint=cp is not None)
+            flags = dict(callback=callback is not None, checkpoint=True, collective=collective,
+                         folder=cp.path is not None, lost=lost.tolist() if lost is not None else None)
             try:
                 results = spmd(_rank_solve, X, y, args=(fn, desc, theta0, options, flags),
-                               on_message=on_message, name=name)
+                               on_message=on_message, on_interrupt=None if collective else on_interrupt,
+                               name=name)
                 break
             except CommError as e:
-                if cp is None:
-                    raise CommError(f"{name}: {e}. Nothing was saved: pass checkpoint='folder' to restart "
-                                    "from the newest snapshot on the workers that remain.") from e
                 restarts += 1
+                where = f"checkpoint={cp.path!r}, resume=True" if cp.path is not None else "a checkpoint= folder"
                 if restarts > MAX_RESTARTS:
                     raise CommError(f"{name}: {e}; gave up after {MAX_RESTARTS} restarts. Resume later with "
-                                    f"checkpoint={cp.path!r}, resume=True.") from e
-                warnings.warn(f"{name}: {e}. Restarting from the newest snapshot in {cp.path!r} on the "
-                              "workers that remain.", RuntimeWarning, stacklevel=3)
+                                    f"{where}.") from e
+                if isinstance(cp, MemoryCheckpoint):
+                    snap = cp._snapshot
+                    since = f"the snapshot of iteration {snap.iteration}" if snap is not None else \
+                        "the start (no snapshot was due yet)"
+                else:
+                    since = f"the newest snapshot in {cp.path!r}"
+                warnings.warn(f"{name}: {e}. Restarting from {since} on the workers that remain.",
+                              RuntimeWarning, stacklevel=3)
                 cp.resume = True
+                if not collective:
+                    redone = np.zeros(objective.n_chunks, dtype=np.int64)
+                    for it, chunk in seen:
+                        if it > saved["iteration"] and 0 <= chunk < len(redone):
+                            redone[chunk] += 1
+                    lost = redone                   # (earlier losses are in the snapshot)
+                    seen.clear()
     finally:
         progress.close()
     result, caught = results[0]
@@ -282,14 +411,21 @@ def run_on_ranks(fn: Callable, objective: Objective, theta0: np.ndarray, options
     return result
 
 
-def on_ranks(fn: Callable) -> Callable:
+def on_ranks(fn: Callable | None = None, *, rank_fn: Callable | None = None, collective: bool = True,
+             when: Callable[[dict], bool] | None = None) -> Callable:
     """Make a solver run its loop on the ranks when the objective is on a distributed cluster
-    (:func:`use_ranks`); elsewhere it runs as written."""
+    (:func:`use_ranks`); elsewhere it runs as written. ``rank_fn`` (same signature) is what the
+    ranks run instead of the solver itself; ``collective=False``: only rank 0 records (an
+    asynchronous solver's server); ``when(options)``: the options this rank version supports."""
 
-    @functools.wraps(fn)
-    def solver(objective: Objective, theta0: np.ndarray, **options: Any) -> Any:
-        if use_ranks(objective):
-            return run_on_ranks(fn, objective, theta0, options)
-        return fn(objective, theta0, **options)
+    def wrap(solver_fn: Callable) -> Callable:
+        @functools.wraps(solver_fn)
+        def solver(objective: Objective, theta0: np.ndarray, **options: Any) -> Any:
+            if use_ranks(objective) and (when is None or when(options)):
+                return run_on_ranks(rank_fn or solver_fn, objective, theta0, options, collective,
+                                    name=solver_fn.__name__)
+            return solver_fn(objective, theta0, **options)
 
-    return solver
+        return solver
+
+    return wrap(fn) if fn is not None else wrap

@@ -18,18 +18,18 @@ def run(*args: str):
 @pytest.mark.distributed
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_a_scheduler_that_goes_away_is_one_line(tmp_path, monkeypatch, cli_cluster):
-    from daskpml.optim._run import Run
+    from daskpml._progress import ProgressLine
 
     address, scheduler = cli_cluster
-    record = Run.record
+    update = ProgressLine.update               # called here for every row the solver's ranks send
 
     def kill_scheduler(self, it, *args, **kwargs):
         if it == 2:
             scheduler.kill()
             scheduler.wait()
-        return record(self, it, *args, **kwargs)
+        return update(self, it, *args, **kwargs)
 
-    monkeypatch.setattr(Run, "record", kill_scheduler)
+    monkeypatch.setattr(ProgressLine, "update", kill_scheduler)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((50_000, 48))              # 19 MB: above the in-process size, so chunks go to the worker
     np.savez(tmp_path / "big.npz", X=X, y=(X[:, 0] > 0).astype(float))

@@ -1,6 +1,8 @@
 """A worker killed (SIGKILL) in the middle of ``daskpml train`` on file data: the data were read
 on the client and scattered, which dask cannot recompute, so each block is kept on two workers
-(``daskpml.scatter.replicas``). The run must finish with the model of an undisturbed run."""
+(``daskpml.scatter.replicas``). The solver's loop runs on the workers (an SPMD group): the group
+ends with CommError when the worker dies and restarts on the workers that remain from the snapshot
+the client keeps. The run must finish with the model of an undisturbed run."""
 
 from __future__ import annotations
 
@@ -38,11 +40,11 @@ def _data(tmp_path, kind):
 def _train(path, out, monkeypatch=None, kill_at=None):
     from distributed import Client
 
-    from daskpml.optim._run import Run
+    from daskpml._progress import ProgressLine
 
     killed = []
     if kill_at is not None:
-        record = Run.record
+        update = ProgressLine.update          # called on the client for every row the ranks send
 
         def kill_one(self, it, *args, **kwargs):
             if it == kill_at and not killed:
@@ -51,9 +53,9 @@ def _train(path, out, monkeypatch=None, kill_at=None):
                 pid = client.run(os.getpid, workers=[victim])[victim]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(victim)
-            return record(self, it, *args, **kwargs)
+            return update(self, it, *args, **kwargs)
 
-        monkeypatch.setattr(Run, "record", kill_one)
+        monkeypatch.setattr(ProgressLine, "update", kill_one)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = CliRunner().invoke(cli, ["--workers", "2", "--threads", "1", "train", str(path), "--solver", "lbfgs",

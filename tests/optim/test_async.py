@@ -3,6 +3,8 @@ staleness bound, stop on time / interrupt, and survive a killed worker."""
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 import warnings
 
@@ -221,8 +223,13 @@ def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver, nanny_clien
     kill_one, killed = worker_killer(client, at=20)
 
     t0 = time.perf_counter()
-    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
-                           delay={1: 3.0}, callback=kill_one, random_state=0)
+    # async_sgd runs on the ranks: the group ends with the worker and restarts from the client's
+    # newest snapshot on the workers that remain, and says so; the updates since it are lost work
+    restart = pytest.warns(RuntimeWarning, match="Restarting from") if solver == "async_sgd" \
+        else contextlib.nullcontext()
+    with restart:
+        _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
+                               delay={1: 3.0}, callback=kill_one, random_state=0)
     assert killed and time.perf_counter() - t0 < 100
     h = res.history
     assert h.attrs["lost_tasks"] >= 1 and int(h.lost.sum()) == h.attrs["lost_tasks"]

@@ -1,0 +1,432 @@
+"""The parameter server of :func:`~daskpml.optim.async_sgd` on the ranks of an SPMD group.
+
+On a distributed cluster (and with ``tol=None``, the default) ``async_sgd`` does not submit a task
+per update from the client. Every row chunk is a *worker* that loops where its rows are: take
+``push_every`` SGD steps from its copy of the weights, push the summed gradient straight to the
+server, and get back the server's answer (the new weights when a pull is due, and the current
+learning rate) in the same round trip. The server is a thread on rank 0 (its own chunks' workers
+call it directly); it applies each push as it arrives, exactly as the client-side engine does:
+staleness accounting, ``staleness="divide"``, ``max_staleness`` (a worker is held back while
+the pushes in flight could take a gradient past the bound), ``push_every``/``pull_every``, the
+``delay`` straggler hook, the learning-rate schedule in server versions and rows processed.
+
+Only rank 0 records the history (one row per update, sent to the client in batches) and the
+snapshots (every ``checkpoint_every`` updates; the client writes them). Objective samples (every
+``eval_every`` updates) are kept as copies and evaluated after the run by every rank at once (one
+``allreduce``), as the client-side engine does with ``tol=None``. A lost worker ends the group;
+the run restarts from the newest snapshot on the workers that remain (see ``_ranks.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import numpy as np
+
+from .._random import resolve_seed
+from ._async_engine import sgd_steps
+from ._objective import chunk_losses
+from ._ranks import rank_context
+from ._run import Run
+from ._stochastic import scheduled_rate, slowdown
+
+TAG = "ps"
+
+
+class _Server:
+    """The parameter server's state and its update rule (rank 0)."""
+
+    def __init__(self, objective: Any, theta0: np.ndarray, o: dict) -> None:
+        self.objective, self.o = objective, o
+        self.comm = objective.group
+        self.P, self.n = objective.n_chunks, objective.n_samples
+        self.spec = objective.spec
+        self.batch, self.push_every, self.pull_every = o["batch"], o["push_every"], o["pull_every"]
+        self.rows_per_update = self.batch * self.push_every
+        self.bound = o["bound"]
+        updates_per_epoch = max(1, math.ceil(self.n / self.rows_per_update))
+        self.eval_every = int(o["eval_every"] or max(1, updates_per_epoch // 8))
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be a positive integer, got {o['eval_every']}.")
+        self.rows_needed = float(o["max_iter"]) * self.n
+        self.run = Run("async_sgd", objective, max_iter=math.ceil(o["max_iter"] * updates_per_epoch), tol=0.0,
+                       callback=None, progress=False, eval_every=self.eval_every,
+                       max_time=-1.0 if o["max_time"] is None else float(o["max_time"]), monitor="after",
+                       checkpoint=o["checkpoint"], checkpoint_every=o["checkpoint_every"], resume=o["resume"],
+                       learning_rate=o["learning_rate"], eta0=o["eta0"], batch_size=self.batch,
+                       staleness=o["staleness"], max_staleness=-1 if self.bound is None else self.bound,
+                       push_every=self.push_every, pull_every=self.pull_every, seed=o["seed"], on_ranks=1)
+        self.run.workers = list(range(self.P))
+        self.theta = np.array(theta0, dtype=np.float64)
+        self.version = self.rows_done = 0
+        self.position = [0] * self.P
+        self.updates = np.zeros(self.P, dtype=np.int64)
+        self.busy = np.zeros(self.P)
+        self.lost = np.zeros(self.P, dtype=np.int64)      # work lost with a worker (restarts)
+        self.discarded = np.zeros(self.P, dtype=np.int64)
+        self.addresses = [""] * self.P
+        self.samples: list[tuple[int, np.ndarray]] = []
+        snap = self.run.snapshot
+        if snap is not None:
+            st = snap.state
+            self.theta = np.array(snap.arrays["theta"])
+            self.version, self.rows_done = int(st["version"]), int(st["rows_done"])
+            self.position = [int(p) for p in st["position"]]
+            self.updates = np.array(snap.arrays["updates"], dtype=np.int64)
+            self.busy = np.array(snap.arrays["busy"], dtype=float)
+            if "failed" in snap.arrays:
+                self.lost = np.array(snap.arrays["failed"], dtype=np.int64)
+            if "sample_index" in snap.arrays:
+                self.samples = list(zip(snap.arrays["sample_index"].tolist(), np.array(snap.arrays["sample_theta"])))
+        self._pulled = [0] * self.P                 # chunk -> the version it last pulled
+        self.ctx = ctx = rank_context()
+        if ctx is not None and ctx.lost is not None:     # updates redone after a lost worker
+            self.lost = self.lost + np.asarray(ctx.lost, dtype=np.int64)
+        self.flying: dict[int, int] = {}            # chunk -> the version it computes from
+        self.waiting: dict[int, bool] = {}          # chunk -> whether its held-back answer is a pull
+        self.local_mail: dict[int, tuple] = {}      # answers to rank 0's own chunks
+        self.lock = threading.Condition()
+        self.done = False
+        self.error: BaseException | None = None
+        self.reason = ""
+        self.replied_stop: set[int] = set()
+        self.owner: dict[int, int] = {}             # chunk -> rank
+
+    # -- the rule -------------------------------------------------------------------------
+    def rate(self) -> float:
+        o = self.o
+        return scheduled_rate(o["learning_rate"], o["eta0"], self.version, self.rows_done / self.n,
+                              power_t=o["power_t"], gamma=o["gamma"], decay_every=o["decay_every"])
+
+    def _allowed(self, version: int) -> bool:
+        if self.bound is None:
+            return True
+        flying = list(self.flying.values())
+        k = len(flying)
+        return all(self.version - v + k <= self.bound for v in flying + [version])
+
+    def _answer(self, i: int, pull: bool) -> tuple | None:
+        """The answer that lets chunk ``i`` go on (None: held back by ``max_staleness``)."""
+        if self.done:
+            self.replied_stop.add(i)
+            return ("stop",)
+        start_version = self.version if pull else self._pulled[i]
+        if not self._allowed(start_version):
+            if pull or not self._allowed(self.version):
+                self.waiting[i] = pull
+                return None
+            pull = True
+        if pull:
+            self._pulled[i] = self.version
+        self.flying[i] = self._pulled[i]
+        return ("go", self.theta.copy() if pull else None, self._pulled[i], self.rate(), self.position[i])
+
+    def handle(self, msg: tuple, rank: int) -> tuple | None:
+        kind, i = msg[0], msg[1]
+        if kind == "hello":
+            self.owner[i], self.addresses[i] = rank, msg[2]
+            return self._answer(i, True)
+        _, i, acc, loss, pulled, elapsed, want_pull = msg
+        self.flying.pop(i, None)
+        if self.done:                               # pushed after the end: not applied (as a task
+            self.discarded[i] += 1                  # in flight at the end is cancelled)
+            self.replied_stop.add(i)
+            return ("stop",)
+        tau = self.version - pulled
+        eta = self.rate() / (max(tau, 1) if self.o["staleness"] == "divide" else 1.0)
+        self.theta = self.spec.prox(self.theta - eta * acc, eta * self.push_every)
+        self.version += 1
+        self.updates[i] += 1
+        self.rows_done += self.rows_per_update
+        self.position[i] += self.push_every
+        self.busy[i] += elapsed
+        total = int(self.updates.sum())
+        obj = self.objective
+        obj.comm.rounds = self.version
+        obj.comm.bytes = self.comm.bytes_sent + sum(ch.bytes_received for ch in self.comm.channels.values())
+        due = total % self.eval_every == 0
+        stop = self.run.record(total, self.theta.copy() if due else None, math.nan, math.nan, update_worker=i,
+                               version=self.version, staleness=tau, rows=self.rows_done, eta=eta,
+                               batch_loss=float(loss))
+        if due:
+            self.samples.append((self.run.n_rows - 1, self.theta.copy()))
+        self._save()
+        ctx = self.ctx                              # (this may run in the server's thread)
+        if ctx is not None and ctx.interrupt_requested():
+            self.reason = "interrupted (KeyboardInterrupt); returning the current model"
+            self.run.stopped = stop = True
+        elif stop:
+            self.reason = "stopped by the callback"
+        elif self.rows_done >= self.rows_needed:
+            self.reason = ""
+            stop = True
+        elif self.o["max_time"] is not None and self.run.elapsed() >= self.o["max_time"]:
+            self.reason = f"reached max_time={self.o['max_time']:g} s; returning the current model"
+            self.run.stopped = stop = True
+        if stop:
+            self.done = True
+            self._release_waiting()
+            self.replied_stop.add(i)
+            return ("stop",)
+        answer = self._answer(i, want_pull)
+        self._wake()
+        return answer
+
+    def _wake(self) -> None:
+        for j, pull in list(self.waiting.items()):
+            answer = self._answer(j, pull) if j in self.waiting else None
+            if answer is not None:
+                self.waiting.pop(j, None)
+                self._deliver(j, answer)
+
+    def _release_waiting(self) -> None:
+        for j in list(self.waiting):
+            self.waiting.pop(j)
+            self.replied_stop.add(j)
+            self._deliver(j, ("stop",))
+
+    def _deliver(self, i: int, answer: tuple) -> None:
+        rank = self.owner[i]
+        if rank == self.comm.rank:
+            self.local_mail[i] = answer
+            self.lock.notify_all()
+        else:
+            self.comm.send(answer, rank, tag=(TAG, i))
+
+    # -- snapshots ------------------------------------------------------------------------
+    def _save(self, final: bool = False) -> None:
+        cp = self.run.checkpoint
+        total = int(self.updates.sum())
+        if cp is None or not cp.due(total, final):
+            return
+        arrays = {"theta": self.theta, "updates": self.updates, "busy": self.busy, "failed": self.lost}
+        if self.samples:
+            arrays["sample_index"] = np.array([i for i, _ in self.samples], dtype=np.int64)
+            arrays["sample_theta"] = np.stack([t for _, t in self.samples])
+        self.run.save(total, final=True, arrays=arrays, version=self.version, rows_done=self.rows_done,
+                      position=list(self.position), seed=self.o["seed"], converged=False, best=0.0, bad=0)
+
+    # -- the remote chunks --------------------------------------------------------------------
+    def serve(self, remote_chunks: int) -> None:
+        """Answer the other ranks' chunks until every one of them was told to stop. A failure (a
+        lost rank) ends the run on this rank too: rank 0's own chunks stop and the error is
+        raised in the rank's thread."""
+        try:
+            self._serve(remote_chunks)
+        except BaseException as e:
+            with self.lock:
+                self.error = e
+                self.done = True
+                self.lock.notify_all()
+
+    def _serve(self, remote_chunks: int) -> None:
+        comm = self.comm
+        peers = [r for r in range(comm.size) if r != comm.rank]
+        while True:
+            with self.lock:
+                if len([c for c in self.replied_stop if self.owner.get(c) != comm.rank]) >= remote_chunks:
+                    return
+            src, msg = comm.recv_any(tag=TAG, sources=peers, timeout=0.2, raise_on_timeout=False)
+            if src is None:                         # (a stop may have gone out from rank 0's own chunks)
+                continue
+            with self.lock:
+                answer = self.handle(msg, src)
+            if answer is not None:
+                comm.send(answer, src, tag=(TAG, msg[1]))
+
+    def ask_local(self, msg: tuple) -> tuple:
+        """Rank 0's own chunks call the server directly (held back like the others)."""
+        i = msg[1]
+        with self.lock:
+            if self.error is not None:
+                raise self.error
+            answer = self.handle(msg, self.comm.rank)
+            while answer is None:
+                if i in self.local_mail:
+                    answer = self.local_mail.pop(i)
+                    break
+                if self.error is not None:
+                    raise self.error
+                self.lock.wait(0.5)
+            return answer
+
+    # -- the end ------------------------------------------------------------------------------
+    def finish(self, sums: np.ndarray | None, thetas: np.ndarray | None) -> Any:
+        obj = self.objective
+        if sums is not None:
+            for (index, theta), s in zip(self.samples, sums):
+                f = s / self.n + obj.lam * obj.penalty.value(theta[obj.mask])
+                self.run.fill(index, objective=float(f))
+        self._save(final=True)
+        sizes = np.asarray(obj.row_chunks)
+        self.run.worker_totals = {"updates": self.updates, "lost": self.lost, "busy_time": self.busy,
+                                  "rows_per_chunk": sizes, "address": np.asarray(self.addresses, dtype=str)}
+        self.run.attrs.update(lost_tasks=int(self.lost.sum()), updates=int(self.updates.sum()),
+                              epochs=self.rows_done / self.n)
+        finished = self.rows_done >= self.rows_needed
+        message = self.reason or (f"ran max_iter={self.rows_needed / self.n:g} epochs" if finished else "stopped early")
+        return self.run.finish(self.theta, int(self.updates.sum()), finished and not self.run.stopped, message)
+
+
+def _chunk_worker(i: int, X: Any, y: Any, o: dict, spec: Any, address: str):
+    """One chunk's worker, as a generator: it yields each message for the server and is sent the
+    server's answer; it ends when the server says stop."""
+    answer = yield ("hello", i, address)
+    if answer[0] == "stop":
+        return
+    _, theta, pulled, rate, position = answer
+    local = None
+    since_pull = 0
+    batch, push_every, pull_every = o["batch"], o["push_every"], o["pull_every"]
+    while True:
+        start = theta if local is None else local
+        new_local, acc, loss, _, elapsed = sgd_steps(X, y, start, o["seed"], i, position * batch, push_every, batch,
+                                                      rate, spec, o["factors"][i])
+        position += push_every
+        since_pull += push_every
+        want_pull = since_pull >= pull_every
+        answer = yield ("push", i, acc, loss, pulled, elapsed, want_pull)
+        if answer[0] == "stop":
+            return
+        _, new_theta, pulled, rate, _ = answer
+        if new_theta is not None:                   # a pull (due, or forced by max_staleness)
+            theta, local, since_pull = new_theta, None, 0
+        else:
+            local = new_local
+
+
+def _drive(worker: Any, ask: Any) -> None:
+    """Run one chunk's worker against ``ask(message) -> answer``."""
+    try:
+        msg = next(worker)
+        while True:
+            msg = worker.send(ask(msg))
+    except StopIteration:
+        return
+
+
+def _run_chunks(comm: Any, server: _Server | None, blocks: list, o: dict, spec: Any, address: str) -> None:
+    """This rank's chunks: one thread each when there are several (a chunk held back by
+    ``max_staleness`` must not hold up the others). The chunks of rank 0 ask the server directly;
+    the others' answers come over the connection to rank 0, read by one thread here and handed
+    to the chunk they are tagged for."""
+    workers = {i: _chunk_worker(i, X, y, o, spec, address) for i, (X, y) in blocks}
+    if server is not None:
+        asks = {i: server.ask_local for i in workers}
+    elif len(workers) == 1:
+        (i,) = workers
+
+        def remote(msg: tuple) -> tuple:
+            comm.send(msg, 0, tag=TAG)
+            return comm.recv(0, tag=(TAG, msg[1]))
+
+        asks = {i: remote}
+    else:
+        import queue
+
+        boxes = {i: queue.Queue() for i in workers}
+        ch = comm.channels[0]
+        active = set(workers)
+
+        def reader() -> None:                       # the only thread that reads the connection to rank 0
+            while active:
+                try:
+                    tag, answer = ch._read_message(comm.timeout)
+                except BaseException as e:          # hand the failure to every chunk
+                    for box in boxes.values():
+                        box.put(e)
+                    return
+                boxes[tag[1]].put(answer)
+                if answer[0] == "stop":
+                    active.discard(tag[1])
+
+        threading.Thread(target=reader, daemon=True, name="daskpml-ps-reader").start()
+
+        def make(i: int) -> Any:
+            def remote(msg: tuple) -> tuple:
+                comm.send(msg, 0, tag=TAG)
+                answer = boxes[i].get()
+                if isinstance(answer, BaseException):
+                    raise answer
+                return answer
+            return remote
+
+        asks = {i: make(i) for i in workers}
+    if len(workers) == 1:
+        ((i, worker),) = workers.items()
+        _drive(worker, asks[i])
+        return
+    errors: list = []
+
+    def guarded(i: int) -> None:
+        try:
+            _drive(workers[i], asks[i])
+        except BaseException as e:                  # re-raised in the rank's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 256, learning_rate: str = "invscaling",
+                       eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10,
+                       staleness: str = "none", max_staleness: int | None = None, push_every: int = 1,
+                       pull_every: int = 1, max_iter: float = 10, max_time: float | None = None,
+                       tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
+                       delay: Any = None, random_state: Any = None, callback: Any = None, progress: Any = None,
+                       checkpoint: Any = None, checkpoint_every: int = 10, resume: bool = False) -> Any:
+    """What every rank runs for :func:`~daskpml.optim.async_sgd` (see the module's description)."""
+    from ._async import check_async_sgd
+
+    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time)
+    comm = objective.group
+    o = dict(batch=int(batch_size), push_every=int(push_every), pull_every=int(pull_every), bound=bound,
+             staleness=staleness, learning_rate=learning_rate, eta0=eta0, power_t=power_t, gamma=gamma,
+             decay_every=decay_every, max_iter=max_iter, max_time=max_time, eval_every=eval_every,
+             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+             seed=resolve_seed(random_state), factors=[slowdown(delay, i) for i in range(objective.n_chunks)])
+    server = _Server(objective, theta0, o) if comm.rank == 0 else None
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except Exception:
+        address = ""
+    # how many chunks the other ranks run (the server answers them until each is told to stop)
+    counts = comm.allgather(len(objective.block_index))
+    thread = None
+    if server is not None and comm.size > 1:
+        thread = threading.Thread(target=server.serve, args=(sum(counts) - counts[0],), daemon=True,
+                                  name="daskpml-parameter-server")
+        thread.start()
+    blocks = list(zip(objective.block_index, objective._blocks))
+    _run_chunks(comm, server, blocks, o, objective.spec, address)
+    if thread is not None:
+        thread.join()
+        if server.error is not None:
+            raise server.error
+    if server is not None:                          # the final model is always sampled
+        last = server.run.n_rows - 1
+        if last < 0:
+            server.run.record(0, None, math.nan, math.nan, update_worker=-1, version=0, staleness=0, rows=0)
+            last = 0
+        if not any(i == last for i, _ in server.samples):
+            server.samples.append((last, server.theta.copy()))
+    # objective samples: every rank evaluates its chunks at the sampled models, one allreduce
+    thetas = comm.broadcast(np.stack([t for _, t in server.samples]) if server is not None and server.samples
+                            else None)
+    sums = None
+    if thetas is not None:
+        spec = objective.spec
+        sums = objective.reduce_blocks(lambda i, X, y: chunk_losses(X, y, thetas, spec.family, spec.layout),
+                                       count=False)
+    if server is None:
+        return None
+    return server.finish(sums, thetas)
