@@ -105,7 +105,7 @@ def test_collectives_against_numpy(eight, n_ranks, dtype):
     assert all(r["gather"] is None for r in res[1:])
 
 
-def _sizes(comm, sizes, small_bytes):
+def _sizes(comm, blocks, sizes, small_bytes):
     out = []
     for nbytes in sizes:
         n = nbytes // 8

@@ -113,9 +113,9 @@ def test_a_lost_worker_restarts_the_group_from_the_snapshot(nanny_client, tmp_pa
 
 def test_without_a_folder_the_client_keeps_the_snapshot(nanny_client):
     X, y = data(chunks=500)
-    _, _, reference = fit(X, y, "lbfgs", max_iter=25, tol=0.0)
-    kill, killed = worker_killer(nanny_client, at=12)
-    with pytest.warns(RuntimeWarning, match="Restarting from the snapshot of iteration 10"):
-        _, _, res = fit(X, y, "lbfgs", max_iter=25, tol=0.0, callback=kill)
-    assert killed and res.n_iter == 25
+    _, _, reference = fit(X, y, "lbfgs", max_iter=10, tol=0.0)
+    kill, killed = worker_killer(nanny_client, at=8)
+    with pytest.warns(RuntimeWarning, match="Restarting from the snapshot of iteration 5"):
+        _, _, res = fit(X, y, "lbfgs", max_iter=10, tol=0.0, callback=kill, checkpoint_every=5)
+    assert killed and res.n_iter == reference.n_iter
     np.testing.assert_allclose(res.theta, reference.theta, rtol=1e-8)
