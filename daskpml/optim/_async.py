@@ -98,6 +98,30 @@ def check_async_sgd(batch_size: int, eta0: float, staleness: str, push_every: in
     return None if max_staleness is None else int(max_staleness)
 
 
+def check_easgd(P: int, batch_size: int, eta0: float, local_steps: int, alpha: float | None, synchronous: bool,
+                max_iter: float, max_time: float | None) -> tuple[int, float]:
+    """Check :func:`easgd`'s own options; returns ``(local_steps, alpha)``."""
+    _check_sgd(batch_size, eta0)
+    tau = int(local_steps)                  # the paper's communication period
+    if tau < 1:
+        raise ValueError(f"local_steps must be a positive integer, got {local_steps}.")
+    alpha = 0.9 / P if alpha is None else float(alpha)
+    if not 0 < alpha < 1 or (synchronous and alpha * P > 1):
+        raise ValueError(f"alpha must be in (0, 1) (and alpha * n_workers <= 1 when synchronous), got {alpha} "
+                         f"with {P} workers; the default is 0.9 / n_workers.")
+    if not max_iter > 0:
+        raise ValueError(f"max_iter (epochs) must be positive, got {max_iter}.")
+    if max_time is not None and not max_time > 0:
+        raise ValueError(f"max_time must be a positive number of seconds, got {max_time}.")
+    return tau, alpha
+
+
+def _easgd_ranks(*args: Any, **kwargs: Any) -> Any:
+    from ._async_ranks import easgd_on_ranks
+
+    return easgd_on_ranks(*args, **kwargs)
+
+
 def _async_sgd_ranks(*args: Any, **kwargs: Any) -> Any:
     from ._async_ranks import async_sgd_on_ranks
 
@@ -288,6 +312,7 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
 
 
 @validate_params({}, removed=RENAMED)
+@on_ranks(rank_fn=_easgd_ranks, collective=False, when=lambda options: options.get("tol") is None)
 def easgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, alpha: float | None = None,
           synchronous: bool = False, batch_size: int = 32, learning_rate: Schedule = "invscaling",
           eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10,
@@ -380,17 +405,10 @@ def easgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, al
     (3,)
     """
     options = RunOptions.of(locals())     # the stopping, monitoring, checkpoint and schedule options
-    _check_sgd(batch_size, eta0)
-    tau = int(local_steps)                  # the paper's communication period
-    if tau < 1:
-        raise ValueError(f"local_steps must be a positive integer, got {local_steps}.")
+    P = objective.n_chunks
+    tau, alpha = check_easgd(P, batch_size, eta0, local_steps, alpha, synchronous, max_iter, max_time)
     seed = resolve_seed(random_state)
     batch = int(batch_size)
-    P = objective.n_chunks
-    alpha = 0.9 / P if alpha is None else float(alpha)
-    if not 0 < alpha < 1 or (synchronous and alpha * P > 1):
-        raise ValueError(f"alpha must be in (0, 1) (and alpha * n_workers <= 1 when synchronous), got {alpha} "
-                         f"with {P} workers; the default is 0.9 / n_workers.")
     name = "easgd"
     eng = Engine(name, objective, options, rows_per_update=batch * tau, local_steps=tau, alpha=alpha,
                  synchronous=int(bool(synchronous)), batch_size=batch, seed=seed)

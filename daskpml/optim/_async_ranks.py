@@ -36,28 +36,28 @@ TAG = "ps"
 
 
 class _Server:
-    """The parameter server's state and its update rule (rank 0)."""
+    """The server's state on rank 0: history, samples, snapshots, stopping rules, the workers
+    held back and the delivery of answers. Subclasses say what a push does (:meth:`first`,
+    :meth:`push`) and what a snapshot holds (:meth:`arrays`, :meth:`restore`)."""
 
-    def __init__(self, objective: Any, theta0: np.ndarray, o: dict) -> None:
+    solver = ""
+
+    def __init__(self, objective: Any, theta0: np.ndarray, o: dict, attrs: dict) -> None:
         self.objective, self.o = objective, o
         self.comm = objective.group
         self.P, self.n = objective.n_chunks, objective.n_samples
         self.spec = objective.spec
-        self.batch, self.push_every, self.pull_every = o["batch"], o["push_every"], o["pull_every"]
-        self.rows_per_update = self.batch * self.push_every
-        self.bound = o["bound"]
+        self.rows_per_update = o["rows_per_update"]
         updates_per_epoch = max(1, math.ceil(self.n / self.rows_per_update))
         self.eval_every = int(o["eval_every"] or max(1, updates_per_epoch // 8))
         if self.eval_every < 1:
             raise ValueError(f"eval_every must be a positive integer, got {o['eval_every']}.")
         self.rows_needed = float(o["max_iter"]) * self.n
-        self.run = Run("async_sgd", objective, max_iter=math.ceil(o["max_iter"] * updates_per_epoch), tol=0.0,
+        self.run = Run(self.solver, objective, max_iter=math.ceil(o["max_iter"] * updates_per_epoch), tol=0.0,
                        callback=None, progress=False, eval_every=self.eval_every,
                        max_time=-1.0 if o["max_time"] is None else float(o["max_time"]), monitor="after",
                        checkpoint=o["checkpoint"], checkpoint_every=o["checkpoint_every"], resume=o["resume"],
-                       learning_rate=o["learning_rate"], eta0=o["eta0"], batch_size=self.batch,
-                       staleness=o["staleness"], max_staleness=-1 if self.bound is None else self.bound,
-                       push_every=self.push_every, pull_every=self.pull_every, seed=o["seed"], on_ranks=1)
+                       learning_rate=o["learning_rate"], eta0=o["eta0"], seed=o["seed"], on_ranks=1, **attrs)
         self.run.workers = list(range(self.P))
         self.theta = np.array(theta0, dtype=np.float64)
         self.version = self.rows_done = 0
@@ -68,10 +68,10 @@ class _Server:
         self.discarded = np.zeros(self.P, dtype=np.int64)
         self.addresses = [""] * self.P
         self.samples: list[tuple[int, np.ndarray]] = []
+        self.setup()
         snap = self.run.snapshot
         if snap is not None:
             st = snap.state
-            self.theta = np.array(snap.arrays["theta"])
             self.version, self.rows_done = int(st["version"]), int(st["rows_done"])
             self.position = [int(p) for p in st["position"]]
             self.updates = np.array(snap.arrays["updates"], dtype=np.int64)
@@ -80,12 +80,11 @@ class _Server:
                 self.lost = np.array(snap.arrays["failed"], dtype=np.int64)
             if "sample_index" in snap.arrays:
                 self.samples = list(zip(snap.arrays["sample_index"].tolist(), np.array(snap.arrays["sample_theta"])))
-        self._pulled = [0] * self.P                 # chunk -> the version it last pulled
+            self.restore(snap)
         self.ctx = ctx = rank_context()
         if ctx is not None and ctx.lost is not None:     # updates redone after a lost worker
             self.lost = self.lost + np.asarray(ctx.lost, dtype=np.int64)
-        self.flying: dict[int, int] = {}            # chunk -> the version it computes from
-        self.waiting: dict[int, bool] = {}          # chunk -> whether its held-back answer is a pull
+        self.waiting: dict[int, Any] = {}           # chunk -> what its held-back answer needs
         self.local_mail: dict[int, tuple] = {}      # answers to rank 0's own chunks
         self.lock = threading.Condition()
         self.done = False
@@ -94,65 +93,69 @@ class _Server:
         self.replied_stop: set[int] = set()
         self.owner: dict[int, int] = {}             # chunk -> rank
 
-    # -- the rule -------------------------------------------------------------------------
+    # -- what subclasses define ---------------------------------------------------------------
+    def setup(self) -> None:
+        """The rule's own state (before a snapshot is restored)."""
+
+    def restore(self, snap: Any) -> None:
+        """The rule's own state from a snapshot."""
+        self.theta = np.array(snap.arrays["theta"])
+
+    def arrays(self) -> dict:
+        """The rule's own arrays in a snapshot."""
+        return {"theta": self.theta}
+
+    def first(self, i: int) -> tuple | None:
+        """The answer to chunk ``i``'s hello."""
+        raise NotImplementedError
+
+    def push(self, msg: tuple) -> tuple | None:
+        """Apply chunk ``msg[1]``'s push; its answer (None: held back)."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
     def rate(self) -> float:
         o = self.o
         return scheduled_rate(o["learning_rate"], o["eta0"], self.version, self.rows_done / self.n,
                               power_t=o["power_t"], gamma=o["gamma"], decay_every=o["decay_every"])
 
-    def _allowed(self, version: int) -> bool:
-        if self.bound is None:
-            return True
-        flying = list(self.flying.values())
-        k = len(flying)
-        return all(self.version - v + k <= self.bound for v in flying + [version])
-
-    def _answer(self, i: int, pull: bool) -> tuple | None:
-        """The answer that lets chunk ``i`` go on (None: held back by ``max_staleness``)."""
-        if self.done:
-            self.replied_stop.add(i)
-            return ("stop",)
-        start_version = self.version if pull else self._pulled[i]
-        if not self._allowed(start_version):
-            if pull or not self._allowed(self.version):
-                self.waiting[i] = pull
-                return None
-            pull = True
-        if pull:
-            self._pulled[i] = self.version
-        self.flying[i] = self._pulled[i]
-        return ("go", self.theta.copy() if pull else None, self._pulled[i], self.rate(), self.position[i])
-
     def handle(self, msg: tuple, rank: int) -> tuple | None:
         kind, i = msg[0], msg[1]
         if kind == "hello":
             self.owner[i], self.addresses[i] = rank, msg[2]
-            return self._answer(i, True)
-        _, i, acc, loss, pulled, elapsed, want_pull = msg
-        self.flying.pop(i, None)
+            if self.done:
+                self.replied_stop.add(i)
+                return ("stop",)
+            return self.first(i)
         if self.done:                               # pushed after the end: not applied (as a task
             self.discarded[i] += 1                  # in flight at the end is cancelled)
             self.replied_stop.add(i)
             return ("stop",)
-        tau = self.version - pulled
-        eta = self.rate() / (max(tau, 1) if self.o["staleness"] == "divide" else 1.0)
-        self.theta = self.spec.prox(self.theta - eta * acc, eta * self.push_every)
-        self.version += 1
+        answer = self.push(msg)
+        if self.done:
+            self._release_waiting()
+            self.replied_stop.add(i)
+            return ("stop",)
+        self._wake()
+        return answer
+
+    def record_update(self, i: int, staleness: int, elapsed: float, save: bool = True, **extra: Any) -> bool:
+        """Count one update of chunk ``i``, record its row (sampling the model every
+        ``eval_every`` updates), snapshot when due; sets :attr:`done` when a stopping rule fires."""
         self.updates[i] += 1
         self.rows_done += self.rows_per_update
-        self.position[i] += self.push_every
         self.busy[i] += elapsed
         total = int(self.updates.sum())
         obj = self.objective
-        obj.comm.rounds = self.version
+        obj.comm.rounds = total
         obj.comm.bytes = self.comm.bytes_sent + sum(ch.bytes_received for ch in self.comm.channels.values())
         due = total % self.eval_every == 0
         stop = self.run.record(total, self.theta.copy() if due else None, math.nan, math.nan, update_worker=i,
-                               version=self.version, staleness=tau, rows=self.rows_done, eta=eta,
-                               batch_loss=float(loss))
+                               version=self.version, staleness=staleness, rows=self.rows_done, **extra)
         if due:
             self.samples.append((self.run.n_rows - 1, self.theta.copy()))
-        self._save()
+        if save:
+            self._save()
         ctx = self.ctx                              # (this may run in the server's thread)
         if ctx is not None and ctx.interrupt_requested():
             self.reason = "interrupted (KeyboardInterrupt); returning the current model"
@@ -167,19 +170,23 @@ class _Server:
             self.run.stopped = stop = True
         if stop:
             self.done = True
-            self._release_waiting()
-            self.replied_stop.add(i)
-            return ("stop",)
-        answer = self._answer(i, want_pull)
-        self._wake()
-        return answer
+        return stop or self.done
+
+    def retry(self, i: int, need: Any) -> tuple | None:
+        """A held-back chunk's answer, when it may go on now (subclasses that hold back)."""
+        return None
+
 
     def _wake(self) -> None:
-        for j, pull in list(self.waiting.items()):
-            answer = self._answer(j, pull) if j in self.waiting else None
+        for j, need in list(self.waiting.items()):
+            if j not in self.waiting:
+                continue
+            self.waiting.pop(j)
+            answer = self.retry(j, need)
             if answer is not None:
-                self.waiting.pop(j, None)
                 self._deliver(j, answer)
+            elif j not in self.waiting:             # (retry did not hold it back again: keep it)
+                self.waiting[j] = need
 
     def _release_waiting(self) -> None:
         for j in list(self.waiting):
@@ -201,7 +208,7 @@ class _Server:
         total = int(self.updates.sum())
         if cp is None or not cp.due(total, final):
             return
-        arrays = {"theta": self.theta, "updates": self.updates, "busy": self.busy, "failed": self.lost}
+        arrays = {**self.arrays(), "updates": self.updates, "busy": self.busy, "failed": self.lost}
         if self.samples:
             arrays["sample_index"] = np.array([i for i, _ in self.samples], dtype=np.int64)
             arrays["sample_theta"] = np.stack([t for _, t in self.samples])
@@ -270,6 +277,117 @@ class _Server:
         return self.run.finish(self.theta, int(self.updates.sum()), finished and not self.run.stopped, message)
 
 
+class _SGDServer(_Server):
+    """:func:`~daskpml.optim.async_sgd`'s rule: apply each pushed gradient as it arrives."""
+
+    solver = "async_sgd"
+
+    def setup(self) -> None:
+        o = self.o
+        self.push_every, self.pull_every, self.bound = o["push_every"], o["pull_every"], o["bound"]
+        self._pulled = [0] * self.P                 # chunk -> the version it last pulled
+        self.flying: dict[int, int] = {}            # chunk -> the version it computes from
+
+    def _allowed(self, version: int) -> bool:
+        if self.bound is None:
+            return True
+        flying = list(self.flying.values())
+        k = len(flying)
+        return all(self.version - v + k <= self.bound for v in flying + [version])
+
+    def _answer(self, i: int, pull: bool) -> tuple | None:
+        """The answer that lets chunk ``i`` go on (None: held back by ``max_staleness``)."""
+        if self.done:
+            self.replied_stop.add(i)
+            return ("stop",)
+        start_version = self.version if pull else self._pulled[i]
+        if not self._allowed(start_version):
+            if pull or not self._allowed(self.version):
+                self.waiting[i] = pull
+                return None
+            pull = True
+        if pull:
+            self._pulled[i] = self.version
+        self.flying[i] = self._pulled[i]
+        return ("go", self.theta.copy() if pull else None, self._pulled[i], self.rate(), self.position[i])
+
+    def retry(self, i: int, need: Any) -> tuple | None:
+        return self._answer(i, need)
+
+    def first(self, i: int) -> tuple | None:
+        return self._answer(i, True)
+
+    def push(self, msg: tuple) -> tuple | None:
+        _, i, acc, loss, pulled, elapsed, want_pull = msg
+        self.flying.pop(i, None)
+        tau = self.version - pulled
+        eta = self.rate() / (max(tau, 1) if self.o["staleness"] == "divide" else 1.0)
+        self.theta = self.spec.prox(self.theta - eta * acc, eta * self.push_every)
+        self.version += 1
+        self.position[i] += self.push_every
+        if self.record_update(i, tau, elapsed, eta=eta, batch_loss=float(loss)):
+            return ("stop",)
+        return self._answer(i, want_pull)
+
+
+class _EASGDServer(_Server):
+    """:func:`~daskpml.optim.easgd`'s rule: the elastic exchange with the centre variable, as
+    each worker arrives (asynchronous) or once all have (synchronous)."""
+
+    solver = "easgd"
+
+    def setup(self) -> None:
+        self.alpha, self.tau, self.sync = self.o["alpha"], self.o["local_steps"], self.o["synchronous"]
+        self.models = [self.theta.copy() for _ in range(self.P)]
+        self.arrived: dict[int, tuple] = {}
+
+    def restore(self, snap: Any) -> None:
+        self.theta = np.array(snap.arrays["centre"])
+        self.models = [np.array(m) for m in snap.arrays["models"]]
+
+    def arrays(self) -> dict:
+        return {"centre": self.theta, "models": np.stack(self.models)}
+
+    def _go(self, i: int) -> tuple:
+        return ("go", self.models[i], self.version, self.rate(), self.position[i])
+
+    def first(self, i: int) -> tuple | None:
+        return self._go(i)
+
+    def _exchange(self, i: int, x: np.ndarray, elapsed: float) -> np.ndarray:
+        d = self.alpha * (x - self.theta)
+        self.models[i] = x - d
+        return d
+
+    def push(self, msg: tuple) -> tuple | None:
+        _, i, x, loss, started, elapsed = msg
+        self.position[i] += self.tau
+        if not self.sync:
+            d = self._exchange(i, x, elapsed)
+            self.theta = self.theta + d
+            staleness = self.version - started
+            self.version += 1
+            if self.record_update(i, staleness, elapsed, eta=self.rate(), batch_loss=float(loss)):
+                return ("stop",)
+            return self._go(i)
+        self.arrived[i] = (x, loss, elapsed)
+        if len(self.arrived) < self.P:
+            self.waiting[i] = True                  # answered when every worker has arrived
+            return None
+        moves = {j: (self._exchange(j, v[0], v[2]), v[1], v[2]) for j, v in sorted(self.arrived.items())}
+        self.theta = self.theta + sum(d for d, _, _ in moves.values())
+        self.version += 1
+        self.arrived.clear()
+        last = max(moves)
+        for j, (_, loss_j, elapsed_j) in moves.items():         # a row for every worker of the round
+            self.record_update(j, 0, elapsed_j, save=j == last, eta=self.rate(), batch_loss=float(loss_j))
+        if self.done:
+            return ("stop",)
+        for j in list(self.waiting):                # everyone goes on with the new round
+            self.waiting.pop(j)
+            self._deliver(j, self._go(j))
+        return self._go(i)
+
 def _chunk_worker(i: int, X: Any, y: Any, o: dict, spec: Any, address: str):
     """One chunk's worker, as a generator: it yields each message for the server and is sent the
     server's answer; it ends when the server says stop."""
@@ -307,12 +425,13 @@ def _drive(worker: Any, ask: Any) -> None:
         return
 
 
-def _run_chunks(comm: Any, server: _Server | None, blocks: list, o: dict, spec: Any, address: str) -> None:
+def _run_chunks(comm: Any, server: _Server | None, blocks: list, o: dict, spec: Any, address: str,
+                make_worker: Any) -> None:
     """This rank's chunks: one thread each when there are several (a chunk held back by
     ``max_staleness`` must not hold up the others). The chunks of rank 0 ask the server directly;
     the others' answers come over the connection to rank 0, read by one thread here and handed
     to the chunk they are tagged for."""
-    workers = {i: _chunk_worker(i, X, y, o, spec, address) for i, (X, y) in blocks}
+    workers = {i: make_worker(i, X, y, o, spec, address) for i, (X, y) in blocks}
     if server is not None:
         asks = {i: server.ask_local for i in workers}
     elif len(workers) == 1:
@@ -331,16 +450,15 @@ def _run_chunks(comm: Any, server: _Server | None, blocks: list, o: dict, spec: 
         active = set(workers)
 
         def reader() -> None:                       # the only thread that reads the connection to rank 0
-            while active:
-                try:
-                    tag, answer = ch._read_message(comm.timeout)
-                except BaseException as e:          # hand the failure to every chunk
-                    for box in boxes.values():
-                        box.put(e)
-                    return
-                boxes[tag[1]].put(answer)
-                if answer[0] == "stop":
-                    active.discard(tag[1])
+            try:
+                while active:
+                    (_, (_, i)), answer = ch._read_message(comm.timeout)     # tag ("u", (TAG, chunk))
+                    boxes[i].put(answer)
+                    if answer[0] == "stop":
+                        active.discard(i)
+            except BaseException as e:              # hand the failure to every chunk
+                for box in boxes.values():
+                    box.put(e)
 
         threading.Thread(target=reader, daemon=True, name="daskpml-ps-reader").start()
 
@@ -375,24 +493,11 @@ def _run_chunks(comm: Any, server: _Server | None, blocks: list, o: dict, spec: 
         raise errors[0]
 
 
-def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 256, learning_rate: str = "invscaling",
-                       eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10,
-                       staleness: str = "none", max_staleness: int | None = None, push_every: int = 1,
-                       pull_every: int = 1, max_iter: float = 10, max_time: float | None = None,
-                       tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
-                       delay: Any = None, random_state: Any = None, callback: Any = None, progress: Any = None,
-                       checkpoint: Any = None, checkpoint_every: int = 10, resume: bool = False) -> Any:
-    """What every rank runs for :func:`~daskpml.optim.async_sgd` (see the module's description)."""
-    from ._async import check_async_sgd
-
-    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time)
+def _run(objective: Any, theta0: np.ndarray, o: dict, server_cls: type, attrs: dict, worker: Any) -> Any:
+    """Every rank: the server (rank 0), this rank's chunks, then the objective samples."""
     comm = objective.group
-    o = dict(batch=int(batch_size), push_every=int(push_every), pull_every=int(pull_every), bound=bound,
-             staleness=staleness, learning_rate=learning_rate, eta0=eta0, power_t=power_t, gamma=gamma,
-             decay_every=decay_every, max_iter=max_iter, max_time=max_time, eval_every=eval_every,
-             checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-             seed=resolve_seed(random_state), factors=[slowdown(delay, i) for i in range(objective.n_chunks)])
-    server = _Server(objective, theta0, o) if comm.rank == 0 else None
+    o = dict(o, factors=[slowdown(o["delay"], i) for i in range(objective.n_chunks)])
+    server = server_cls(objective, theta0, o, attrs) if comm.rank == 0 else None
     try:
         from distributed import get_worker
 
@@ -407,7 +512,7 @@ def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 
                                   name="daskpml-parameter-server")
         thread.start()
     blocks = list(zip(objective.block_index, objective._blocks))
-    _run_chunks(comm, server, blocks, o, objective.spec, address)
+    _run_chunks(comm, server, blocks, o, objective.spec, address, worker)
     if thread is not None:
         thread.join()
         if server.error is not None:
@@ -430,3 +535,68 @@ def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 
     if server is None:
         return None
     return server.finish(sums, thetas)
+
+
+def _schedule(learning_rate: str, eta0: float, power_t: float, gamma: float, decay_every: int, max_iter: float,
+              max_time: float | None, eval_every: int | None, checkpoint: Any, checkpoint_every: int, resume: bool,
+              random_state: Any, delay: Any) -> dict:
+    return dict(learning_rate=learning_rate, eta0=eta0, power_t=power_t, gamma=gamma, decay_every=decay_every,
+                max_iter=max_iter, max_time=max_time, eval_every=eval_every, checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every, resume=resume, seed=resolve_seed(random_state), delay=delay)
+
+
+def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 256, learning_rate: str = "invscaling",
+                       eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10,
+                       staleness: str = "none", max_staleness: int | None = None, push_every: int = 1,
+                       pull_every: int = 1, max_iter: float = 10, max_time: float | None = None,
+                       tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
+                       delay: Any = None, random_state: Any = None, callback: Any = None, progress: Any = None,
+                       checkpoint: Any = None, checkpoint_every: int = 10, resume: bool = False) -> Any:
+    """What every rank runs for :func:`~daskpml.optim.async_sgd` (see the module's description)."""
+    from ._async import check_async_sgd
+
+    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time)
+    o = dict(_schedule(learning_rate, eta0, power_t, gamma, decay_every, max_iter, max_time, eval_every, checkpoint,
+                       checkpoint_every, resume, random_state, delay),
+             batch=int(batch_size), push_every=int(push_every), pull_every=int(pull_every), bound=bound,
+             staleness=staleness, rows_per_update=int(batch_size) * int(push_every))
+    attrs = dict(batch_size=int(batch_size), staleness=staleness, max_staleness=-1 if bound is None else bound,
+                 push_every=int(push_every), pull_every=int(pull_every))
+    return _run(objective, theta0, o, _SGDServer, attrs, _chunk_worker)
+
+
+def _easgd_worker(i: int, X: Any, y: Any, o: dict, spec: Any, address: str):
+    """One chunk's EASGD worker: ``local_steps`` SGD steps from its model, then the elastic
+    exchange (the server answers with the moved model)."""
+    answer = yield ("hello", i, address)
+    if answer[0] == "stop":
+        return
+    _, model, version, rate, position = answer
+    batch, tau = o["batch"], o["local_steps"]
+    while True:
+        x, _, loss, _, elapsed = sgd_steps(X, y, model, o["seed"], i, position * batch, tau, batch, rate, spec,
+                                           o["factors"][i])
+        position += tau
+        answer = yield ("push", i, x, loss, version, elapsed)
+        if answer[0] == "stop":
+            return
+        _, model, version, rate, _ = answer
+
+
+def easgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int = 10, alpha: float | None = None,
+                   synchronous: bool = False, batch_size: int = 256, learning_rate: str = "invscaling",
+                   eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10,
+                   max_iter: float = 10, max_time: float | None = None, tol: float | None = None,
+                   n_iter_no_change: int = 3, eval_every: int | None = None, delay: Any = None,
+                   random_state: Any = None, callback: Any = None, progress: Any = None, checkpoint: Any = None,
+                   checkpoint_every: int = 10, resume: bool = False) -> Any:
+    """What every rank runs for :func:`~daskpml.optim.easgd` (the centre variable on rank 0)."""
+    from ._async import check_easgd
+
+    tau, alpha = check_easgd(objective.n_chunks, batch_size, eta0, local_steps, alpha, synchronous, max_iter, max_time)
+    o = dict(_schedule(learning_rate, eta0, power_t, gamma, decay_every, max_iter, max_time, eval_every, checkpoint,
+                       checkpoint_every, resume, random_state, delay),
+             batch=int(batch_size), local_steps=tau, alpha=alpha, synchronous=bool(synchronous),
+             rows_per_update=int(batch_size) * tau)
+    attrs = dict(local_steps=tau, alpha=alpha, synchronous=int(bool(synchronous)), batch_size=int(batch_size))
+    return _run(objective, theta0, o, _EASGDServer, attrs, _easgd_worker)

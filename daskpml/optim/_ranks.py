@@ -422,7 +422,11 @@ def on_ranks(fn: Callable | None = None, *, rank_fn: Callable | None = None, col
         @functools.wraps(solver_fn)
         def solver(objective: Objective, theta0: np.ndarray, **options: Any) -> Any:
             if use_ranks(objective) and (when is None or when(options)):
-                return run_on_ranks(rank_fn or solver_fn, objective, theta0, options, collective,
+                # every option explicit, with the solver's own defaults (the rank version gets them all)
+                bound = inspect.signature(solver_fn).bind(objective, theta0, **options)
+                bound.apply_defaults()
+                full = {k: v for k, v in list(bound.arguments.items())[2:]}
+                return run_on_ranks(rank_fn or solver_fn, objective, theta0, full, collective,
                                     name=solver_fn.__name__)
             return solver_fn(objective, theta0, **options)
 

@@ -223,9 +223,9 @@ def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver, nanny_clien
     kill_one, killed = worker_killer(client, at=20)
 
     t0 = time.perf_counter()
-    # async_sgd runs on the ranks: the group ends with the worker and restarts from the client's
+    # async_sgd and easgd run on the ranks: the group ends with the worker and restarts from the client's
     # newest snapshot on the workers that remain, and says so; the updates since it are lost work
-    restart = pytest.warns(RuntimeWarning, match="Restarting from") if solver == "async_sgd" \
+    restart = pytest.warns(RuntimeWarning, match="Restarting from") if solver in ("async_sgd", "easgd") \
         else contextlib.nullcontext()
     with restart:
         _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
