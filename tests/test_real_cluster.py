@@ -76,6 +76,41 @@ def test_connect_and_sparse_product(scheduler_address):
         client.close()
 
 
+def _lbfgs_and_async_sgd(scheduler_address):
+    import dask
+
+    from daskpml import connect
+    from daskpml.optim import fit_linear
+
+    client = connect(scheduler_address)
+    try:
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((20_000, 5))
+        y = (X @ np.arange(1.0, 6.0) + rng.standard_normal(20_000) > 0).astype(float)
+        Xd, yd = dask.array.from_array(X, chunks=5000), dask.array.from_array(y, chunks=5000)
+        _, _, ranks = fit_linear(Xd, yd, family="logistic", lam=1e-3, solver="lbfgs", tol=1e-8, progress=False)
+        with dask.config.set({"daskpml.optim.on-ranks": False}):
+            _, _, graphs = fit_linear(Xd, yd, family="logistic", lam=1e-3, solver="lbfgs", tol=1e-8, progress=False)
+        _, _, asynchronous = fit_linear(X, y, family="logistic", lam=1e-3, solver="async_sgd", max_iter=2,
+                                        eta0=0.5, random_state=0, progress=False)
+        return ranks, graphs, asynchronous
+    finally:
+        client.close()
+
+
+def test_solvers_run_on_the_ranks_of_a_real_cluster(scheduler_address):
+    """The loop of L-BFGS and async SGD's parameter server on `dask worker` processes (SPMD
+    groups; the workers' plugin is registered by the first group)."""
+    ranks, graphs, asynchronous = _lbfgs_and_async_sgd(scheduler_address)
+    assert ranks.history.attrs["n_ranks"] == 2 and ranks.history.bytes.attrs["source"] == "measured"
+    assert ranks.n_iter == graphs.n_iter
+    np.testing.assert_allclose(ranks.theta, graphs.theta, rtol=1e-7)
+    h = asynchronous.history
+    assert h.attrs["on_ranks"] == 1 and int(h.updates.sum()) == asynchronous.n_iter > 0
+    assert (h.updates.values > 0).all() and np.isfinite(h.objective.values[-1])
+    assert all(a.startswith("tcp://") for a in h.address.values)
+
+
 def test_cli_with_scheduler_option(scheduler_address, tmp_path):
     out = subprocess.run([sys.executable, "-m", "daskpml.cli", "--scheduler", scheduler_address, "demo", "--quick"],
                          capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONWARNINGS": "ignore"})

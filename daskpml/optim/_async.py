@@ -10,6 +10,11 @@ these solvers) the two meanings coincide.
 
 Where the state lives
 ---------------------
+On a distributed cluster, ``async_sgd`` and ``easgd`` (with ``tol=None``) run on the ranks of an
+SPMD group instead: the server lives on rank 0 and the chunks push to it worker to worker
+(:mod:`daskpml.optim._async_ranks`). What follows describes the futures engine, which the
+other solvers (and these with a ``tol``, or ``daskpml.optim.on-ranks`` false) use.
+
 The parameter server and the EASGD centre variable are plain arrays in the
 client process (the driver), which applies each push as :class:`as_completed`
 delivers it. No dask worker holds server state, so losing any worker loses only
