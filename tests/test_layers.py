@@ -10,7 +10,7 @@ import pytest
 import daskpml
 
 PACKAGE = pathlib.Path(daskpml.__file__).parent
-DATA = {"sparse", "partition"}
+DATA = {"sparse", "partition", "comm"}
 DATASETS = {"datasets"}
 ALGORITHMS = {"optim", "linalg", "graph"}
 ESTIMATORS = {"linear_model", "cluster", "decomposition", "gnn", "svm"}
@@ -96,8 +96,9 @@ def test_estimators_never_import_each_other():
 def test_graph_names_are_deterministic():
     """The same call twice names its graph the same (dask's tokenize), so work is reused and the
     dashboard shows stable names; no module draws key names from uuid4, except the ones that hold
-    per-run state on the workers (the asynchronous engine's futures, the GNN partitions' stash) and
-    the benchmark probes of perf.py, which must not be cached."""
+    per-run state on the workers (the asynchronous engine's futures, the GNN partitions' stash, an
+    SPMD group's tasks, which hold one run's connections) and the benchmark probes of perf.py,
+    which must not be cached."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -110,4 +111,4 @@ def test_graph_names_are_deterministic():
     m = sp.random(20, 20, density=0.2, random_state=0, format="csr")
     assert from_array(m, chunks=5).name == from_array(m.copy(), chunks=5).name
     users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "uuid.uuid4()" in p.read_text())
-    assert users == ["graph/_gnn.py", "optim/_async_engine.py", "perf.py"]
+    assert users == ["comm/_spmd.py", "graph/_gnn.py", "optim/_async_engine.py", "perf.py"]

@@ -90,7 +90,7 @@ class Communicator:
     >>> from daskpml.comm import spmd
     >>> def total(comm, parts):
     ...     local = np.array([float(sum(p.sum() for p in parts))])
-    ...     return comm.allreduce(local)[0]
+    ...     return float(comm.allreduce(local)[0])
     >>> spmd(total, np.arange(6.0))          # in-memory data: one rank, no cluster
     [15.0]
     """

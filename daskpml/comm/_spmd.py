@@ -554,6 +554,10 @@ def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None 
     on_message : callable(message, rank, group), optional
         Called in this process for every :meth:`Communicator.report` of the ranks, in order
         per rank, while they run. ``group.signal(message)`` answers them.
+    on_interrupt : callable(group) -> bool, optional
+        Called on the first Ctrl-C (KeyboardInterrupt) while the group runs; returning True keeps
+        the group running (it asked the ranks to stop, with ``group.signal``); otherwise the group
+        is aborted and the interrupt raised.
     name : str, optional
         A name for the tasks on the dashboard (``daskpml-spmd-<name>-...``).
 
