@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import socket
 import statistics
@@ -191,6 +192,86 @@ def comm_figures(client, n_ranks: int, sizes, reps_small, reps_large, pingpong):
     return res[0]
 
 
+def allreduce_model(nbytes: float, P: int, a: float, b: float, small: int = 65536) -> float:
+    """The collectives' own cost model (daskpml/comm/_communicator.py): recursive doubling up to
+    ``small`` bytes (and on 2 ranks), the ring beyond; a count that is not a power of two pays
+    two extra messages."""
+    if P <= 1:
+        return 0.0
+    if nbytes <= small or P == 2:
+        p2 = 1 << (P.bit_length() - 1)
+        return (math.log2(p2) + (2 if p2 != P else 0)) * (a + b * nbytes)
+    return 2 * (P - 1) * (a + b * nbytes / P)
+
+
+def predictions(client, floor_rtt_us: float) -> dict:
+    """Fitted constants of the ranks' transport and the speedups they predict at 16, 64 and 256
+    workers for the L-BFGS and async-SGD families of benchmarks/scaling.py (a prediction from
+    measured constants, not a measurement)."""
+    import warnings
+
+    from daskpml.comm import calibrate
+    from daskpml.optim import Layout, chunk_loss_grad, fit_linear, get_family
+
+    m = calibrate(client, repeats=20)
+    a, b = m.latency, m.inv_bandwidth
+    print(f"\n  fitted (daskpml.comm.calibrate): latency per message {a * 1e6:.1f} us, per allreduce level "
+          f"(one exchange) {a * 1e6:.1f} us + {b * 1e9:.2f} ns/byte; bandwidth {1 / b / 1e9:.2f} GB/s; "
+          f"group start {m.fit['group_start_s'] * 1e3:.0f} ms; largest fit error {m.fit['max_rel_error']:.0%}",
+          flush=True)
+    # L-BFGS, scaling.py's problem: 1,000,000 x 50 logistic, 15 iterations (16 evaluations)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1_000_000, 50))
+    y = (X[:, 0] > 0).astype(float)
+    fam, lay = get_family("logistic"), Layout(50, 1, True)
+    theta = np.zeros(51)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        chunk_loss_grad(X, y, theta, fam, lay)
+    t_eval = (time.perf_counter() - t0) / 3
+    evals, msg = 16, 8 * 53
+    start = m.fit["group_start_s"]
+
+    def lbfgs_time(P: int) -> float:
+        return (start if P > 1 else 0.0) + evals * (t_eval / P + allreduce_model(msg, P, a, b))
+
+    # async SGD, 200,000 x 20, batch 256: a worker's compute per update c, the server's time per
+    # update s (from one rank, where rank 0's chunk calls the server directly: 1 / rate = c + s)
+    Xs = X[:200_000, :20]
+    ys = y[:200_000]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, _, one = fit_linear(da_rows(Xs, 1), da_rows(ys, 1), family="logistic", lam=1e-4, solver="async_sgd",
+                               batch_size=256, max_iter=1, random_state=0, progress=False)
+    h = one.history
+    c = float(h.busy_time.values.sum()) / one.n_iter
+    s_h = max(float(h.time.values[-1]) / one.n_iter - c, 1e-7)
+
+    def async_rate(P: int) -> float:
+        return min(P / (c + 2 * a + s_h), 1 / s_h)
+
+    out = {"latency_s": a, "inv_bandwidth_s_per_byte": b, "group_start_s": start, "fit": m.fit,
+           "lbfgs_eval_s_1_worker": t_eval, "async_compute_per_update_s": c, "async_server_per_update_s": s_h,
+           "predicted": {}}
+    print(f"  L-BFGS: one evaluation of 1M x 50 takes {t_eval * 1e3:.0f} ms on one worker; async SGD: "
+          f"{c * 1e6:.0f} us of compute and {s_h * 1e6:.0f} us of server time per update", flush=True)
+    for P in (2, 16, 64, 256):
+        sp = lbfgs_time(1) / lbfgs_time(P)
+        out["predicted"][P] = {"allreduce_408B_s": allreduce_model(msg, P, a, b), "lbfgs_speedup": sp,
+                               "async_updates_per_s": async_rate(P)}
+        print(f"  PREDICTED (model, not measured) at {P:3d} workers: allreduce 408 B "
+              f"{allreduce_model(msg, P, a, b) * 1e3:.3f} ms; L-BFGS speedup {sp:5.1f} "
+              f"(efficiency {sp / P:.0%}); async SGD {async_rate(P):8.0f} updates/s "
+              f"(the server's limit is {1 / s_h:.0f}/s)", flush=True)
+    return out
+
+
+def da_rows(x, chunks: int):
+    import dask.array as da
+
+    return da.from_array(x, chunks=(-(-x.shape[0] // chunks),) + x.shape[1:]).persist()
+
+
 def human(size: int) -> str:
     for unit, f in (("MB", 1 << 20), ("KB", 1 << 10)):
         if size >= f:
@@ -247,6 +328,7 @@ def main() -> None:
             if s <= 1024:
                 line += f"   ({two[s] * 1e6 / floor['rtt_1KB_us']:.1f} x the raw TCP round trip)"
             print(line, flush=True)
+        rec["model"] = predictions(client, floor["rtt_1KB_us"])
         cluster = getattr(client, "cluster", None)
         client.close()
         if cluster is not None:

@@ -642,4 +642,125 @@ def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None 
     return group.run(on_message, on_interrupt)
 
 
-__all__ = ["spmd", "SpmdGroup", "CommPlugin", "timeout"]
+
+
+def _links(comm: Communicator, blocks: list, sizes: list, repeats: int) -> dict:
+    """On every rank: ping-pong between ranks 0 and 1 (one way = half the round trip), then all
+    ranks swapping with a partner at once; medians of ``repeats``, in seconds."""
+    import statistics
+
+    import numpy as np
+
+    out: dict = {"single": [], "swap": []}
+    for size in sizes:
+        x = np.ones(max(1, size // 8))
+        times = []
+        for _ in range(repeats + 1):
+            comm.barrier()
+            t0 = time.perf_counter()
+            if comm.rank == 0:
+                comm.send(x, 1, tag="cal")
+                comm.recv(1, tag="cal")
+            elif comm.rank == 1:
+                comm.send(comm.recv(0, tag="cal"), 0, tag="cal")
+            times.append(time.perf_counter() - t0)
+        out["single"].append(statistics.median(times[1:]) / 2)
+        partner = comm.rank ^ 1
+        times = []
+        for _ in range(repeats + 1):
+            comm.barrier()
+            t0 = time.perf_counter()
+            if partner < comm.size:
+                wait = comm.isend(x, partner, tag="swap")
+                comm.recv(partner, tag="swap")
+                wait()
+            times.append(time.perf_counter() - t0)
+        out["swap"].append(float(comm.allreduce(np.array([statistics.median(times[1:])]), op="max")[0]))
+    y = np.ones(1 << 20)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        np.add(y, y)
+    out["reduce_per_byte"] = (time.perf_counter() - t0) / 5 / y.nbytes
+    return out
+
+
+def calibrate(client: Any = None, *, sizes: Sequence[int] = (8, 1024, 65536, 1 << 20, 1 << 23),
+              repeats: int = 20) -> Any:
+    """The communication constants of the ranks' transport, measured on the cluster.
+
+    Times a one-message ping-pong between two ranks and every rank swapping with a partner at
+    once, for each size, inside one SPMD group (no task, scheduler or client in the loop), and fits
+    them as :func:`daskpml.perf.calibrate` fits the task graphs': latency ``a`` and inverse
+    bandwidth ``b`` of one message (non-negative least squares on relative errors), and the shared
+    bandwidth when all pairs swap at once. ``per_task`` and ``overhead`` are zero: a collective of
+    the ranks involves no task and no client round trip (a group's start-up, once per solver run,
+    is in ``fit["group_start_s"]``).
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The cluster (default: the current client). Needs at least two workers.
+    sizes : sequence of int
+        Message sizes in bytes.
+    repeats : int, default 20
+        Timings per size (the median is kept).
+
+    Returns
+    -------
+    model : daskpml.perf.CommModel
+        The fitted constants; ``fit`` holds the sizes and the measured times.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as c, Client(c) as client:
+    ...     model = calibrate(client, sizes=(8, 100_000), repeats=3)     # doctest: +SKIP
+    >>> model.per_task                                                   # doctest: +SKIP
+    0.0
+    """
+    import numpy as np
+    from scipy.optimize import nnls
+
+    from ..perf import CommModel
+    from ..runtime import active_client
+
+    client = client or active_client()
+    workers = sorted(client.scheduler_info()["workers"]) if client is not None else []
+    if len(workers) < 2:
+        raise ValueError(f"calibrate needs at least 2 workers (ranks) to time messages between them; the cluster "
+                         f"has {len(workers)}. Start more with `dask worker <scheduler address>`.")
+    import dask.array as da
+
+    parts = [client.submit(np.zeros, 1, workers=[w], pure=False) for w in workers]
+    x = client.persist(da.concatenate([da.from_delayed(p, (1,), float) for p in parts]))
+    sizes = sorted(int(s) for s in sizes)
+    t0 = time.perf_counter()
+    spmd(lambda comm, blocks: None, x, name="calibrate-start")
+    start = time.perf_counter() - t0
+    m = spmd(_links, x, args=(sizes, int(repeats)), name="calibrate")[0]
+    nbytes = np.asarray([8 * max(1, s // 8) for s in sizes], dtype=float)
+    single, swap = np.maximum(np.asarray(m["single"]), 1e-9), np.maximum(np.asarray(m["swap"]), 1e-9)
+    (a, b), _ = nnls(np.column_stack([1 / single, nbytes / single]), np.ones_like(single))
+    P = len(workers) - len(workers) % 2
+    big = np.argsort(nbytes)[-2:]
+    beta = max(float(np.median((swap[big] - a) / (P * nbytes[big]))), 0.0)
+    if P * beta <= b:
+        beta = 0.0
+    model_single = a + b * nbytes
+    rel = float(np.max(np.abs(model_single / single - 1)))
+    cores = None
+    try:
+        hosts = {w.split("://")[-1].rsplit(":", 1)[0] for w in workers}
+        if len(hosts) == 1:
+            import os
+
+            cores = os.cpu_count()
+    except Exception:
+        pass
+    return CommModel(latency=float(a), inv_bandwidth=float(b), per_task=0.0, shared_inv_bandwidth=beta,
+                     reduce_per_byte=float(m["reduce_per_byte"]), overhead=0.0, cores=cores, workers=len(workers),
+                     fit={"sizes": nbytes.astype(int).tolist(), "single_s": single.tolist(), "swap_s": swap.tolist(),
+                          "swap_workers": P, "max_rel_error": rel, "group_start_s": start, "transport": "comm"})
+
+
+__all__ = ["spmd", "SpmdGroup", "CommPlugin", "calibrate", "timeout"]
