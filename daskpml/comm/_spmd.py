@@ -375,6 +375,7 @@ class SpmdGroup:
         aborted and the interrupt raised."""
         done = False
         interrupted = False
+        checked = time.monotonic()
         try:
             while not done:
                 try:
@@ -389,6 +390,12 @@ class SpmdGroup:
                     raise CommError("the connection to the scheduler was lost while the SPMD group ran; its "
                                     "tasks end when their workers lose the scheduler")
                 states = [f.status for f in self.futures]
+                now = time.monotonic()
+                if now - checked > 1.0:             # a rank whose worker left before it connected
+                    checked = now                   # would hold the others until connect-timeout
+                    alive = set(self.client.scheduler_info().get("workers", {}))
+                    if alive and not set(self.workers) <= alive:
+                        raise self._error()
                 if any(s in ("error", "cancelled", "lost") for s in states):
                     raise self._error()            # the first failure ends the group (never wait on a dead rank)
                 done = all(s == "finished" for s in states)
