@@ -191,11 +191,12 @@ def rate_part(args) -> dict:
             rate = res.n_iter / solver_s
             reach = time_to(h, target)
             recs.append((on, wall, solver_s, rate, reach, res.n_iter, float(h.objective.values[-1])))
-            print(f"  {name:<28} {'ranks' if on else 'futures':<8} {res.n_iter:6d} updates ({steps} SGD steps "
+            where = "ranks" if h.attrs.get("on_ranks") else "futures"     # gossip_sgd is not on the ranks
+            print(f"  {name:<28} {where:<8} {res.n_iter:6d} updates ({steps} SGD steps "
                   f"each) in {solver_s:6.2f} s solver time (wall {wall:5.2f} s): {rate:7.0f} updates/s; "
                   f"final objective {recs[-1][-1]:.5f}; time to SGDClassifier's objective "
                   f"{reach:.3f} s = {reach / sk_t:.2f}x SGDClassifier's time", flush=True)
-        out["methods"][name] = [dict(on_ranks=r[0], wall_s=r[1], solver_s=r[2], updates_per_s=r[3],
+        out["methods"][name] = [dict(on_ranks_setting=r[0], wall_s=r[1], solver_s=r[2], updates_per_s=r[3],
                                      time_to_target_s=r[4], updates=r[5], final_objective=r[6]) for r in recs]
     return out
 

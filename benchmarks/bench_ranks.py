@@ -104,7 +104,7 @@ def part_counts(X, y, Xn, yn, out):
     from daskpml.optim import fit_linear
 
     n = Xn.shape[0]
-    for gtol in (1e-4, 1e-5):
+    for gtol in (1e-4,):
         nit, nfev, f_scipy = scipy_counts(Xn, yn, gtol)
         _, _, res = fit_linear(X, y, family="logistic", lam=1.0 / n, solver="lbfgs", tol=gtol, max_iter=1000,
                                progress=False)

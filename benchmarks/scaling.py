@@ -251,8 +251,10 @@ def _timed_run(client, run, repeats: int) -> dict:
         compute = float(np.sum(history.attrs["rank_compute_s"]))
         comm = float(np.sum(history.attrs["rank_comm_s"]))
         total = threads * wall
-        rec["split"] = {"compute": compute / total, "transfer": comm / total,
-                        "waiting": max(0.0, 1 - (compute + comm) / total), "source": "rank timers"}
+        waiting = max(0.0, total - compute - comm)
+        rec["split"] = {"compute_s": compute, "transfer_s": comm, "waiting_s": waiting, "capacity_s": total,
+                        "compute": compute / total, "transfer": comm / total, "waiting": waiting / total,
+                        "source": "rank timers"}
     if history is not None and "total_rounds" in history.attrs:
         rec["rounds"] = int(history.attrs["total_rounds"])          # synchronous communication rounds
     return rec

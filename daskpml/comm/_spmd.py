@@ -638,14 +638,17 @@ def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None 
                 small_bytes=int(_config.get("comm.small-bytes")),
                 inline_bytes=int(_config.get("comm.inline-bytes")),
                 config={f"daskpml.{k}": v for k, v in config.items()})
-    futures = []
+    # subscribe to the ranks' reports before any rank can start: the scheduler forwards only
+    # the events that arrive after a subscription (the subscription and the tasks travel in
+    # order on the client's stream)
+    group = SpmdGroup(client, [], gid, workers)
+    futures = group.futures
     for rank, w in enumerate(workers):
         mine = [i for i, o in enumerate(owner) if o == w]
         spec = dict(base, rank=rank, blocks=mine)
         block_lists = [[futures_by_key[keys[c][i]] for i in mine] for c in range(len(collections))]
         futures.append(client.submit(_rank_main, spec, *block_lists, key=f"{label}-{rank}",
                                      workers=[w], allow_other_workers=False, pure=False, retries=0))
-    group = SpmdGroup(client, futures, gid, workers)
     return group.run(on_message, on_interrupt)
 
 
