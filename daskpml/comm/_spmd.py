@@ -66,7 +66,6 @@ class GroupState:
         self.sent = 0
         self.rank = 0
         self.worker: Any = None
-        self.created = time.monotonic()
 
     def report(self, message: Any) -> None:
         self.sent += 1
@@ -204,10 +203,6 @@ def _plugin() -> CommPlugin:
     return plugin
 
 
-def _endpoint(dask_worker: Any = None) -> tuple[str, int]:
-    return (dask_worker or get_worker()).plugins[PLUGIN].address
-
-
 def _signal(gid: str, message: Any, dask_worker: Any = None) -> None:
     plugin = (dask_worker or get_worker()).plugins.get(PLUGIN)
     if plugin is None:
@@ -331,7 +326,6 @@ class SpmdGroup:
         self.topic = f"daskpml-spmd-{gid}"
         self._inbox: queue.Queue = queue.Queue()
         self.received = [0] * self.size
-        self._rank_of = {w: i for i, w in enumerate(workers)}
 
         def handler(event: Any) -> None:
             _, msg = event

@@ -310,8 +310,6 @@ def run_on_ranks(fn: Callable, objective: Objective, theta0: np.ndarray, options
                  collective: bool = True, name: str | None = None) -> Any:
     """Run ``fn(objective, theta0, **options)`` on the ranks; the client keeps the progress line,
     the callback and the checkpoint (see the module's description)."""
-    from ..comm import SpmdGroup  # noqa: F401  (the type of on_message's group)
-
     options = dict(options)
     params = inspect.signature(fn).parameters
     if "random_state" in params:          # one seed for every rank (None would draw one per rank)
