@@ -125,15 +125,18 @@ def open_npz(path: str | os.PathLike) -> Iterator[Any]:
         raise DataFormatError(f"{path} is an empty file (0 bytes), not a .npz archive; write it again "
                               "(numpy.savez or daskpml datasets ...).")
     expect_magic(path, head, (b"PK\x03\x04", b"PK\x05\x06"), "a .npz archive")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except DAMAGED + (OSError, ValueError) as err:
-        raise damaged_file(path, ".npz archive", err) from err
-    with archive:
+    # the file is opened here, not by np.load: np.load leaves its own handle open when the archive
+    # turns out damaged (BadZipFile), and that leak surfaces later as a ResourceWarning
+    with open(path, "rb") as fh:
         try:
-            yield archive
-        except DAMAGED as err:
+            archive = np.load(fh, allow_pickle=False)
+        except DAMAGED + (OSError, ValueError) as err:
             raise damaged_file(path, ".npz archive", err) from err
+        with archive:
+            try:
+                yield archive
+            except DAMAGED as err:
+                raise damaged_file(path, ".npz archive", err) from err
 
 
 def check_npy(path: str | os.PathLike) -> str:

@@ -49,7 +49,7 @@ def _gap(res, fstar):
 # variant -> (options, stated tolerance on the relative objective gap to the sync optimum)
 VARIANTS = {
     "async_sgd": (dict(solver="async_sgd", staleness="none", eta0=0.5, batch_size=64, max_iter=4), 5e-3),
-    "async_sgd_divide": (dict(solver="async_sgd", staleness="divide", eta0=2.0, batch_size=64, max_iter=4), 5e-3),
+    "async_sgd_divide": (dict(solver="async_sgd", staleness="divide", eta0=1.0, batch_size=64, max_iter=6), 5e-3),
     "async_sgd_downpour": (dict(solver="async_sgd", push_every=4, pull_every=8, eta0=0.5, batch_size=32,
                                 max_iter=4), 5e-3),
     "easgd_async": (dict(solver="easgd", local_steps=8, eta0=1.0, max_iter=4), 5e-3),
