@@ -322,6 +322,7 @@ class SpmdGroup:
 
     def __init__(self, client: Any, futures: list, gid: str, workers: list[str]) -> None:
         self.client, self.futures, self.gid, self.workers = client, futures, gid, workers
+        self._signals: Any = None
         self.size = len(workers)
         self.topic = f"daskpml-spmd-{gid}"
         self._inbox: queue.Queue = queue.Queue()
@@ -346,7 +347,19 @@ class SpmdGroup:
             The ranks to tell (default: every rank).
         """
         targets = [self.workers[r] for r in (range(self.size) if ranks is None else ranks)]
-        self.client.run(_signal, self.gid, message, workers=targets, on_error="ignore")
+        # From a thread of its own, in order: a message to a worker that just died would hold the
+        # caller for Distributed's connect timeout (30 s), and the caller must see the loss at once.
+        if self._signals is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._signals = ThreadPoolExecutor(1, thread_name_prefix="daskpml-spmd-signal")
+        self._signals.submit(self._signal, message, targets)
+
+    def _signal(self, message: Any, targets: list) -> None:
+        try:
+            self.client.run(_signal, self.gid, message, workers=targets, on_error="ignore")
+        except Exception:                           # (a lost worker ends the group elsewhere)
+            pass
 
     def _messages(self, block: float) -> Iterator[tuple[int, Any]]:
         try:
@@ -387,7 +400,7 @@ class SpmdGroup:
                 now = time.monotonic()
                 if now - checked > 1.0:             # a rank whose worker left before it connected
                     checked = now                   # would hold the others until connect-timeout
-                    alive = set(self.client.scheduler_info().get("workers", {}))
+                    alive = self._alive()
                     if alive and not set(self.workers) <= alive:
                         raise self._error()
                 if any(s in ("error", "cancelled", "lost") for s in states):
@@ -412,12 +425,12 @@ class SpmdGroup:
         """The first rank's own error, else a CommError naming the lost worker."""
         self._stop_ranks()                          # every rank stops waiting on its peers now
         deadline = time.monotonic() + 3.0
-        alive = set(self.client.scheduler_info().get("workers", {}))
+        alive = self._alive()
         while time.monotonic() < deadline and any(
                 f.status == "pending" and self.workers[r] in alive for r, f in enumerate(self.futures)):
             time.sleep(0.05)                        # let the other ranks' own errors arrive
         own, comm_errors, lost = None, [], []
-        alive = set(self.client.scheduler_info().get("workers", {}))
+        alive = self._alive()
         for rank, f in enumerate(self.futures):
             if f.status == "error":
                 exc = f.exception()
@@ -448,6 +461,15 @@ class SpmdGroup:
         except Exception:
             pass
 
+    def _alive(self) -> set:
+        """The workers the scheduler has now. (``Client.scheduler_info()`` is a copy refreshed every
+        few seconds: a worker that just died is still in it, and ``Client.run`` on it waits out
+        the connect timeout, 30 s.)"""
+        try:
+            return set(self.client.run_on_scheduler(_scheduler_workers))
+        except Exception:                           # (the scheduler is gone: nobody is alive)
+            return set()
+
     def _connected(self) -> bool:
         comm = getattr(self.client, "scheduler_comm", None)
         return self.client.status == "running" and comm is not None and not comm.closed()
@@ -456,7 +478,7 @@ class SpmdGroup:
         if getattr(self, "_stopped", False) or not self._connected():
             return
         self._stopped = True
-        alive = set(self.client.scheduler_info().get("workers", {}))
+        alive = self._alive()
         try:
             self.client.run(_finish, self.gid, True, workers=[w for w in set(self.workers) if w in alive],
                             on_error="ignore")
@@ -464,18 +486,24 @@ class SpmdGroup:
             pass
 
     def close(self) -> None:
+        if self._signals is not None:
+            self._signals.shutdown(wait=False, cancel_futures=True)
         if not self._connected():
             return
         try:
             self.client.unsubscribe_topic(self.topic)
         except Exception:
             pass
-        alive = set(self.client.scheduler_info().get("workers", {}))
+        alive = self._alive()
         try:                                        # (a dead worker would hold this up for the connect timeout)
             self.client.run(_finish, self.gid, False, workers=[w for w in set(self.workers) if w in alive],
                             on_error="ignore")
         except Exception:
             pass
+
+
+def _scheduler_workers(dask_scheduler: Any = None) -> list:
+    return list(dask_scheduler.workers)
 
 
 def _has_endpoint(dask_worker: Any = None) -> tuple[str, int] | None:
