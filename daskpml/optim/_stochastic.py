@@ -77,6 +77,9 @@ def batch_rows(seed: int, chunk: int, n: int, start: int, size: int) -> np.ndarr
     >>> sorted(batch_rows(0, 0, 5, 0, 5).tolist())      # one epoch: every row once
     [0, 1, 2, 3, 4]
     """
+    first, offset = divmod(start, n)
+    if offset + size <= n:                       # within one epoch (the usual case): a slice
+        return _permutation(seed, first, chunk, n)[offset:offset + size].copy()
     pos = start + np.arange(size)
     epochs, offsets = np.divmod(pos, n)
     out = np.empty(size, dtype=np.int64)
