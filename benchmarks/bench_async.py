@@ -191,7 +191,7 @@ def rate_part(args) -> dict:
             rate = res.n_iter / solver_s
             reach = time_to(h, target)
             recs.append((on, wall, solver_s, rate, reach, res.n_iter, float(h.objective.values[-1])))
-            where = "ranks" if h.attrs.get("on_ranks") else "futures"     # gossip_sgd is not on the ranks
+            where = "ranks" if h.attrs.get("on_ranks") else "futures"
             print(f"  {name:<28} {where:<8} {res.n_iter:6d} updates ({steps} SGD steps "
                   f"each) in {solver_s:6.2f} s solver time (wall {wall:5.2f} s): {rate:7.0f} updates/s; "
                   f"final objective {recs[-1][-1]:.5f}; time to SGDClassifier's objective "

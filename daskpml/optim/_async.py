@@ -10,10 +10,11 @@ these solvers) the two meanings coincide.
 
 Where the state lives
 ---------------------
-On a distributed cluster, ``async_sgd`` and ``easgd`` (with ``tol=None``) run on the ranks of an
-SPMD group instead: the server lives on rank 0 and the chunks push to it worker to worker
-(:mod:`daskpml.optim._async_ranks`). What follows describes the futures engine, which the
-other solvers (and these with a ``tol``, or ``daskpml.optim.on-ranks`` false) use.
+On a distributed cluster, ``async_sgd``, ``easgd`` and ``gossip_sgd`` (with ``tol=None``) run on
+the ranks of an SPMD group instead: the server (for gossip: the books, without the models) lives
+on rank 0 and the chunks push to it worker to worker; gossip peers fetch each other's models
+directly (:mod:`daskpml.optim._async_ranks`). What follows describes the futures engine, which
+``hogwild`` (and these three with a ``tol``, or ``daskpml.optim.on-ranks`` false) use.
 
 The parameter server and the EASGD centre variable are plain arrays in the
 client process (the driver), which applies each push as :class:`as_completed`
@@ -119,6 +120,29 @@ def check_easgd(P: int, batch_size: int, eta0: float, local_steps: int, alpha: f
     if max_time is not None and not max_time > 0:
         raise ValueError(f"max_time must be a positive number of seconds, got {max_time}.")
     return tau, alpha
+
+
+def check_gossip(P: int, batch_size: int, eta0: float, local_steps: int, max_iter: float,
+                 max_time: float | None) -> int:
+    """Check :func:`gossip_sgd`'s own options; returns ``local_steps``."""
+    _check_sgd(batch_size, eta0)
+    H = int(local_steps)
+    if H < 1:
+        raise ValueError(f"local_steps must be a positive integer, got {local_steps}.")
+    if P < 2:
+        raise ValueError("gossip_sgd needs at least 2 chunks (workers) to gossip between; "
+                         "pass more row chunks or use local_sgd.")
+    if not max_iter > 0:
+        raise ValueError(f"max_iter (epochs) must be positive, got {max_iter}.")
+    if max_time is not None and not max_time > 0:
+        raise ValueError(f"max_time must be a positive number of seconds, got {max_time}.")
+    return H
+
+
+def _gossip_ranks(*args: Any, **kwargs: Any) -> Any:
+    from ._async_ranks import gossip_sgd_on_ranks
+
+    return gossip_sgd_on_ranks(*args, **kwargs)
 
 
 def _easgd_ranks(*args: Any, **kwargs: Any) -> Any:
@@ -483,6 +507,7 @@ def easgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, al
 
 
 @validate_params({}, removed=RENAMED)
+@on_ranks(rank_fn=_gossip_ranks, collective=False, when=lambda options: options.get("tol") is None)
 def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
                learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
                gamma: float = 0.1, decay_every: int = 10, max_iter: float = 10, max_time: float | None = None,
@@ -493,12 +518,19 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     """Decentralized gossip SGD: no server.
 
     Each worker repeats, at its own pace: average its model with the latest model of a
-    peer drawn at random, then ``local_steps`` SGD steps on its rows. The averaging
-    task runs on the worker's own dask worker and fetches the peer's model from the
-    peer's worker directly; models never pass through a central process. The driver
-    gathers the models only for objective samples, and the result is their average
-    (weighted by rows) at the end. ``staleness`` in the history is the number of
-    updates (all workers) since the peer's model was made.
+    peer drawn at random, then ``local_steps`` SGD steps on its rows. The result is the
+    models' average (weighted by rows) at the end. ``staleness`` in the history is the
+    number of updates (all workers) since the peer's model was made.
+
+    On a distributed cluster (and ``tol=None``) the loop runs on the workers
+    (:mod:`daskpml.comm`): each chunk asks the peer's rank for its newest model directly
+    (ahead of time, while its own push is answered) and reports each update to rank 0,
+    which keeps the books (history, counters, stopping rules) but not the models. A model
+    goes to rank 0 only where a history sample or a snapshot needs it, so a sample is
+    the exact average of the models at that update. The callback's ``theta`` is None
+    there (the average model is nowhere while the run goes on). Otherwise each averaging
+    step is a task on the worker's own dask worker that fetches the peer's model from
+    the peer's worker, and the driver gathers the models for objective samples.
 
     Communication: one ``|W|`` point-to-point transfer per gossip step; no global
     synchronization.
@@ -570,16 +602,10 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     (3,)
     """
     options = RunOptions.of(locals())     # the stopping, monitoring, checkpoint and schedule options
-    _check_sgd(batch_size, eta0)
-    H = int(local_steps)
-    if H < 1:
-        raise ValueError(f"local_steps must be a positive integer, got {local_steps}.")
+    P = objective.n_chunks
+    H = check_gossip(P, batch_size, eta0, local_steps, max_iter, max_time)
     seed = resolve_seed(random_state)
     batch = int(batch_size)
-    P = objective.n_chunks
-    if P < 2:
-        raise ValueError("gossip_sgd needs at least 2 chunks (workers) to gossip between; "
-                         "pass more row chunks or use local_sgd.")
     eng = Engine("gossip_sgd", objective, options, rows_per_update=batch * H, local_steps=H, batch_size=batch,
                  seed=seed)
     spec, msg = objective.spec, 8 * len(theta0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,14 @@ class _Server:
         """The rule's own arrays in a snapshot."""
         return {"theta": self.theta}
 
+    def current(self) -> np.ndarray | None:
+        """The model the callback sees with a sampled row."""
+        return self.theta.copy()
+
+    def sample(self, index: int) -> None:
+        """Keep the model of history row ``index``; its objective is evaluated after the run."""
+        self.samples.append((index, self.theta.copy()))
+
     def first(self, i: int) -> tuple | None:
         """The answer to chunk ``i``'s hello."""
         raise NotImplementedError
@@ -150,10 +159,10 @@ class _Server:
         obj.comm.rounds = total
         obj.comm.bytes = self.comm.bytes_sent + sum(ch.bytes_received for ch in self.comm.channels.values())
         due = total % self.eval_every == 0
-        stop = self.run.record(total, self.theta.copy() if due else None, math.nan, math.nan, update_worker=i,
+        stop = self.run.record(total, self.current() if due else None, math.nan, math.nan, update_worker=i,
                                version=self.version, staleness=staleness, rows=self.rows_done, **extra)
         if due:
-            self.samples.append((self.run.n_rows - 1, self.theta.copy()))
+            self.sample(self.run.n_rows - 1)
         if save:
             self._save()
         ctx = self.ctx                              # (this may run in the server's thread)
@@ -257,7 +266,12 @@ class _Server:
                 if self.error is not None:
                     raise self.error
                 self.lock.wait(0.5)
-            return answer
+        # Give the GIL away: the thread that answers the other ranks' chunks may be waiting for
+        # it. Without this, a chunk on rank 0 (which never waits on a socket) kept it for most of
+        # each switch interval and made 2.5x the updates of a chunk on another worker (4x-150x
+        # in a cluster of threads), which then trained on a fraction of the data.
+        time.sleep(0)
+        return answer
 
     # -- the end ------------------------------------------------------------------------------
     def finish(self, sums: np.ndarray | None, thetas: np.ndarray | None) -> Any:
@@ -600,3 +614,401 @@ def easgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int = 10,
              rows_per_update=int(batch_size) * tau)
     attrs = dict(local_steps=tau, alpha=alpha, synchronous=int(bool(synchronous)), batch_size=int(batch_size))
     return _run(objective, theta0, o, _EASGDServer, attrs, _easgd_worker)
+
+
+# -- gossip ---------------------------------------------------------------------------------------
+#
+# Gossip has no server: a chunk averages its model with the newest model of a peer drawn at random,
+# fetched straight from the peer's rank, then takes its local steps. Rank 0 still keeps the books
+# (the history rows, the update counter that staleness is measured in, the peer draw, the stopping
+# rules) with a few bytes per update; the models never go to it, except where a history sample or
+# a snapshot needs one. Such a need is a *mark* on every chunk's current model ("that model was
+# the newest of its chunk when sample s or snapshot c was taken"): each chunk learns its model's
+# marks in the answer to its next push and only then sends the model to rank 0, so a sample is
+# the exact row-weighted average of the models at that update, and a snapshot holds the models,
+# counters and history of one moment.
+
+GOSSIP = "gossip"
+
+
+class _GossipServer(_Server):
+    """:func:`~daskpml.optim.gossip_sgd`'s books on rank 0 (see the comment above)."""
+
+    solver = "gossip_sgd"
+
+    def setup(self) -> None:
+        o = self.o
+        self.H = o["local_steps"]
+        self.made_at = [0] * self.P
+        self.start: list | None = None                          # resumed models, handed out with the hello
+        self.weights = np.asarray(self.objective.row_chunks, dtype=float) / self.n
+        self.marks: list[list] = [[] for _ in range(self.P)]    # chunk -> marks on its current model
+        self.parts: dict[int, list] = {}                        # sample -> [weighted sum, pieces]
+        self.snaps: dict[int, tuple] = {}                       # snapshot -> (iteration, parts, models)
+        self.n_snaps = 0
+        self.newest_saved = -1
+        self.final: dict[int, np.ndarray] = {}
+        self.theta = None
+
+    def restore(self, snap: Any) -> None:
+        self.start = [np.array(m) for m in snap.arrays["models"]]
+        self.made_at = [int(v) for v in snap.state["made_at"]]
+
+    def current(self) -> None:
+        return None                                 # the average model is nowhere while the run goes on
+
+    def sample(self, index: int) -> None:
+        sid = len(self.samples)
+        self.samples.append((index, None))
+        self.parts[sid] = [None, 0]
+        for m in self.marks:
+            m.append(("s", sid))
+
+    def _go(self, i: int, prev: list, start: Any = None) -> tuple:
+        return ("go", prev, self.version, self.rate(), self.position[i], start)
+
+    def _take_marks(self, i: int) -> list:
+        marks, self.marks[i] = self.marks[i], []
+        return marks
+
+    def handle(self, msg: tuple, rank: int) -> tuple | None:
+        kind, i = msg[0], msg[1]
+        if kind == "piece":
+            self.add_piece(i, msg[2], msg[3])
+            return None
+        if kind == "hello":
+            self.owner[i], self.addresses[i] = rank, msg[2]
+            start = None if self.start is None else (self.start[i], self.made_at[i])
+            if self.done:                           # its model is the one it would start from
+                self.replied_stop.add(i)
+                self.add_piece(i, self._take_marks(i), self.start[i] if self.start is not None else self.theta0)
+                return ("stop", [], [])
+            return self._go(i, [], start)
+        if self.done:                               # pushed after the end: not applied
+            self.discarded[i] += 1
+            self.replied_stop.add(i)
+            return ("stop", self._take_marks(i), [])
+        _, i, loss, elapsed, peer, peer_made = msg
+        prev = self._take_marks(i)
+        eta = self.rate()
+        self.version += 1
+        self.made_at[i] = self.version
+        self.position[i] += self.H
+        self.record_update(i, self.version - 1 - peer_made, elapsed, eta=eta, peer=peer, batch_loss=float(loss))
+        if self.done:
+            for m in self.marks:                    # every chunk's newest model is part of the result
+                m.append(("f",))
+            self.replied_stop.add(i)
+            return ("stop", prev, self._take_marks(i))
+        return self._go(i, prev)
+
+    def add_piece(self, i: int, marks: list, model: np.ndarray) -> None:
+        """Chunk ``i``'s ``model``, for the samples and snapshots in ``marks``."""
+        for mark in marks:
+            if mark[0] == "s":
+                part = self.parts[mark[1]]
+                part[0] = self.weights[i] * model if part[0] is None else part[0] + self.weights[i] * model
+                part[1] += 1
+                if part[1] == self.P:
+                    index = self.samples[mark[1]][0]
+                    self.samples[mark[1]] = (index, part[0])
+                    del self.parts[mark[1]]
+            elif mark[0] == "c":
+                iteration, parts, models = self.snaps[mark[1]]
+                models[i] = model
+                if len(models) == self.P:
+                    del self.snaps[mark[1]]
+                    if mark[1] > self.newest_saved:           # (an older one completing late is dropped)
+                        self.newest_saved = mark[1]
+                        self._write(iteration, parts, models)
+            else:
+                self.final[i] = model
+
+    def _state(self) -> dict:
+        return dict(version=self.version, rows_done=self.rows_done, position=list(self.position),
+                    seed=self.o["seed"], made_at=list(self.made_at),
+                    converged=False, best=0.0, bad=0)
+
+    def _counters(self) -> dict:
+        arrays = {"updates": self.updates.copy(), "busy": self.busy.copy(), "failed": self.lost.copy()}
+        done = [(i, t) for i, t in self.samples if t is not None]
+        if done:
+            arrays["sample_index"] = np.array([i for i, _ in done], dtype=np.int64)
+            arrays["sample_theta"] = np.stack([t for _, t in done])
+        return arrays
+
+    def _write(self, iteration: int, parts: tuple, models: dict) -> None:
+        arrays, history, state = parts
+        arrays = dict(arrays, models=np.stack([models[j] for j in range(self.P)]))
+        self.run.checkpoint.save(iteration, arrays=arrays, history=history, state=state)
+
+    def _save(self, final: bool = False) -> None:
+        cp = self.run.checkpoint
+        total = int(self.updates.sum())
+        if cp is None:
+            return
+        if final:                                   # every chunk's newest model is in
+            self._write(total, self.run.snapshot_parts(self._counters(), **self._state()), self.final)
+            return
+        if not cp.due(total):
+            return
+        cid = self.n_snaps
+        self.n_snaps += 1
+        self.snaps[cid] = (total, self.run.snapshot_parts(self._counters(), **self._state()), {})
+        for m in self.marks:
+            m.append(("c", cid))
+
+    def result(self) -> np.ndarray:
+        """The row-weighted average of every chunk's newest model (once all are in)."""
+        return sum(self.weights[j] * self.final[j] for j in range(self.P))
+
+
+class _Mailroom:
+    """The only reader of this rank's connections while gossip runs. It hands the control messages
+    to the books (rank 0), answers the peers' requests for this rank's models, gives each chunk
+    the answers tagged for it, and keeps anything else (a collective a finished peer started) for
+    its own receive. It ends when this rank's chunks are done and every other rank said so too."""
+
+    def __init__(self, comm: Any, chunks: list, server: _GossipServer | None) -> None:
+        import queue
+
+        self.comm, self.server = comm, server
+        self.boxes = {i: queue.Queue() for i in chunks}        # the books' answers
+        self.replies = {i: queue.Queue() for i in chunks}      # the peers' models
+        self.models: dict[int, tuple] = {}          # this rank's chunks: (newest model, made at)
+        self.asked: dict[int, list] = {}            # requests for a model not published yet
+        self.lock = threading.Lock()
+        self.byes = 0
+        self.local_done = threading.Event()
+
+    def publish(self, i: int, model: np.ndarray, made: int) -> None:
+        with self.lock:
+            self.models[i] = (model, made)
+            asked = self.asked.pop(i, [])
+        for src, j in asked:
+            self.comm.send(("model", model, made), src, tag=(GOSSIP, j))
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:                  # every waiting chunk (and the books) end with it
+            for box in [*self.boxes.values(), *self.replies.values()]:
+                box.put(e)
+            if self.server is not None:
+                with self.server.lock:
+                    self.server.error, self.server.done = e, True
+                    self.server.lock.notify_all()
+
+    def _run(self) -> None:
+        import select
+
+        from ..comm import CommError
+
+        comm = self.comm
+        peers = [r for r in range(comm.size) if r != comm.rank]
+        while not (self.local_done.is_set() and self.byes == len(peers)):
+            if any(comm.channels[p].closed for p in peers):
+                raise CommError(f"rank {comm.rank}: a connection of the group is closed")
+            socks = {comm.channels[p].sock.fileno(): p for p in peers}
+            if not socks:                           # a group of one rank: nothing to read
+                self.local_done.wait(0.2)
+                continue
+            ready = [fd for fd, p in socks.items() if comm.channels[p].readable()] or \
+                select.select(list(socks), [], [], 0.2)[0]
+            if not ready:
+                if comm.state is not None and comm.state.abort.is_set():
+                    raise CommError("the group was aborted")
+                continue
+            for fd in ready:
+                p = socks[fd]
+                ch = comm.channels[p]
+                tag, obj = ch._read_message(comm.timeout)
+                self._route(p, ch, tag, obj)
+
+    def _route(self, src: int, ch: Any, tag: Any, obj: Any) -> None:
+        user = tag[1] if tag[0] == "u" else None
+        if not (isinstance(user, tuple) and len(user) == 2 and user[0] == GOSSIP):
+            ch.pending.setdefault(tag, []).append(obj)
+            return
+        what = user[1]
+        if what == "ctl":
+            with self.server.lock:
+                answer = self.server.handle(obj, src)
+            if answer is not None:
+                self.comm.send(answer, src, tag=(GOSSIP, obj[1]))
+        elif what == "get":
+            j, i = obj
+            with self.lock:
+                have = self.models.get(j)
+                if have is None:                    # (chunk j has not started yet)
+                    self.asked.setdefault(j, []).append((src, i))
+            if have is not None:
+                self.comm.send(("model", *have), src, tag=(GOSSIP, i))
+        elif what == "bye":
+            self.byes += 1
+        else:
+            (self.replies if obj[0] == "model" else self.boxes)[what].put(obj)
+
+    def wait(self, i: int, model: bool = False) -> tuple:
+        """The next answer of the books to chunk ``i`` (``model``: the next peer's model)."""
+        import queue
+
+        from ..comm import CommError
+
+        try:
+            answer = (self.replies if model else self.boxes)[i].get(timeout=self.comm.timeout)
+        except queue.Empty:
+            raise CommError(f"rank {self.comm.rank}: no answer for chunk {i} within daskpml.comm.timeout="
+                            f"{self.comm.timeout:g} s") from None
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def gossip_peer(seed: int, chunk: int, position: int, n_chunks: int) -> int:
+    """The peer chunk ``chunk`` averages with in its update that starts at ``position`` (drawn
+    by the chunk itself, so that it can ask for the peer's model ahead of time; the same draw
+    after a restart from a snapshot)."""
+    j = int(np.random.default_rng([seed, 11, chunk, position]).integers(n_chunks - 1))
+    return j + (j >= chunk)
+
+
+def _gossip_chunk(i: int, X: Any, y: Any, o: dict, spec: Any, theta0: np.ndarray, ask: Any, request: Any,
+                  receive: Any, publish: Any, piece: Any, address: str) -> None:
+    """One chunk's gossip loop: average with a peer's newest model, ``local_steps`` steps, push the
+    bookkeeping to rank 0, and send its previous model where a sample or snapshot marked it. The
+    next peer's model is asked for before the push, so that the two round trips overlap."""
+    answer = ask(("hello", i, address))
+    if answer[0] == "stop":
+        publish(i, np.array(theta0, dtype=np.float64), 0)   # (a peer may still ask for it)
+        return
+    _, _, _, rate, position, start = answer
+    model, made = (np.array(theta0, dtype=np.float64), 0) if start is None else start
+    publish(i, model, made)
+    batch, H, P = o["batch"], o["local_steps"], o["n_chunks"]
+    peer = gossip_peer(o["seed"], i, position, P)
+    request(peer, i)
+    while True:
+        other, peer_made = receive(peer, i)
+        x, _, loss, _, elapsed = sgd_steps(X, y, 0.5 * (model + other), o["seed"], i, position * batch, H, batch,
+                                           rate, spec, o["factors"][i])
+        following = gossip_peer(o["seed"], i, position + H, P)
+        request(following, i)
+        answer = ask(("push", i, loss, elapsed, peer, peer_made))
+        piece(i, answer[1], model)
+        if answer[0] == "stop":                     # (the model asked for is not needed any more)
+            piece(i, answer[2], x)
+            return
+        _, _, version, rate, position, _ = answer
+        model, peer = x, following
+        publish(i, model, version)
+
+
+def _run_gossip(objective: Any, theta0: np.ndarray, o: dict, attrs: dict) -> Any:
+    """Every rank: the books (rank 0), the mailroom, this rank's chunks, then the objective samples."""
+    comm = objective.group
+    o = dict(o, factors=[slowdown(o["delay"], i) for i in range(objective.n_chunks)], n_chunks=objective.n_chunks)
+    server = _GossipServer(objective, theta0, o, attrs) if comm.rank == 0 else None
+    if server is not None:
+        server.theta0 = np.array(theta0, dtype=np.float64)
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except Exception:
+        address = ""
+    owner = {j: r for r, chunks in enumerate(comm.allgather(list(objective.block_index))) for j in chunks}
+    blocks = list(zip(objective.block_index, objective._blocks))
+    mail = _Mailroom(comm, [i for i, _ in blocks], server)
+    reader = threading.Thread(target=mail.run, daemon=True, name="daskpml-gossip-mailroom")
+    reader.start()
+
+    if server is not None:
+        def ask(msg: tuple) -> tuple:
+            return server.ask_local(msg)
+
+        def piece(i: int, marks: list, model: np.ndarray) -> None:
+            if marks:
+                with server.lock:
+                    server.add_piece(i, marks, model)
+    else:
+        def ask(msg: tuple) -> tuple:
+            comm.send(msg, 0, tag=(GOSSIP, "ctl"))
+            return mail.wait(msg[1])
+
+        def piece(i: int, marks: list, model: np.ndarray) -> None:
+            if marks:
+                comm.send(("piece", i, marks, model), 0, tag=(GOSSIP, "ctl"))
+
+    def request(j: int, i: int) -> None:
+        if owner[j] != comm.rank:
+            comm.send((j, i), owner[j], tag=(GOSSIP, "get"))
+
+    def receive(j: int, i: int) -> tuple:
+        if owner[j] == comm.rank:                   # the newest, read in place
+            while j not in mail.models:             # (a chunk of this rank that has not started yet)
+                if errors:
+                    raise errors[0]
+                time.sleep(0.001)
+            return mail.models[j]
+        _, model, made = mail.wait(i, model=True)
+        return model, made
+
+    errors: list = []
+
+    def chunk(i: int, X: Any, y: Any) -> None:
+        try:
+            _gossip_chunk(i, X, y, o, objective.spec, theta0, ask, request, receive, mail.publish, piece, address)
+        except BaseException as e:                  # re-raised in the rank's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=chunk, args=(i, X, y), daemon=True, name=f"daskpml-gossip-{i}")
+               for i, (X, y) in blocks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    for r in range(comm.size):                      # no more requests or pieces from this rank
+        if r != comm.rank:
+            comm.send(None, r, tag=(GOSSIP, "bye"))
+    mail.local_done.set()
+    reader.join()
+    if server is not None and server.error is not None:
+        raise server.error
+    if server is not None:
+        server.theta = server.result()
+        last = server.run.n_rows - 1
+        if last < 0:
+            server.run.record(0, None, math.nan, math.nan, update_worker=-1, version=0, staleness=0, rows=0)
+            last = 0
+        if not any(i == last for i, _ in server.samples):
+            server.samples.append((last, server.theta.copy()))
+    thetas = comm.broadcast(np.stack([t for _, t in server.samples]) if server is not None and server.samples
+                            else None)
+    sums = None
+    if thetas is not None:
+        spec = objective.spec
+        sums = objective.reduce_blocks(lambda i, X, y: chunk_losses(X, y, thetas, spec.family, spec.layout),
+                                       count=False)
+    if server is None:
+        return None
+    return server.finish(sums, thetas)
+
+
+def gossip_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
+                        learning_rate: str = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
+                        gamma: float = 0.1, decay_every: int = 10, max_iter: float = 10,
+                        max_time: float | None = None, tol: float | None = None, n_iter_no_change: int = 3,
+                        eval_every: int | None = None, delay: Any = None, random_state: Any = None,
+                        callback: Any = None, progress: Any = None, checkpoint: Any = None,
+                        checkpoint_every: int = 10, resume: bool = False) -> Any:
+    """What every rank runs for :func:`~daskpml.optim.gossip_sgd` (peers exchange models directly)."""
+    from ._async import check_gossip
+
+    H = check_gossip(objective.n_chunks, batch_size, eta0, local_steps, max_iter, max_time)
+    o = dict(_schedule(learning_rate, eta0, power_t, gamma, decay_every, max_iter, max_time, eval_every, checkpoint,
+                       checkpoint_every, resume, random_state, delay),
+             batch=int(batch_size), local_steps=H, rows_per_update=int(batch_size) * H)
+    return _run_gossip(objective, theta0, o, dict(local_steps=H, batch_size=int(batch_size)))

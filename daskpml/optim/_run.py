@@ -141,13 +141,19 @@ class Run:
         cp = self.checkpoint
         if cp is None or not cp.due(iteration, final):
             return
+        arrays, history, state = self.snapshot_parts(arrays, **state)
+        cp.save(iteration, arrays=arrays, history=history, state=state)
+
+    def snapshot_parts(self, arrays: dict | None = None, **state: Any) -> tuple[dict, dict, dict]:
+        """What :meth:`save` writes now, as ``(arrays, history, state)``: for a solver whose
+        snapshot is completed later (gossip on the ranks, whose models arrive from the ranks)."""
         arrays = dict(arrays or {})
         per_worker = self.recorder.per_worker_rows
         if per_worker and len(per_worker) == len(self.recorder):
             for k in per_worker[0]:
                 arrays["per_worker/" + k] = np.stack([r[k] for r in per_worker])
-        cp.save(iteration, arrays=arrays, history=self.recorder.columns(),
-                state=dict(state, rounds=self.objective.comm.rounds, bytes=self.objective.comm.bytes))
+        return arrays, self.recorder.columns(), dict(state, rounds=self.objective.comm.rounds,
+                                                     bytes=self.objective.comm.bytes)
 
     def elapsed(self) -> float:
         """Solver time so far: wall time less the time spent in :meth:`paused` blocks."""

@@ -223,9 +223,9 @@ def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver, nanny_clien
     kill_one, killed = worker_killer(client, at=20)
 
     t0 = time.perf_counter()
-    # async_sgd and easgd run on the ranks: the group ends with the worker and restarts from the client's
+    # the three run on the ranks: the group ends with the worker and restarts from the client's
     # newest snapshot on the workers that remain, and says so; the updates since it are lost work
-    restart = pytest.warns(RuntimeWarning, match="Restarting from") if solver in ("async_sgd", "easgd") \
+    restart = pytest.warns(RuntimeWarning, match="Restarting from") if solver in ("async_sgd", "easgd", "gossip_sgd") \
         else contextlib.nullcontext()
     with restart:
         _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
@@ -302,3 +302,34 @@ def test_keyboard_interrupt_snapshot_resumes_to_the_end(cluster4, data, tmp_path
     _, _, res = fit_linear(X, y, resume=True, **kw)
     assert res.history.attrs["epochs"] >= 4 and 0 <= _gap(res, fstar) < 5e-3
     np.testing.assert_array_equal(res.history.staleness.values[:25], first.history.staleness.values)
+
+
+@pytest.mark.timeout(120)
+def test_gossip_on_the_ranks_samples_the_exact_average(cluster4, data):
+    """gossip_sgd on the ranks: peers fetch each other's models directly; rank 0 keeps the books.
+    The sampled objective of the last row is the objective of the returned model (the row-weighted
+    average of every chunk's newest model), and every update names another chunk as its peer."""
+    X, y, _ = data
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver="gossip_sgd", local_steps=8, eta0=1.0,
+                           max_iter=3, eval_every=7, random_state=0)
+    h = res.history
+    assert h.attrs["on_ranks"] == 1 and h.attrs["lost_tasks"] == 0
+    local = Objective(X, y, get_family("logistic"), get_penalty("l2"), LAM, Layout(8, 1, True))
+    assert float(h.objective.values[-1]) == pytest.approx(local.value(res.theta), rel=1e-10)
+    sampled = np.flatnonzero(np.isfinite(h.objective.values))
+    assert len(sampled) >= res.n_iter // 7
+    assert np.all(h.peer.values != h.update_worker.values) and set(h.peer.values) <= {0, 1, 2, 3}
+    assert np.all(h.staleness.values >= 0) and h.attrs["epochs"] >= 3
+
+
+@pytest.mark.timeout(120)
+def test_gossip_with_every_chunk_on_one_worker(data):
+    """One rank holding all chunks: the chunks gossip among themselves, nothing to send."""
+    X, y, fstar = data
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster):
+        _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver="gossip_sgd", local_steps=8, eta0=1.0,
+                               max_iter=4, chunks=2000, random_state=0)
+    h = res.history
+    assert h.attrs["on_ranks"] == 1 and h.sizes["worker"] == 4 and int(h.updates.sum()) == res.n_iter
+    assert 0 <= _gap(res, fstar) < 5e-3
