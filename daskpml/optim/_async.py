@@ -10,11 +10,12 @@ these solvers) the two meanings coincide.
 
 Where the state lives
 ---------------------
-On a distributed cluster, ``async_sgd``, ``easgd`` and ``gossip_sgd`` (with ``tol=None``) run on
-the ranks of an SPMD group instead: the server (for gossip: the books, without the models) lives
+On a distributed cluster, ``async_sgd``, ``easgd`` and ``gossip_sgd`` run on the ranks of an SPMD
+group instead: the server (for gossip: the books, without the models) lives
 on rank 0 and the chunks push to it worker to worker; gossip peers fetch each other's models
 directly (:mod:`daskpml.optim._async_ranks`). What follows describes the futures engine, which
-``hogwild`` (and these three with a ``tol``, or ``daskpml.optim.on-ranks`` false) use.
+``hogwild`` (and the three with ``daskpml.optim.on-ranks`` false, or without a distributed client)
+use.
 
 The parameter server and the EASGD centre variable are plain arrays in the
 client process (the driver), which applies each push as :class:`as_completed`
@@ -158,7 +159,7 @@ def _async_sgd_ranks(*args: Any, **kwargs: Any) -> Any:
 
 
 @validate_params({}, removed=RENAMED)
-@on_ranks(rank_fn=_async_sgd_ranks, collective=False, when=lambda options: options.get("tol") is None)
+@on_ranks(rank_fn=_async_sgd_ranks, collective=False)
 def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256,
               learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
               gamma: float = 0.1, decay_every: int = 10, staleness: str = "none", max_staleness: int | None = None,
@@ -341,7 +342,7 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
 
 
 @validate_params({}, removed=RENAMED)
-@on_ranks(rank_fn=_easgd_ranks, collective=False, when=lambda options: options.get("tol") is None)
+@on_ranks(rank_fn=_easgd_ranks, collective=False)
 def easgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, alpha: float | None = None,
           synchronous: bool = False, batch_size: int = 32, learning_rate: Schedule = "invscaling",
           eta0: float = 0.1, power_t: float = 0.25, gamma: float = 0.1, decay_every: int = 10,
@@ -507,7 +508,7 @@ def easgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, al
 
 
 @validate_params({}, removed=RENAMED)
-@on_ranks(rank_fn=_gossip_ranks, collective=False, when=lambda options: options.get("tol") is None)
+@on_ranks(rank_fn=_gossip_ranks, collective=False)
 def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
                learning_rate: Schedule = "invscaling", eta0: float = 0.1, power_t: float = 0.25,
                gamma: float = 0.1, decay_every: int = 10, max_iter: float = 10, max_time: float | None = None,
@@ -522,7 +523,7 @@ def gossip_sgd(objective: Objective, theta0: np.ndarray, *, local_steps: int = 1
     models' average (weighted by rows) at the end. ``staleness`` in the history is the
     number of updates (all workers) since the peer's model was made.
 
-    On a distributed cluster (and ``tol=None``) the loop runs on the workers
+    On a distributed cluster the loop runs on the workers
     (:mod:`daskpml.comm`): each chunk asks the peer's rank for its newest model directly
     (ahead of time, while its own push is answered) and reports each update to rank 0,
     which keeps the books (history, counters, stopping rules) but not the models. A model

@@ -1,20 +1,28 @@
-"""The parameter server of :func:`~daskpml.optim.async_sgd` on the ranks of an SPMD group.
+"""The asynchronous solvers (``async_sgd``, ``easgd``, ``gossip_sgd``) on the ranks of an SPMD group.
 
-On a distributed cluster (and with ``tol=None``, the default) ``async_sgd`` does not submit a task
-per update from the client. Every row chunk is a *worker* that loops where its rows are: take
-``push_every`` SGD steps from its copy of the weights, push the summed gradient straight to the
-server, and get back the server's answer (the new weights when a pull is due, and the current
-learning rate) in the same round trip. The server is a thread on rank 0 (its own chunks' workers
-call it directly); it applies each push as it arrives, exactly as the client-side engine does:
-staleness accounting, ``staleness="divide"``, ``max_staleness`` (a worker is held back while
-the pushes in flight could take a gradient past the bound), ``push_every``/``pull_every``, the
-``delay`` straggler hook, the learning-rate schedule in server versions and rows processed.
+On a distributed cluster these solvers do not submit a task per update from the client. Every
+row chunk is a *worker* that loops where its rows are (one thread per chunk on its rank). For
+``async_sgd``: take ``push_every`` SGD steps from its copy of the weights, push the summed gradient
+straight to the server, and get back the server's answer (the new weights when a pull is due,
+and the current learning rate) in the same round trip. The server lives on rank 0 (its own
+chunks call it directly); it applies each push as it arrives, exactly as the client-side engine
+does: staleness accounting, ``staleness="divide"``, ``max_staleness`` (a worker is held back
+while the pushes in flight could take a gradient past the bound), ``push_every``/``pull_every``,
+the ``delay`` straggler hook, the learning-rate schedule in server versions and rows processed.
+``easgd`` keeps its centre variable there the same way; gossip is described below.
+
+One thread per rank (the mailroom) reads all of the rank's connections and hands each message
+to whom it is for: the server, a chunk waiting for its answer, a peer asking for a gossip
+model, or the rank's evaluator.
 
 Only rank 0 records the history (one row per update, sent to the client in batches) and the
-snapshots (every ``checkpoint_every`` updates; the client writes them). Objective samples (every
-``eval_every`` updates) are kept as copies and evaluated after the run by every rank at once (one
-``allreduce``), as the client-side engine does with ``tol=None``. A lost worker ends the group;
-the run restarts from the newest snapshot on the workers that remain (see ``_ranks.py``).
+snapshots (every ``checkpoint_every`` updates; the client writes them). Objective samples are
+taken every ``eval_every`` updates. Without a ``tol`` they are kept and evaluated after the run
+by every rank at once (one ``allreduce``). With a ``tol`` each is evaluated while the run goes on:
+rank 0 sends the model to every rank, whose evaluator thread sums its rows' losses and answers,
+and scikit-learn's rule (``n_iter_no_change`` samples without improving by ``tol``) stops the run.
+A lost worker ends the group; the run restarts from the newest snapshot on the workers that
+remain (see ``_ranks.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from ._async_engine import sgd_steps
 from ._objective import chunk_losses
 from ._ranks import rank_context
 from ._run import Run
-from ._stochastic import scheduled_rate, slowdown
+from ._stochastic import _Stopper, scheduled_rate, slowdown
 
 TAG = "ps"
 
@@ -56,7 +64,8 @@ class _Server:
         self.rows_needed = float(o["max_iter"]) * self.n
         self.run = Run(self.solver, objective, max_iter=math.ceil(o["max_iter"] * updates_per_epoch), tol=0.0,
                        callback=None, progress=False, eval_every=self.eval_every,
-                       max_time=-1.0 if o["max_time"] is None else float(o["max_time"]), monitor="after",
+                       max_time=-1.0 if o["max_time"] is None else float(o["max_time"]),
+                       monitor="online" if o["tol"] is not None else "after",
                        checkpoint=o["checkpoint"], checkpoint_every=o["checkpoint_every"], resume=o["resume"],
                        learning_rate=o["learning_rate"], eta0=o["eta0"], seed=o["seed"], on_ranks=1, **attrs)
         self.run.workers = list(range(self.P))
@@ -69,10 +78,18 @@ class _Server:
         self.discarded = np.zeros(self.P, dtype=np.int64)
         self.addresses = [""] * self.P
         self.samples: list[tuple[int, np.ndarray]] = []
+        # with a tol, each sample is evaluated while the run goes on (every rank sums its rows)
+        self.stopper = _Stopper(float(o["tol"]), int(o["n_iter_no_change"])) if o["tol"] is not None else None
+        self.converged = False
+        self.evals: dict[int, list] = {}            # sample -> [sum so far, ranks that reported]
+        self.next_eval = 0                          # the next sample to evaluate (in order)
+        self.mail: Any = None
         self.setup()
         snap = self.run.snapshot
         if snap is not None:
             st = snap.state
+            if self.stopper is not None:
+                self.stopper.best, self.stopper.bad = float(st.get("best", np.inf)), int(st.get("bad", 0))
             self.version, self.rows_done = int(st["version"]), int(st["rows_done"])
             self.position = [int(p) for p in st["position"]]
             self.updates = np.array(snap.arrays["updates"], dtype=np.int64)
@@ -81,6 +98,7 @@ class _Server:
                 self.lost = np.array(snap.arrays["failed"], dtype=np.int64)
             if "sample_index" in snap.arrays:
                 self.samples = list(zip(snap.arrays["sample_index"].tolist(), np.array(snap.arrays["sample_theta"])))
+            self.next_eval = len(self.samples)      # (evaluated after the run if their rows lack it)
             self.restore(snap)
         self.ctx = ctx = rank_context()
         if ctx is not None and ctx.lost is not None:     # updates redone after a lost worker
@@ -111,8 +129,50 @@ class _Server:
         return self.theta.copy()
 
     def sample(self, index: int) -> None:
-        """Keep the model of history row ``index``; its objective is evaluated after the run."""
+        """Keep the model of history row ``index`` (its objective is evaluated now with a tol,
+        after the run without one)."""
         self.samples.append((index, self.theta.copy()))
+        self.evaluate_ready()
+
+    def on_done(self) -> None:
+        """What ends with the run (the chunks held back are told to stop)."""
+        self._release_waiting()
+
+    def set_done(self) -> None:
+        if not self.done:
+            self.done = True
+            self.on_done()
+
+    # -- the objective while the run goes on (tol) ---------------------------------------------
+    def evaluate_ready(self) -> None:
+        """Ask every rank for its rows' loss at the samples whose model is known, in order."""
+        while self.stopper is not None and self.mail is not None and self.next_eval < len(self.samples) \
+                and self.samples[self.next_eval][1] is not None:
+            sid = self.next_eval
+            self.next_eval += 1
+            self.evals[sid] = [0.0, 0]
+            self.mail.evaluate_everywhere(sid, self.samples[sid][1])
+
+    def add_eval(self, sid: int, part: float) -> None:
+        """One rank's loss sum at sample ``sid``; with all of them, the row's objective and the
+        stopping rule (scikit-learn's: ``n_iter_no_change`` samples without improving by ``tol``)."""
+        e = self.evals.get(sid)
+        if e is None:
+            return
+        e[0] += part
+        e[1] += 1
+        if e[1] < self.comm.size:
+            return
+        del self.evals[sid]
+        index, theta = self.samples[sid]
+        obj = self.objective
+        f = float(e[0] / self.n + obj.lam * obj.penalty.value(theta[obj.mask]))
+        self.run.fill(index, objective=f)
+        if not self.done and self.stopper(f):
+            self.converged = True
+            self.reason = (f"the sampled objective did not improve by tol={self.stopper.tol:g} in "
+                           f"{self.stopper.patience} samples")
+            self.set_done()
 
     def first(self, i: int) -> tuple | None:
         """The answer to chunk ``i``'s hello."""
@@ -178,7 +238,7 @@ class _Server:
             self.reason = f"reached max_time={self.o['max_time']:g} s; returning the current model"
             self.run.stopped = stop = True
         if stop:
-            self.done = True
+            self.set_done()
         return stop or self.done
 
     def retry(self, i: int, need: Any) -> tuple | None:
@@ -222,36 +282,14 @@ class _Server:
             arrays["sample_index"] = np.array([i for i, _ in self.samples], dtype=np.int64)
             arrays["sample_theta"] = np.stack([t for _, t in self.samples])
         self.run.save(total, final=True, arrays=arrays, version=self.version, rows_done=self.rows_done,
-                      position=list(self.position), seed=self.o["seed"], converged=False, best=0.0, bad=0)
+                      position=list(self.position), seed=self.o["seed"], **self.stop_state())
 
-    # -- the remote chunks --------------------------------------------------------------------
-    def serve(self, remote_chunks: int) -> None:
-        """Answer the other ranks' chunks until every one of them was told to stop. A failure (a
-        lost rank) ends the run on this rank too: rank 0's own chunks stop and the error is
-        raised in the rank's thread."""
-        try:
-            self._serve(remote_chunks)
-        except BaseException as e:
-            with self.lock:
-                self.error = e
-                self.done = True
-                self.lock.notify_all()
+    def stop_state(self) -> dict:
+        st = self.stopper
+        return {"converged": self.converged, "best": float(st.best) if st is not None else 0.0,
+                "bad": int(st.bad) if st is not None else 0}
 
-    def _serve(self, remote_chunks: int) -> None:
-        comm = self.comm
-        peers = [r for r in range(comm.size) if r != comm.rank]
-        while True:
-            with self.lock:
-                if len([c for c in self.replied_stop if self.owner.get(c) != comm.rank]) >= remote_chunks:
-                    return
-            src, msg = comm.recv_any(tag=TAG, sources=peers, timeout=0.2, raise_on_timeout=False)
-            if src is None:                         # (a stop may have gone out from rank 0's own chunks)
-                continue
-            with self.lock:
-                answer = self.handle(msg, src)
-            if answer is not None:
-                comm.send(answer, src, tag=(TAG, msg[1]))
-
+    # -- rank 0's own chunks -------------------------------------------------------------
     def ask_local(self, msg: tuple) -> tuple:
         """Rank 0's own chunks call the server directly (held back like the others)."""
         i = msg[1]
@@ -274,19 +312,26 @@ class _Server:
         return answer
 
     # -- the end ------------------------------------------------------------------------------
-    def finish(self, sums: np.ndarray | None, thetas: np.ndarray | None) -> Any:
-        obj = self.objective
-        if sums is not None:
-            for (index, theta), s in zip(self.samples, sums):
-                f = s / self.n + obj.lam * obj.penalty.value(theta[obj.mask])
-                self.run.fill(index, objective=float(f))
+    def final_model(self) -> np.ndarray:
+        """The result (once every chunk has stopped)."""
+        return self.theta
+
+    def unevaluated(self) -> list[tuple[int, np.ndarray]]:
+        """The samples whose history row has no objective yet (evaluated after the run)."""
+        rows = self.run.recorder.rows
+        return [(i, t) for i, t in self.samples if not np.isfinite(rows[i].get("objective", math.nan))]
+
+    def finish(self, filled: list[tuple[int, float]]) -> Any:
+        for index, f in filled:
+            self.run.fill(index, objective=float(f))
         self._save(final=True)
+        obj = self.objective
         sizes = np.asarray(obj.row_chunks)
         self.run.worker_totals = {"updates": self.updates, "lost": self.lost, "busy_time": self.busy,
                                   "rows_per_chunk": sizes, "address": np.asarray(self.addresses, dtype=str)}
         self.run.attrs.update(lost_tasks=int(self.lost.sum()), updates=int(self.updates.sum()),
                               epochs=self.rows_done / self.n)
-        finished = self.rows_done >= self.rows_needed
+        finished = self.converged or self.rows_done >= self.rows_needed
         message = self.reason or (f"ran max_iter={self.rows_needed / self.n:g} epochs" if finished else "stopped early")
         return self.run.finish(self.theta, int(self.updates.sum()), finished and not self.run.stopped, message)
 
@@ -439,124 +484,17 @@ def _drive(worker: Any, ask: Any) -> None:
         return
 
 
-def _run_chunks(comm: Any, server: _Server | None, blocks: list, o: dict, spec: Any, address: str,
-                make_worker: Any) -> None:
-    """This rank's chunks: one thread each when there are several (a chunk held back by
-    ``max_staleness`` must not hold up the others). The chunks of rank 0 ask the server directly;
-    the others' answers come over the connection to rank 0, read by one thread here and handed
-    to the chunk they are tagged for."""
-    workers = {i: make_worker(i, X, y, o, spec, address) for i, (X, y) in blocks}
-    if server is not None:
-        asks = {i: server.ask_local for i in workers}
-    elif len(workers) == 1:
-        (i,) = workers
-
-        def remote(msg: tuple) -> tuple:
-            comm.send(msg, 0, tag=TAG)
-            return comm.recv(0, tag=(TAG, msg[1]))
-
-        asks = {i: remote}
-    else:
-        import queue
-
-        boxes = {i: queue.Queue() for i in workers}
-        ch = comm.channels[0]
-        active = set(workers)
-
-        def reader() -> None:                       # the only thread that reads the connection to rank 0
-            try:
-                while active:
-                    (_, (_, i)), answer = ch._read_message(comm.timeout)     # tag ("u", (TAG, chunk))
-                    boxes[i].put(answer)
-                    if answer[0] == "stop":
-                        active.discard(i)
-            except BaseException as e:              # hand the failure to every chunk
-                for box in boxes.values():
-                    box.put(e)
-
-        threading.Thread(target=reader, daemon=True, name="daskpml-ps-reader").start()
-
-        def make(i: int) -> Any:
-            def remote(msg: tuple) -> tuple:
-                comm.send(msg, 0, tag=TAG)
-                answer = boxes[i].get()
-                if isinstance(answer, BaseException):
-                    raise answer
-                return answer
-            return remote
-
-        asks = {i: make(i) for i in workers}
-    if len(workers) == 1:
-        ((i, worker),) = workers.items()
-        _drive(worker, asks[i])
-        return
-    errors: list = []
-
-    def guarded(i: int) -> None:
-        try:
-            _drive(workers[i], asks[i])
-        except BaseException as e:                  # re-raised in the rank's thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
-def _run(objective: Any, theta0: np.ndarray, o: dict, server_cls: type, attrs: dict, worker: Any) -> Any:
-    """Every rank: the server (rank 0), this rank's chunks, then the objective samples."""
-    comm = objective.group
-    o = dict(o, factors=[slowdown(o["delay"], i) for i in range(objective.n_chunks)])
-    server = server_cls(objective, theta0, o, attrs) if comm.rank == 0 else None
-    try:
-        from distributed import get_worker
-
-        address = get_worker().address
-    except Exception:
-        address = ""
-    # how many chunks the other ranks run (the server answers them until each is told to stop)
-    counts = comm.allgather(len(objective.block_index))
-    thread = None
-    if server is not None and comm.size > 1:
-        thread = threading.Thread(target=server.serve, args=(sum(counts) - counts[0],), daemon=True,
-                                  name="daskpml-parameter-server")
-        thread.start()
-    blocks = list(zip(objective.block_index, objective._blocks))
-    _run_chunks(comm, server, blocks, o, objective.spec, address, worker)
-    if thread is not None:
-        thread.join()
-        if server.error is not None:
-            raise server.error
-    if server is not None:                          # the final model is always sampled
-        last = server.run.n_rows - 1
-        if last < 0:
-            server.run.record(0, None, math.nan, math.nan, update_worker=-1, version=0, staleness=0, rows=0)
-            last = 0
-        if not any(i == last for i, _ in server.samples):
-            server.samples.append((last, server.theta.copy()))
-    # objective samples: every rank evaluates its chunks at the sampled models, one allreduce
-    thetas = comm.broadcast(np.stack([t for _, t in server.samples]) if server is not None and server.samples
-                            else None)
-    sums = None
-    if thetas is not None:
-        spec = objective.spec
-        sums = objective.reduce_blocks(lambda i, X, y: chunk_losses(X, y, thetas, spec.family, spec.layout),
-                                       count=False)
-    if server is None:
-        return None
-    return server.finish(sums, thetas)
-
-
 def _schedule(learning_rate: str, eta0: float, power_t: float, gamma: float, decay_every: int, max_iter: float,
               max_time: float | None, eval_every: int | None, checkpoint: Any, checkpoint_every: int, resume: bool,
-              random_state: Any, delay: Any) -> dict:
+              random_state: Any, delay: Any, tol: float | None, n_iter_no_change: int) -> dict:
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be None or a non-negative number, got {tol}.")
+    if int(n_iter_no_change) < 1:
+        raise ValueError(f"n_iter_no_change must be a positive integer, got {n_iter_no_change}.")
     return dict(learning_rate=learning_rate, eta0=eta0, power_t=power_t, gamma=gamma, decay_every=decay_every,
                 max_iter=max_iter, max_time=max_time, eval_every=eval_every, checkpoint=checkpoint,
-                checkpoint_every=checkpoint_every, resume=resume, seed=resolve_seed(random_state), delay=delay)
+                checkpoint_every=checkpoint_every, resume=resume, seed=resolve_seed(random_state), delay=delay,
+                tol=None if tol is None else float(tol), n_iter_no_change=int(n_iter_no_change))
 
 
 def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 256, learning_rate: str = "invscaling",
@@ -571,12 +509,13 @@ def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 
 
     bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time)
     o = dict(_schedule(learning_rate, eta0, power_t, gamma, decay_every, max_iter, max_time, eval_every, checkpoint,
-                       checkpoint_every, resume, random_state, delay),
+                       checkpoint_every, resume, random_state, delay, tol, n_iter_no_change),
              batch=int(batch_size), push_every=int(push_every), pull_every=int(pull_every), bound=bound,
              staleness=staleness, rows_per_update=int(batch_size) * int(push_every))
     attrs = dict(batch_size=int(batch_size), staleness=staleness, max_staleness=-1 if bound is None else bound,
                  push_every=int(push_every), pull_every=int(pull_every))
-    return _run(objective, theta0, o, _SGDServer, attrs, _chunk_worker)
+    return _run(objective, theta0, o, _SGDServer, attrs,
+                lambda i, X, y, c: _drive(_chunk_worker(i, X, y, o, objective.spec, c.address), c.ask))
 
 
 def _easgd_worker(i: int, X: Any, y: Any, o: dict, spec: Any, address: str):
@@ -609,11 +548,12 @@ def easgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int = 10,
 
     tau, alpha = check_easgd(objective.n_chunks, batch_size, eta0, local_steps, alpha, synchronous, max_iter, max_time)
     o = dict(_schedule(learning_rate, eta0, power_t, gamma, decay_every, max_iter, max_time, eval_every, checkpoint,
-                       checkpoint_every, resume, random_state, delay),
+                       checkpoint_every, resume, random_state, delay, tol, n_iter_no_change),
              batch=int(batch_size), local_steps=tau, alpha=alpha, synchronous=bool(synchronous),
              rows_per_update=int(batch_size) * tau)
     attrs = dict(local_steps=tau, alpha=alpha, synchronous=int(bool(synchronous)), batch_size=int(batch_size))
-    return _run(objective, theta0, o, _EASGDServer, attrs, _easgd_worker)
+    return _run(objective, theta0, o, _EASGDServer, attrs,
+                lambda i, X, y, c: _drive(_easgd_worker(i, X, y, o, objective.spec, c.address), c.ask))
 
 
 # -- gossip ---------------------------------------------------------------------------------------
@@ -627,9 +567,6 @@ def easgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int = 10,
 # marks in the answer to its next push and only then sends the model to rank 0, so a sample is
 # the exact row-weighted average of the models at that update, and a snapshot holds the models,
 # counters and history of one moment.
-
-GOSSIP = "gossip"
-
 
 class _GossipServer(_Server):
     """:func:`~daskpml.optim.gossip_sgd`'s books on rank 0 (see the comment above)."""
@@ -696,11 +633,13 @@ class _GossipServer(_Server):
         self.position[i] += self.H
         self.record_update(i, self.version - 1 - peer_made, elapsed, eta=eta, peer=peer, batch_loss=float(loss))
         if self.done:
-            for m in self.marks:                    # every chunk's newest model is part of the result
-                m.append(("f",))
             self.replied_stop.add(i)
             return ("stop", prev, self._take_marks(i))
         return self._go(i, prev)
+
+    def on_done(self) -> None:
+        for m in self.marks:                        # every chunk's newest model is part of the result
+            m.append(("f",))
 
     def add_piece(self, i: int, marks: list, model: np.ndarray) -> None:
         """Chunk ``i``'s ``model``, for the samples and snapshots in ``marks``."""
@@ -713,6 +652,7 @@ class _GossipServer(_Server):
                     index = self.samples[mark[1]][0]
                     self.samples[mark[1]] = (index, part[0])
                     del self.parts[mark[1]]
+                    self.evaluate_ready()
             elif mark[0] == "c":
                 iteration, parts, models = self.snaps[mark[1]]
                 models[i] = model
@@ -726,8 +666,7 @@ class _GossipServer(_Server):
 
     def _state(self) -> dict:
         return dict(version=self.version, rows_done=self.rows_done, position=list(self.position),
-                    seed=self.o["seed"], made_at=list(self.made_at),
-                    converged=False, best=0.0, bad=0)
+                    seed=self.o["seed"], made_at=list(self.made_at), **self.stop_state())
 
     def _counters(self) -> dict:
         arrays = {"updates": self.updates.copy(), "busy": self.busy.copy(), "failed": self.lost.copy()}
@@ -758,45 +697,127 @@ class _GossipServer(_Server):
         for m in self.marks:
             m.append(("c", cid))
 
-    def result(self) -> np.ndarray:
+    def final_model(self) -> np.ndarray:
         """The row-weighted average of every chunk's newest model (once all are in)."""
-        return sum(self.weights[j] * self.final[j] for j in range(self.P))
+        self.theta = sum(self.weights[j] * self.final[j] for j in range(self.P))
+        return self.theta
+
+
+def gossip_peer(seed: int, chunk: int, position: int, n_chunks: int) -> int:
+    """The peer chunk ``chunk`` averages with in its update that starts at ``position`` (drawn
+    by the chunk itself, so that it can ask for the peer's model ahead of time; the same draw
+    after a restart from a snapshot)."""
+    j = int(np.random.default_rng([seed, 11, chunk, position]).integers(n_chunks - 1))
+    return j + (j >= chunk)
+
+
+def _gossip_chunk(i: int, X: Any, y: Any, o: dict, spec: Any, c: "_Chunks") -> None:
+    """One chunk's gossip loop: average with a peer's newest model, ``local_steps`` steps, push the
+    bookkeeping to rank 0, and send its previous model where a sample or snapshot marked it. The
+    next peer's model is asked for before the push, so that the two round trips overlap."""
+    ask, request, receive, publish, piece = c.ask, c.request, c.receive, c.publish, c.piece
+    theta0 = c.theta0
+    answer = ask(("hello", i, c.address))
+    if answer[0] == "stop":
+        publish(i, np.array(theta0, dtype=np.float64), 0)   # (a peer may still ask for it)
+        return
+    _, _, _, rate, position, start = answer
+    model, made = (np.array(theta0, dtype=np.float64), 0) if start is None else start
+    publish(i, model, made)
+    batch, H, P = o["batch"], o["local_steps"], o["n_chunks"]
+    peer = gossip_peer(o["seed"], i, position, P)
+    request(peer, i)
+    while True:
+        other, peer_made = receive(peer, i)
+        x, _, loss, _, elapsed = sgd_steps(X, y, 0.5 * (model + other), o["seed"], i, position * batch, H, batch,
+                                           rate, spec, o["factors"][i])
+        following = gossip_peer(o["seed"], i, position + H, P)
+        request(following, i)
+        answer = ask(("push", i, loss, elapsed, peer, peer_made))
+        piece(i, answer[1], model)
+        if answer[0] == "stop":                     # (the model asked for is not needed any more)
+            piece(i, answer[2], x)
+            return
+        _, _, version, rate, position, _ = answer
+        model, peer = x, following
+        publish(i, model, version)
 
 
 class _Mailroom:
-    """The only reader of this rank's connections while gossip runs. It hands the control messages
-    to the books (rank 0), answers the peers' requests for this rank's models, gives each chunk
-    the answers tagged for it, and keeps anything else (a collective a finished peer started) for
-    its own receive. It ends when this rank's chunks are done and every other rank said so too."""
+    """The only reader of this rank's connections while an asynchronous solver runs. It hands the
+    control messages to the server (rank 0), answers the peers' requests for this rank's gossip
+    models, evaluates the objective on this rank's rows when rank 0 asks (a thread of its own),
+    gives each chunk the answers tagged for it, and keeps anything else (a collective a finished
+    peer started) for its own receive. It ends when this rank's chunks are done and every other
+    rank said so too."""
 
-    def __init__(self, comm: Any, chunks: list, server: _GossipServer | None) -> None:
+    def __init__(self, comm: Any, chunks: list, server: _Server | None, objective: Any) -> None:
         import queue
 
-        self.comm, self.server = comm, server
-        self.boxes = {i: queue.Queue() for i in chunks}        # the books' answers
-        self.replies = {i: queue.Queue() for i in chunks}      # the peers' models
+        self.comm, self.server, self.objective = comm, server, objective
+        self.boxes = {i: queue.Queue() for i in chunks}        # the server's answers
+        self.replies = {i: queue.Queue() for i in chunks}      # the peers' models (gossip)
         self.models: dict[int, tuple] = {}          # this rank's chunks: (newest model, made at)
         self.asked: dict[int, list] = {}            # requests for a model not published yet
         self.lock = threading.Lock()
         self.byes = 0
         self.local_done = threading.Event()
+        self.evals: queue.Queue = queue.Queue()
+        self.threads = [threading.Thread(target=self._guard, args=(self._run,), daemon=True,
+                                         name="daskpml-async-mailroom"),
+                        threading.Thread(target=self._guard, args=(self._evaluator,), daemon=True,
+                                         name="daskpml-async-evaluator")]
+        for t in self.threads:
+            t.start()
 
+    def join(self) -> None:
+        self.threads[0].join()
+        self.evals.put(None)
+        self.threads[1].join()
+
+    # -- gossip models ----------------------------------------------------------------------
     def publish(self, i: int, model: np.ndarray, made: int) -> None:
         with self.lock:
             self.models[i] = (model, made)
             asked = self.asked.pop(i, [])
         for src, j in asked:
-            self.comm.send(("model", model, made), src, tag=(GOSSIP, j))
+            self.comm.send(("model", model, made), src, tag=(TAG, j))
 
-    def run(self) -> None:
+    # -- the objective on this rank's rows ---------------------------------------------------
+    def evaluate_everywhere(self, sid: int, theta: np.ndarray) -> None:
+        """(Rank 0) every rank sums its rows' loss at ``theta``, for the server's sample ``sid``."""
+        for r in range(self.comm.size):
+            if r != self.comm.rank:
+                self.comm.send((sid, theta), r, tag=(TAG, "eval"))
+        self.evals.put((sid, theta))
+
+    def _evaluator(self) -> None:
+        spec = self.objective.spec
+        while True:
+            item = self.evals.get()
+            if item is None:
+                return
+            sid, theta = item
+            thetas = theta[None, :]
+            parts = self.objective.map_blocks(lambda i, X, y: chunk_losses(X, y, thetas, spec.family, spec.layout))
+            total = float(sum(float(p[0]) for p in parts))
+            if self.server is not None:
+                with self.server.lock:
+                    self.server.add_eval(sid, total)
+            else:
+                self.comm.send(("evalsum", sid, total), 0, tag=(TAG, "ctl"))
+
+    # -- reading --------------------------------------------------------------------------------
+    def _guard(self, fn: Any) -> None:
         try:
-            self._run()
-        except BaseException as e:                  # every waiting chunk (and the books) end with it
+            fn()
+        except BaseException as e:                  # every waiting chunk (and the server) end with it
             for box in [*self.boxes.values(), *self.replies.values()]:
                 box.put(e)
             if self.server is not None:
                 with self.server.lock:
-                    self.server.error, self.server.done = e, True
+                    self.server.error = e
+                    self.server.done = True
                     self.server.lock.notify_all()
 
     def _run(self) -> None:
@@ -827,15 +848,18 @@ class _Mailroom:
 
     def _route(self, src: int, ch: Any, tag: Any, obj: Any) -> None:
         user = tag[1] if tag[0] == "u" else None
-        if not (isinstance(user, tuple) and len(user) == 2 and user[0] == GOSSIP):
+        if not (isinstance(user, tuple) and len(user) == 2 and user[0] == TAG):
             ch.pending.setdefault(tag, []).append(obj)
             return
         what = user[1]
         if what == "ctl":
             with self.server.lock:
+                if obj[0] == "evalsum":
+                    self.server.add_eval(obj[1], obj[2])
+                    return
                 answer = self.server.handle(obj, src)
             if answer is not None:
-                self.comm.send(answer, src, tag=(GOSSIP, obj[1]))
+                self.comm.send(answer, src, tag=(TAG, obj[1]))
         elif what == "get":
             j, i = obj
             with self.lock:
@@ -843,14 +867,16 @@ class _Mailroom:
                 if have is None:                    # (chunk j has not started yet)
                     self.asked.setdefault(j, []).append((src, i))
             if have is not None:
-                self.comm.send(("model", *have), src, tag=(GOSSIP, i))
+                self.comm.send(("model", *have), src, tag=(TAG, i))
+        elif what == "eval":
+            self.evals.put(obj)
         elif what == "bye":
             self.byes += 1
         else:
             (self.replies if obj[0] == "model" else self.boxes)[what].put(obj)
 
     def wait(self, i: int, model: bool = False) -> tuple:
-        """The next answer of the books to chunk ``i`` (``model``: the next peer's model)."""
+        """The server's next answer to chunk ``i`` (``model``: the next peer's model)."""
         import queue
 
         from ..comm import CommError
@@ -865,50 +891,53 @@ class _Mailroom:
         return answer
 
 
-def gossip_peer(seed: int, chunk: int, position: int, n_chunks: int) -> int:
-    """The peer chunk ``chunk`` averages with in its update that starts at ``position`` (drawn
-    by the chunk itself, so that it can ask for the peer's model ahead of time; the same draw
-    after a restart from a snapshot)."""
-    j = int(np.random.default_rng([seed, 11, chunk, position]).integers(n_chunks - 1))
-    return j + (j >= chunk)
+class _Chunks:
+    """What a chunk's loop calls: ``ask`` the server (directly on rank 0), and for gossip
+    ``request``/``receive`` a peer's model, ``publish`` its own, send a marked ``piece``."""
 
+    def __init__(self, comm: Any, server: _Server | None, mail: _Mailroom, owner: dict, theta0: np.ndarray,
+                 address: str) -> None:
+        self.comm, self.server, self.mail, self.owner = comm, server, mail, owner
+        self.theta0, self.address = theta0, address
+        self.publish = mail.publish
+        self.errors: list = []
 
-def _gossip_chunk(i: int, X: Any, y: Any, o: dict, spec: Any, theta0: np.ndarray, ask: Any, request: Any,
-                  receive: Any, publish: Any, piece: Any, address: str) -> None:
-    """One chunk's gossip loop: average with a peer's newest model, ``local_steps`` steps, push the
-    bookkeeping to rank 0, and send its previous model where a sample or snapshot marked it. The
-    next peer's model is asked for before the push, so that the two round trips overlap."""
-    answer = ask(("hello", i, address))
-    if answer[0] == "stop":
-        publish(i, np.array(theta0, dtype=np.float64), 0)   # (a peer may still ask for it)
-        return
-    _, _, _, rate, position, start = answer
-    model, made = (np.array(theta0, dtype=np.float64), 0) if start is None else start
-    publish(i, model, made)
-    batch, H, P = o["batch"], o["local_steps"], o["n_chunks"]
-    peer = gossip_peer(o["seed"], i, position, P)
-    request(peer, i)
-    while True:
-        other, peer_made = receive(peer, i)
-        x, _, loss, _, elapsed = sgd_steps(X, y, 0.5 * (model + other), o["seed"], i, position * batch, H, batch,
-                                           rate, spec, o["factors"][i])
-        following = gossip_peer(o["seed"], i, position + H, P)
-        request(following, i)
-        answer = ask(("push", i, loss, elapsed, peer, peer_made))
-        piece(i, answer[1], model)
-        if answer[0] == "stop":                     # (the model asked for is not needed any more)
-            piece(i, answer[2], x)
+    def ask(self, msg: tuple) -> tuple:
+        if self.server is not None:
+            return self.server.ask_local(msg)
+        self.comm.send(msg, 0, tag=(TAG, "ctl"))
+        return self.mail.wait(msg[1])
+
+    def piece(self, i: int, marks: list, model: np.ndarray) -> None:
+        if not marks:
             return
-        _, _, version, rate, position, _ = answer
-        model, peer = x, following
-        publish(i, model, version)
+        if self.server is not None:
+            with self.server.lock:
+                self.server.add_piece(i, marks, model)
+        else:
+            self.comm.send(("piece", i, marks, model), 0, tag=(TAG, "ctl"))
+
+    def request(self, j: int, i: int) -> None:
+        if self.owner[j] != self.comm.rank:
+            self.comm.send((j, i), self.owner[j], tag=(TAG, "get"))
+
+    def receive(self, j: int, i: int) -> tuple:
+        if self.owner[j] == self.comm.rank:         # the newest, read in place
+            while j not in self.mail.models:        # (a chunk of this rank that has not started yet)
+                if self.errors:
+                    raise self.errors[0]
+                time.sleep(0.001)
+            return self.mail.models[j]
+        _, model, made = self.mail.wait(i, model=True)
+        return model, made
 
 
-def _run_gossip(objective: Any, theta0: np.ndarray, o: dict, attrs: dict) -> Any:
-    """Every rank: the books (rank 0), the mailroom, this rank's chunks, then the objective samples."""
+def _run(objective: Any, theta0: np.ndarray, o: dict, server_cls: type, attrs: dict, chunk: Any) -> Any:
+    """Every rank: the server (rank 0), the mailroom, this rank's chunks (one thread each:
+    ``chunk(i, X, y, context)``), then the objective at the samples not evaluated yet."""
     comm = objective.group
-    o = dict(o, factors=[slowdown(o["delay"], i) for i in range(objective.n_chunks)], n_chunks=objective.n_chunks)
-    server = _GossipServer(objective, theta0, o, attrs) if comm.rank == 0 else None
+    o.update(factors=[slowdown(o["delay"], i) for i in range(objective.n_chunks)], n_chunks=objective.n_chunks)
+    server = server_cls(objective, theta0, o, attrs) if comm.rank == 0 else None
     if server is not None:
         server.theta0 = np.array(theta0, dtype=np.float64)
     try:
@@ -919,74 +948,46 @@ def _run_gossip(objective: Any, theta0: np.ndarray, o: dict, attrs: dict) -> Any
         address = ""
     owner = {j: r for r, chunks in enumerate(comm.allgather(list(objective.block_index))) for j in chunks}
     blocks = list(zip(objective.block_index, objective._blocks))
-    mail = _Mailroom(comm, [i for i, _ in blocks], server)
-    reader = threading.Thread(target=mail.run, daemon=True, name="daskpml-gossip-mailroom")
-    reader.start()
-
+    mail = _Mailroom(comm, [i for i, _ in blocks], server, objective)
     if server is not None:
-        def ask(msg: tuple) -> tuple:
-            return server.ask_local(msg)
+        with server.lock:
+            server.mail = mail
+            server.evaluate_ready()                 # (samples restored from a snapshot wait for the end)
+    c = _Chunks(comm, server, mail, owner, theta0, address)
 
-        def piece(i: int, marks: list, model: np.ndarray) -> None:
-            if marks:
-                with server.lock:
-                    server.add_piece(i, marks, model)
-    else:
-        def ask(msg: tuple) -> tuple:
-            comm.send(msg, 0, tag=(GOSSIP, "ctl"))
-            return mail.wait(msg[1])
-
-        def piece(i: int, marks: list, model: np.ndarray) -> None:
-            if marks:
-                comm.send(("piece", i, marks, model), 0, tag=(GOSSIP, "ctl"))
-
-    def request(j: int, i: int) -> None:
-        if owner[j] != comm.rank:
-            comm.send((j, i), owner[j], tag=(GOSSIP, "get"))
-
-    def receive(j: int, i: int) -> tuple:
-        if owner[j] == comm.rank:                   # the newest, read in place
-            while j not in mail.models:             # (a chunk of this rank that has not started yet)
-                if errors:
-                    raise errors[0]
-                time.sleep(0.001)
-            return mail.models[j]
-        _, model, made = mail.wait(i, model=True)
-        return model, made
-
-    errors: list = []
-
-    def chunk(i: int, X: Any, y: Any) -> None:
+    def run(i: int, X: Any, y: Any) -> None:
         try:
-            _gossip_chunk(i, X, y, o, objective.spec, theta0, ask, request, receive, mail.publish, piece, address)
+            chunk(i, X, y, c)
         except BaseException as e:                  # re-raised in the rank's thread
-            errors.append(e)
+            c.errors.append(e)
 
-    threads = [threading.Thread(target=chunk, args=(i, X, y), daemon=True, name=f"daskpml-gossip-{i}")
+    threads = [threading.Thread(target=run, args=(i, X, y), daemon=True, name=f"daskpml-chunk-{i}")
                for i, (X, y) in blocks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    if errors:
-        raise errors[0]
+    if c.errors:
+        raise c.errors[0]
     for r in range(comm.size):                      # no more requests or pieces from this rank
         if r != comm.rank:
-            comm.send(None, r, tag=(GOSSIP, "bye"))
+            comm.send(None, r, tag=(TAG, "bye"))
     mail.local_done.set()
-    reader.join()
+    mail.join()
     if server is not None and server.error is not None:
         raise server.error
-    if server is not None:
-        server.theta = server.result()
+    todo = None
+    if server is not None:                          # the final model is always sampled
+        theta = server.final_model()
         last = server.run.n_rows - 1
         if last < 0:
             server.run.record(0, None, math.nan, math.nan, update_worker=-1, version=0, staleness=0, rows=0)
             last = 0
         if not any(i == last for i, _ in server.samples):
-            server.samples.append((last, server.theta.copy()))
-    thetas = comm.broadcast(np.stack([t for _, t in server.samples]) if server is not None and server.samples
-                            else None)
+            server.samples.append((last, theta.copy()))
+        todo = server.unevaluated()
+    # the samples without an objective yet: every rank sums its rows' losses, one allreduce
+    thetas = comm.broadcast(np.stack([t for _, t in todo]) if todo else None)
     sums = None
     if thetas is not None:
         spec = objective.spec
@@ -994,7 +995,11 @@ def _run_gossip(objective: Any, theta0: np.ndarray, o: dict, attrs: dict) -> Any
                                        count=False)
     if server is None:
         return None
-    return server.finish(sums, thetas)
+    filled = []
+    if sums is not None:
+        obj = objective
+        filled = [(index, s / server.n + obj.lam * obj.penalty.value(t[obj.mask])) for (index, t), s in zip(todo, sums)]
+    return server.finish(filled)
 
 
 def gossip_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int = 10, batch_size: int = 32,
@@ -1009,6 +1014,7 @@ def gossip_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int 
 
     H = check_gossip(objective.n_chunks, batch_size, eta0, local_steps, max_iter, max_time)
     o = dict(_schedule(learning_rate, eta0, power_t, gamma, decay_every, max_iter, max_time, eval_every, checkpoint,
-                       checkpoint_every, resume, random_state, delay),
+                       checkpoint_every, resume, random_state, delay, tol, n_iter_no_change),
              batch=int(batch_size), local_steps=H, rows_per_update=int(batch_size) * H)
-    return _run_gossip(objective, theta0, o, dict(local_steps=H, batch_size=int(batch_size)))
+    return _run(objective, theta0, o, _GossipServer, dict(local_steps=H, batch_size=int(batch_size)),
+                lambda i, X, y, c: _gossip_chunk(i, X, y, o, objective.spec, c))
