@@ -13,9 +13,8 @@ Where the state lives
 On a distributed cluster, ``async_sgd``, ``easgd`` and ``gossip_sgd`` run on the ranks of an SPMD
 group instead: the server (for gossip: the books, without the models) lives
 on rank 0 and the chunks push to it worker to worker; gossip peers fetch each other's models
-directly (:mod:`daskpml.optim._async_ranks`). What follows describes the futures engine, which
-``hogwild`` (and the three with ``daskpml.optim.on-ranks`` false, or without a distributed client)
-use.
+directly (:mod:`daskpml.optim._async_ranks`); so do ``hogwild``'s rounds. What follows describes
+the futures engine, which they use with ``daskpml.optim.on-ranks`` false.
 
 The parameter server and the EASGD centre variable are plain arrays in the
 client process (the driver), which applies each push as :class:`as_completed`

@@ -208,11 +208,13 @@ class _Server:
         self._wake()
         return answer
 
-    def record_update(self, i: int, staleness: int, elapsed: float, save: bool = True, **extra: Any) -> bool:
-        """Count one update of chunk ``i``, record its row (sampling the model every
-        ``eval_every`` updates), snapshot when due; sets :attr:`done` when a stopping rule fires."""
+    def record_update(self, i: int, staleness: int, elapsed: float, save: bool = True, rows: int | None = None,
+                      **extra: Any) -> bool:
+        """Count one update of chunk ``i`` (``rows`` rows; default ``rows_per_update``), record its
+        row (sampling the model every ``eval_every`` updates), snapshot when due; sets
+        :attr:`done` when a stopping rule fires."""
         self.updates[i] += 1
-        self.rows_done += self.rows_per_update
+        self.rows_done += self.rows_per_update if rows is None else int(rows)
         self.busy[i] += elapsed
         total = int(self.updates.sum())
         obj = self.objective
@@ -316,6 +318,10 @@ class _Server:
         """The result (once every chunk has stopped)."""
         return self.theta
 
+    def totals(self) -> dict:
+        """The rule's own per-worker totals in the history."""
+        return {}
+
     def unevaluated(self) -> list[tuple[int, np.ndarray]]:
         """The samples whose history row has no objective yet (evaluated after the run)."""
         rows = self.run.recorder.rows
@@ -328,7 +334,8 @@ class _Server:
         obj = self.objective
         sizes = np.asarray(obj.row_chunks)
         self.run.worker_totals = {"updates": self.updates, "lost": self.lost, "busy_time": self.busy,
-                                  "rows_per_chunk": sizes, "address": np.asarray(self.addresses, dtype=str)}
+                                  "rows_per_chunk": sizes, "address": np.asarray(self.addresses, dtype=str),
+                                  **self.totals()}
         self.run.attrs.update(lost_tasks=int(self.lost.sum()), updates=int(self.updates.sum()),
                               epochs=self.rows_done / self.n)
         finished = self.converged or self.rows_done >= self.rows_needed
@@ -1018,3 +1025,107 @@ def gossip_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, local_steps: int 
              batch=int(batch_size), local_steps=H, rows_per_update=int(batch_size) * H)
     return _run(objective, theta0, o, _GossipServer, dict(local_steps=H, batch_size=int(batch_size)),
                 lambda i, X, y, c: _gossip_chunk(i, X, y, o, objective.spec, c))
+
+
+# -- hogwild ----------------------------------------------------------------------------------------
+
+class _HogwildServer(_Server):
+    """:func:`~daskpml.optim.hogwild`'s rounds: every chunk runs ``epochs_per_round`` epochs of
+    lock-free threads from the round's model; once all have pushed, rank 0 averages them
+    (weighted by rows) and every chunk starts the next round from the average."""
+
+    solver = "hogwild"
+
+    def setup(self) -> None:
+        self.E = self.o["epochs_per_round"]
+        self.epoch = 0
+        self.sgd_updates = np.zeros(self.P)
+        self.weights = np.asarray(self.objective.row_chunks, dtype=float) / self.n
+        self.arrived: dict[int, tuple] = {}
+
+    def restore(self, snap: Any) -> None:
+        self.theta = np.array(snap.arrays["theta"])
+        self.sgd_updates = np.array(snap.arrays["sgd_updates"], dtype=float)
+        self.epoch = int(snap.state["epoch"])
+
+    def arrays(self) -> dict:
+        return {"theta": self.theta, "sgd_updates": self.sgd_updates}
+
+    def _save(self, final: bool = False) -> None:
+        cp = self.run.checkpoint
+        total = int(self.updates.sum())
+        if cp is None or not cp.due(total, final):
+            return
+        arrays = {**self.arrays(), "updates": self.updates, "busy": self.busy, "failed": self.lost}
+        if self.samples:
+            arrays["sample_index"] = np.array([i for i, _ in self.samples], dtype=np.int64)
+            arrays["sample_theta"] = np.stack([t for _, t in self.samples])
+        self.run.save(total, final=True, arrays=arrays, version=self.version, rows_done=self.rows_done,
+                      position=list(self.position), seed=self.o["seed"], epoch=self.epoch, **self.stop_state())
+
+    def _go(self) -> tuple:
+        return ("go", self.theta, self.epoch)
+
+    def first(self, i: int) -> tuple | None:
+        return self._go()
+
+    def push(self, msg: tuple) -> tuple | None:
+        _, i, model, loss, updates, elapsed = msg
+        self.arrived[i] = (model, loss, updates, elapsed)
+        if len(self.arrived) < self.P:
+            self.waiting[i] = True                  # answered when every worker has arrived
+            return None
+        self.theta = sum(self.weights[j] * self.arrived[j][0] for j in range(self.P))
+        self.epoch += self.E
+        self.version += 1
+        rounds, self.arrived = self.arrived, {}
+        for j in range(self.P):                     # a row for every worker of the round
+            _, loss_j, updates_j, elapsed_j = rounds[j]
+            self.sgd_updates[j] += updates_j
+            self.record_update(j, 0, elapsed_j, save=j == self.P - 1, rows=updates_j, batch_loss=float(loss_j),
+                               updates_per_second=updates_j / max(elapsed_j, 1e-12))
+        if self.done:
+            return ("stop",)
+        for j in list(self.waiting):                # everyone goes on with the new round
+            self.waiting.pop(j)
+            self._deliver(j, self._go())
+        return self._go()
+
+    def totals(self) -> dict:
+        return {"sgd_updates": self.sgd_updates, "updates_per_second": self.sgd_updates / np.maximum(self.busy, 1e-12)}
+
+
+def _hogwild_worker(i: int, X: Any, y: Any, o: dict, address: str):
+    """One chunk's rounds: ``epochs_per_round`` epochs of Hogwild from the round's model."""
+    from ._hogwild import hogwild_epochs
+
+    answer = yield ("hello", i, address)
+    while answer[0] != "stop":
+        _, theta, epoch = answer
+        model, loss, updates, elapsed = hogwild_epochs(X, y, theta, chunk=i, first_epoch=epoch,
+                                                       epochs=o["epochs_per_round"], factor=o["factors"][i],
+                                                       **o["kernel"])
+        answer = yield ("push", i, model, loss, updates, elapsed)
+
+
+def hogwild_on_ranks(objective: Any, theta0: np.ndarray, *, n_threads: int = 2, learning_rate: str = "optimal",
+                     eta0: float = 0.01, power_t: float = 0.5, epochs_per_round: int = 1, max_iter: int = 5,
+                     max_time: float | None = None, tol: float | None = None, n_iter_no_change: int = 3,
+                     delay: Any = None, random_state: Any = None, callback: Any = None, progress: Any = None,
+                     checkpoint: Any = None, checkpoint_every: int = 10, resume: bool = False) -> Any:
+    """What every rank runs for :func:`~daskpml.optim.hogwild` (the round's average on rank 0)."""
+    from ._hogwild import check_hogwild
+
+    seed = resolve_seed(random_state)
+    kernel = check_hogwild(objective, n_threads, learning_rate, eta0, power_t, epochs_per_round, seed)
+    if not max_iter > 0:
+        raise ValueError(f"max_iter (epochs) must be positive, got {max_iter}.")
+    if max_time is not None and not max_time > 0:
+        raise ValueError(f"max_time must be a positive number of seconds, got {max_time}.")
+    E, P = int(epochs_per_round), objective.n_chunks
+    o = dict(_schedule(learning_rate, eta0, power_t, 0.1, 10, max_iter, max_time, P, checkpoint,
+                       checkpoint_every, resume, seed, delay, tol, n_iter_no_change),
+             epochs_per_round=E, kernel=kernel, rows_per_update=math.ceil(objective.n_samples / P) * E)
+    attrs = dict(n_threads=int(n_threads), epochs_per_round=E)
+    return _run(objective, theta0, o, _HogwildServer, attrs,
+                lambda i, X, y, c: _drive(_hogwild_worker(i, X, y, o, c.address), c.ask))

@@ -5,8 +5,10 @@ numba kernel over their share of the chunk's shuffled rows, all reading and
 writing one shared weight vector without locks. On sparse rows two threads rarely
 touch the same coordinate, which is why the races cost little (Niu et al. 2011).
 Every ``epochs_per_round`` epochs the workers' models are averaged (weighted by
-rows) by the driver and the next round starts from the average: one exchange of
-``|W|`` per worker per round.
+rows) and the next round starts from the average: one exchange of ``|W|`` per
+worker per round. On a distributed cluster the rounds run on the ranks of an SPMD
+group (:mod:`daskpml.comm`): rank 0 averages the models its peers push; elsewhere
+(``daskpml.optim.on-ranks`` false) the driver does, one task per worker per round.
 
 On sparse rows the L2 penalty touches only the row's non-zeros, scaled by the
 inverse frequency of each feature (Niu et al.'s rule), so a row costs O(its
@@ -28,6 +30,7 @@ import numpy as np
 from ..backend import get_namespace, is_sparse
 from .._random import resolve_seed
 from ._objective import Objective
+from ._ranks import on_ranks
 from ._run import OptimizeResult
 from ..validation import validate_params
 from ._stochastic import RENAMED, _permutation, straggle
@@ -158,7 +161,38 @@ def hogwild_epochs(X: Any, y: Any, theta: np.ndarray, *, seed: int, chunk: int, 
     return w, total / max(n * epochs, 1), n * epochs, elapsed
 
 
+def check_hogwild(objective: Objective, n_threads: int, learning_rate: str, eta0: float, power_t: float,
+                  epochs_per_round: int, seed: int) -> dict:
+    """Check :func:`hogwild`'s options against the objective; the kernel's options."""
+    family = objective.family.name
+    if family not in _KINDS:
+        raise ValueError(f"hogwild supports the {', '.join(_KINDS)} losses, not {family!r}; use async_sgd.")
+    if objective.penalty.l1 and objective.lam:
+        raise ValueError("hogwild supports L2 penalties only; use async_sgd or proximal_gradient for L1.")
+    if learning_rate not in _SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {learning_rate!r}; choose "
+                         f"{', '.join(map(repr, _SCHEDULES))}.")
+    lam = objective.lam * objective.penalty.l2
+    if learning_rate == "optimal" and lam <= 0:
+        raise ValueError("learning_rate='optimal' needs an L2 penalty (lam > 0); "
+                         "use 'invscaling' or 'constant' without one.")
+    if int(n_threads) < 1 or int(epochs_per_round) < 1:
+        raise ValueError(f"n_threads and epochs_per_round must be positive integers, got {n_threads} and "
+                         f"{epochs_per_round}.")
+    if not eta0 > 0:
+        raise ValueError(f"eta0 must be positive, got {eta0}.")
+    return dict(seed=seed, n_threads=int(n_threads), kind=_KINDS[family], schedule=_SCHEDULES[learning_rate],
+                eta0=float(eta0), power_t=float(power_t), lam=float(lam), fit_intercept=objective.layout.fit_intercept)
+
+
+def _hogwild_ranks(*args: Any, **kwargs: Any) -> Any:
+    from ._async_ranks import hogwild_on_ranks
+
+    return hogwild_on_ranks(*args, **kwargs)
+
+
 @validate_params({}, removed=RENAMED)
+@on_ranks(rank_fn=_hogwild_ranks, collective=False)
 def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
             learning_rate: str = "optimal", eta0: float = 0.01, power_t: float = 0.5,
             epochs_per_round: int = 1, max_iter: int = 5, max_time: float | None = None, tol: float | None = None,
@@ -227,33 +261,15 @@ def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
     """
     from ._async_engine import Engine, RunOptions
 
-    family = objective.family.name
-    if family not in _KINDS:
-        raise ValueError(f"hogwild supports the {', '.join(_KINDS)} losses, not {family!r}; use async_sgd.")
-    if objective.penalty.l1 and objective.lam:
-        raise ValueError("hogwild supports L2 penalties only; use async_sgd or proximal_gradient for L1.")
-    if learning_rate not in _SCHEDULES:
-        raise ValueError(f"unknown learning-rate schedule {learning_rate!r}; choose "
-                         f"{', '.join(map(repr, _SCHEDULES))}.")
-    lam = objective.lam * objective.penalty.l2
-    if learning_rate == "optimal" and lam <= 0:
-        raise ValueError("learning_rate='optimal' needs an L2 penalty (lam > 0); "
-                         "use 'invscaling' or 'constant' without one.")
-    if int(n_threads) < 1 or int(epochs_per_round) < 1:
-        raise ValueError(f"n_threads and epochs_per_round must be positive integers, got {n_threads} and "
-                         f"{epochs_per_round}.")
-    if not eta0 > 0:
-        raise ValueError(f"eta0 must be positive, got {eta0}.")
     seed = resolve_seed(random_state)
+    options = check_hogwild(objective, n_threads, learning_rate, eta0, power_t, epochs_per_round, seed)
     E = int(epochs_per_round)
     P = objective.n_chunks
-    options = RunOptions.of({**locals(), "eval_every": P})      # one history row per round of P workers
-    eng = Engine("hogwild", objective, options, rows_per_update=math.ceil(objective.n_samples / P) * E,
+    run_options = RunOptions.of({**locals(), "eval_every": P})      # one history row per round of P workers
+    eng = Engine("hogwild", objective, run_options, rows_per_update=math.ceil(objective.n_samples / P) * E,
                  n_threads=int(n_threads), epochs_per_round=E, seed=seed)
     weights = np.asarray(eng.sizes, dtype=float) / eng.n
     msg = 8 * len(theta0)
-    options = dict(seed=seed, n_threads=int(n_threads), kind=_KINDS[family], schedule=_SCHEDULES[learning_rate],
-                   eta0=float(eta0), power_t=float(power_t), lam=float(lam), fit_intercept=objective.layout.fit_intercept)
     theta = np.array(theta0, dtype=np.float64)
     epoch = 0
     arrived: dict[int, tuple] = {}

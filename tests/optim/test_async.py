@@ -333,3 +333,20 @@ def test_gossip_with_every_chunk_on_one_worker(data):
     h = res.history
     assert h.attrs["on_ranks"] == 1 and h.sizes["worker"] == 4 and int(h.updates.sum()) == res.n_iter
     assert 0 <= _gap(res, fstar) < 5e-3
+
+
+@pytest.mark.timeout(120)
+def test_hogwild_rounds_on_the_ranks_equal_the_futures(cluster4, data):
+    """With one thread per worker Hogwild is deterministic: its rounds on the ranks (the average
+    on rank 0) give the bits of the rounds driven from the client."""
+    import dask
+
+    X, y, _ = data
+    kw = dict(family="logistic", lam=LAM, solver="hogwild", n_threads=1, max_iter=3, random_state=0)
+    _, _, ranks = fit_linear(X, y, **kw)
+    with dask.config.set({"daskpml.optim.on-ranks": False}):
+        _, _, futures = fit_linear(X, y, **kw)
+    assert ranks.history.attrs["on_ranks"] == 1 and not futures.history.attrs.get("on_ranks")
+    np.testing.assert_array_equal(ranks.theta, futures.theta)
+    np.testing.assert_array_equal(ranks.history.sgd_updates.values, futures.history.sgd_updates.values)
+    np.testing.assert_allclose(ranks.history.objective.values[-1], futures.history.objective.values[-1], rtol=1e-12)
