@@ -157,7 +157,7 @@ def fam_async_sgd(scale, k, quick):
 
     X, y, info = _linear_data(scale, k, quick)
     return (lambda: fit_linear(X, y, family="logistic", lam=1e-4, solver="async_sgd", batch_size=1024,
-                               max_iter=1, tol=0.0, random_state=0, progress=False)), \
+                               max_iter=1, tol=None, random_state=0, progress=False)), \
         {**info, "work": "1 epoch, 1024 rows per update"}
 
 
