@@ -213,7 +213,7 @@ class RowOperator:
 class _Lanczos:
     """The state of one run: the persisted basis blocks and the projected matrix."""
 
-    def __init__(self, op: RowOperator, ncv: int, seed: int) -> None:
+    def __init__(self, op: RowOperator, ncv: int, seed: int, params: tuple = ()) -> None:
         blocks = op.blocks
         self.op = op
         self.blocks = blocks
@@ -221,8 +221,11 @@ class _Lanczos:
         self.seed = seed
         self.n_blocks = blocks.numblocks[0]
         self.rows = blocks.chunks[0]
-        # deterministic names (dask's habit): the same operator, basis size and seed give the same keys
-        self.token = tokenize(op.blocks, op.scale, op.diag, ncv, seed)[:12]
+        # deterministic names (dask's habit): the same operator, basis size, seed and options give the
+        # same keys. The options are in the name because they steer the run (when it restarts, which
+        # columns it refills at random): two runs that differ only in k or tol made different tasks
+        # under the same keys, and the second read the first one's blocks (a shape error in the demo)
+        self.token = tokenize(op.blocks, op.scale, op.diag, ncv, seed, params)[:12]
         self.a_keys = [(blocks.name, i, 0) for i in range(self.n_blocks)]
         self.basis: list[Delayed] = []   # persisted basis array of each block
         self.pieces: list[Delayed] = []  # persisted current vector of each block
@@ -596,7 +599,7 @@ def solve(op: RowOperator, k: int, *, which: Which = "LA", ncv: int | None = Non
         ckpt.describe("eigsh", params={"k": k, "which": which, "ncv": ncv, "tol": tol, "tol_shift": tol_shift,
                                        "seed": seed, "v0": v0 is not None},
                       data={"n": n, "row_chunks": list(row_chunks), "dtype": str(np.dtype(dtype))})
-        solver = _Lanczos(op, ncv, seed)
+        solver = _Lanczos(op, ncv, seed, params=(k, which, tol, tol_shift, maxiter))
         tol_eff = max(tol, EPS)
         recorder = results.HistoryRecorder(callback=callback, bytes_source="model")
         # a product sends the vector to every row block and brings the blocks of A x back

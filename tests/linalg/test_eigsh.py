@@ -161,3 +161,21 @@ def test_v0_and_distributed_client(client):
     v0 = np.ones(300)
     w = eigsh(from_array(A, chunks=150), k=3, which="LA", v0=v0, return_eigenvectors=False)
     np.testing.assert_allclose(w, np.sort(scipy_eigsh(A, k=3, which="LA", return_eigenvectors=False)), atol=1e-8)
+
+
+def test_runs_with_other_options_never_share_task_names(client):
+    """Two runs on one operator with the same basis size and seed but other options (k, which,
+    tol) take other paths (restarts, random refills): their tasks must not share names. They did,
+    and on a cluster that still held the first run's blocks the second read them (the demo's
+    spectral section failed with a shape error)."""
+    A = _sym(200, 0.04, 5)
+    X = from_array(A, chunks=100)
+    w1, V1 = eigsh(X, k=3, which="LA", ncv=12, random_state=0)
+    w2, V2 = eigsh(X, k=4, which="SA", ncv=12, tol=1e-6, random_state=0)
+    assert V1.name != V2.name
+    np.testing.assert_allclose(w1, np.sort(scipy_eigsh(A, k=3, which="LA", return_eigenvectors=False)), atol=1e-8)
+    np.testing.assert_allclose(w2, np.sort(scipy_eigsh(A, k=4, which="SA", return_eigenvectors=False)), atol=1e-5)
+    assert V1.shape == (200, 3) and V2.shape == (200, 4)
+    w3, V3 = eigsh(X, k=3, which="LA", ncv=12, random_state=0)      # the same call: the same names
+    assert V3.name == V1.name
+    np.testing.assert_array_equal(w3, w1)
