@@ -279,12 +279,24 @@ class _Server:
         total = int(self.updates.sum())
         if cp is None or not cp.due(total, final):
             return
-        arrays = {**self.arrays(), "updates": self.updates, "busy": self.busy, "failed": self.lost}
-        if self.samples:
-            arrays["sample_index"] = np.array([i for i, _ in self.samples], dtype=np.int64)
-            arrays["sample_theta"] = np.stack([t for _, t in self.samples])
-        self.run.save(total, final=True, arrays=arrays, version=self.version, rows_done=self.rows_done,
-                      position=list(self.position), seed=self.o["seed"], **self.stop_state())
+        self.run.save(total, final=True, arrays={**self.arrays(), **self._counters()}, **self._state())
+
+    def extra_state(self) -> dict:
+        """The rule's own JSON-able state in a snapshot."""
+        return {}
+
+    def _state(self) -> dict:
+        return dict(version=self.version, rows_done=self.rows_done, position=list(self.position),
+                    seed=self.o["seed"], **self.extra_state(), **self.stop_state())
+
+    def _counters(self) -> dict:
+        """The counters and the samples whose model is known, for a snapshot."""
+        arrays = {"updates": self.updates.copy(), "busy": self.busy.copy(), "failed": self.lost.copy()}
+        done = [(i, t) for i, t in self.samples if t is not None]
+        if done:
+            arrays["sample_index"] = np.array([i for i, _ in done], dtype=np.int64)
+            arrays["sample_theta"] = np.stack([t for _, t in done])
+        return arrays
 
     def stop_state(self) -> dict:
         st = self.stopper
@@ -671,17 +683,8 @@ class _GossipServer(_Server):
             else:
                 self.final[i] = model
 
-    def _state(self) -> dict:
-        return dict(version=self.version, rows_done=self.rows_done, position=list(self.position),
-                    seed=self.o["seed"], made_at=list(self.made_at), **self.stop_state())
-
-    def _counters(self) -> dict:
-        arrays = {"updates": self.updates.copy(), "busy": self.busy.copy(), "failed": self.lost.copy()}
-        done = [(i, t) for i, t in self.samples if t is not None]
-        if done:
-            arrays["sample_index"] = np.array([i for i, _ in done], dtype=np.int64)
-            arrays["sample_theta"] = np.stack([t for _, t in done])
-        return arrays
+    def extra_state(self) -> dict:
+        return {"made_at": list(self.made_at)}
 
     def _write(self, iteration: int, parts: tuple, models: dict) -> None:
         arrays, history, state = parts
@@ -1051,17 +1054,8 @@ class _HogwildServer(_Server):
     def arrays(self) -> dict:
         return {"theta": self.theta, "sgd_updates": self.sgd_updates}
 
-    def _save(self, final: bool = False) -> None:
-        cp = self.run.checkpoint
-        total = int(self.updates.sum())
-        if cp is None or not cp.due(total, final):
-            return
-        arrays = {**self.arrays(), "updates": self.updates, "busy": self.busy, "failed": self.lost}
-        if self.samples:
-            arrays["sample_index"] = np.array([i for i, _ in self.samples], dtype=np.int64)
-            arrays["sample_theta"] = np.stack([t for _, t in self.samples])
-        self.run.save(total, final=True, arrays=arrays, version=self.version, rows_done=self.rows_done,
-                      position=list(self.position), seed=self.o["seed"], epoch=self.epoch, **self.stop_state())
+    def extra_state(self) -> dict:
+        return {"epoch": self.epoch}
 
     def _go(self) -> tuple:
         return ("go", self.theta, self.epoch)
