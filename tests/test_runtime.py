@@ -157,3 +157,55 @@ def test_a_script_without_the_main_guard_is_told_the_fix(tmp_path, body, ok):
     assert out.returncode != 0
     assert 'under `if __name__ == "__main__":`' in out.stderr and "script.py, line" in out.stderr
     assert "Nanny failed to start" not in out.stderr and out.stderr.count("Traceback") == 1
+
+
+def _cluster_log_levels():
+    import logging
+
+    return [logging.getLogger(name).level for name in runtime.SHUTDOWN_LOGGERS]
+
+
+def test_ctrl_c_quiets_a_worker_for_a_while_then_gives_its_logs_back(monkeypatch):
+    """The SIGINT handler of the embedded cluster's workers (on the worker's process, here on
+    this one): the cluster loggers fall silent at once, and get their levels back when the
+    quiet time is over, unless the worker is closing by then."""
+    import logging
+    from types import SimpleNamespace
+
+    from daskpml import _worker_setup as setup
+
+    running = SimpleNamespace(status=SimpleNamespace(name="running"))
+    closing = SimpleNamespace(status=SimpleNamespace(name="closing"))
+    before = _cluster_log_levels()
+    try:
+        setup.quiet_after_interrupt(seconds=60)
+        assert _cluster_log_levels() == [logging.CRITICAL] * len(before)
+        assert not setup.restore_when_due(running)          # not yet
+        setup.quiet_after_interrupt(seconds=0)               # a second Ctrl-C keeps the first levels
+        assert setup.restore_when_due(running) and _cluster_log_levels() == before
+        setup.quiet_after_interrupt(seconds=0)
+        assert not setup.restore_when_due(closing)           # a closing worker stays quiet
+        assert _cluster_log_levels() == [logging.CRITICAL] * len(before)
+    finally:
+        for name, level in zip(runtime.SHUTDOWN_LOGGERS, before):
+            logging.getLogger(name).setLevel(level)
+        setup._quiet.update(until=None, levels=None)
+
+
+def _interrupt_self_and_report():
+    import logging
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)                                         # (the handler runs in the main thread)
+    return [logging.getLogger(name).level for name in runtime.SHUTDOWN_LOGGERS]
+
+
+def test_the_embedded_clusters_workers_outlive_ctrl_c_and_fall_quiet():
+    import logging
+
+    client = connect(n_workers=1, threads_per_worker=1, dashboard_address=None)
+    levels = client.run(_interrupt_self_and_report)
+    assert list(levels.values()) == [[logging.CRITICAL] * len(runtime.SHUTDOWN_LOGGERS)]
+    assert client.submit(sum, [1, 2]).result() == 3          # the worker lives on

@@ -13,7 +13,7 @@ from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
 from daskpml.optim import fit_linear
-from tests._helpers import _exit_worker
+from tests._helpers import worker_killer
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 
@@ -98,30 +98,11 @@ def test_convergence_warnings_reach_the_caller(cluster_client):
             fit_linear(X, y, family="logistic", solver="lbfgs", max_iter=2, tol=1e-12, progress=False)
 
 
-def rank_killer(client, X, at: int):
-    """A callback that kills (``os._exit``) a worker holding blocks of ``X`` (a rank of the group)
-    at iteration ``at``; the returned list names it once done."""
-    from distributed import futures_of
-
-    holders = sorted({w for ws in client.who_has(futures_of(X)).values() for w in ws})
-    killed: list = []
-
-    def kill(record):
-        if record["iteration"] == at and not killed:
-            killed.append(holders[-1])
-            try:
-                client.run(_exit_worker, workers=[holders[-1]])
-            except Exception:                      # the worker dies before answering
-                pass
-
-    return kill, killed
-
-
 @pytest.mark.parametrize("nanny_client", [3], indirect=True)
 def test_a_lost_worker_restarts_the_group_from_the_snapshot(nanny_client, tmp_path):
     X, y = data(chunks=500)
     _, _, reference = fit(X, y, "lbfgs", max_iter=30, tol=0.0)
-    kill, killed = rank_killer(nanny_client, X, at=7)
+    kill, killed = worker_killer(nanny_client, at=7)
     with pytest.warns(RuntimeWarning, match="Restarting from the newest snapshot"):
         _, _, res = fit(X, y, "lbfgs", max_iter=30, tol=0.0, callback=kill, checkpoint=tmp_path / "cp",
                         checkpoint_every=5)
@@ -134,7 +115,7 @@ def test_a_lost_worker_restarts_the_group_from_the_snapshot(nanny_client, tmp_pa
 def test_without_a_folder_the_client_keeps_the_snapshot(nanny_client):
     X, y = data(chunks=500)
     _, _, reference = fit(X, y, "lbfgs", max_iter=10, tol=0.0)
-    kill, killed = rank_killer(nanny_client, X, at=8)
+    kill, killed = worker_killer(nanny_client, at=8)
     with pytest.warns(RuntimeWarning, match="Restarting from the snapshot of iteration 5"):
         _, _, res = fit(X, y, "lbfgs", max_iter=10, tol=0.0, callback=kill, checkpoint_every=5)
     assert killed and res.n_iter == reference.n_iter
