@@ -201,6 +201,39 @@ def rate_part(args) -> dict:
     return out
 
 
+def shards_part(args) -> dict:
+    """async_sgd with a large model on the default cluster: one server (rank 0) against the
+    server split by key range over the ranks (``n_servers``)."""
+    import dask
+
+    import daskpml
+    from daskpml.optim import fit_linear
+
+    n, d = args.shard_rows, args.shard_features
+    X, y = wide_sparse(n, d=d, nnz=14, seed=1)
+    client = daskpml.connect()
+    P = len(client.nthreads())
+    out: dict = {"rows": n, "features": d, "model_bytes": 8 * (d + 1), "workers": P, "runs": []}
+    kw = dict(family="logistic", lam=1e-5, solver="async_sgd", batch_size=256, eta0=2.0, learning_rate="constant",
+              random_state=0, progress=False, chunks=-(-n // P))
+    for servers in [1] + [s for s in (2, 4, 8) if s <= P]:
+        with warnings.catch_warnings(), dask.config.set({"daskpml.optim.shard-bytes": 1 << 40}):
+            warnings.simplefilter("ignore")
+            fit_linear(X, y, max_iter=0.01, n_servers=servers, **kw)          # warm up
+            t0 = time.perf_counter()
+            _, _, res = fit_linear(X, y, max_iter=args.shard_epochs, n_servers=servers, **kw)
+            wall = time.perf_counter() - t0
+        h = res.history
+        solver_s = float(h.time.values[-1])
+        rec = dict(n_servers=int(h.attrs["n_servers"]), updates=res.n_iter, solver_s=solver_s, wall_s=wall,
+                   updates_per_s=res.n_iter / solver_s, final_objective=float(h.objective.values[-1]))
+        out["runs"].append(rec)
+        print(f"  n_servers={rec['n_servers']}: {res.n_iter} updates in {solver_s:.2f} s solver time (wall "
+              f"{wall:.2f} s): {rec['updates_per_s']:.1f} updates/s; final objective {rec['final_objective']:.5f}; "
+              f"{rec['updates_per_s'] / out['runs'][0]['updates_per_s']:.2f}x one server", flush=True)
+    return out
+
+
 def a9a_like(n: int, seed: int = 0):
     """Binary sparse rows (123 columns, ~14 non-zeros, one-hot-like groups as in a9a)."""
     import scipy.sparse as sp
@@ -321,7 +354,10 @@ def plot(result: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--only", choices=["stragglers", "hogwild", "rate"])
+    parser.add_argument("--only", choices=["stragglers", "hogwild", "rate", "shards"])
+    parser.add_argument("--shard-rows", type=int, default=100_000)
+    parser.add_argument("--shard-features", type=int, default=1_000_000, help="the model's size (float64)")
+    parser.add_argument("--shard-epochs", type=float, default=0.5)
     parser.add_argument("--rate-rows", type=int, default=200_000)
     parser.add_argument("--methods", nargs="*", dest="only_methods", help="subset of the straggler methods")
     parser.add_argument("--rows", type=int, default=400_000)
@@ -337,6 +373,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rows, args.batch, args.hogwild_rows = 40_000, 1024, 50_000
+        args.shard_rows, args.shard_features = 20_000, 100_000
     RESULTS.mkdir(exist_ok=True)
     result: dict = {"machine": machine(), "argv": sys.argv[1:]}
     if args.only in (None, "stragglers"):
@@ -349,6 +386,10 @@ def main() -> None:
     if args.only in (None, "hogwild"):
         print("Part 2: Hogwild on sparse data", flush=True)
         result["hogwild"] = hogwild_part(args)
+    if args.only in (None, "shards"):
+        print(f"Part 4: async_sgd with a {args.shard_features:,}-weight model, one server against a server "
+              f"sharded over the ranks (the default cluster)", flush=True)
+        result["shards"] = shards_part(args)
     (RESULTS / "bench_async.json").write_text(json.dumps(result, indent=1))
     print(f"  results: {RESULTS / 'bench_async.json'}")
 

@@ -653,7 +653,9 @@ def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None 
     endpoints = _ensure_plugin(client)
     gid = uuid.uuid4().hex[:12]
     label = f"daskpml-spmd-{name or getattr(fn, '__name__', 'fn')}-{gid}"
-    config = {k: dask.config.get(f"daskpml.{k}") for k in ("comm",)}
+    # the caller's settings of the layer and of the solvers that run on it (a worker process
+    # has its own dask.config)
+    config = {k: dask.config.get(f"daskpml.{k}") for k in ("comm", "optim")}
     base = dict(gid=gid, workers=workers, endpoints=[tuple(endpoints[w]) for w in workers],
                 fn=fn, args=tuple(args), kwargs=kwargs, timeout=timeout(),
                 connect_timeout=float(parse_timedelta(_config.get("comm.connect-timeout"))),

@@ -63,6 +63,7 @@ its total work (epochs) and quality, not bit for bit.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -86,9 +87,14 @@ def _check_sgd(batch_size: int, eta0: float) -> None:
 
 
 def check_async_sgd(batch_size: int, eta0: float, staleness: str, push_every: int, pull_every: int,
-                    max_staleness: int | None, max_iter: float, max_time: float | None) -> int | None:
+                    max_staleness: int | None, max_iter: float, max_time: float | None,
+                    n_servers: int | None = None) -> int | None:
     """Check :func:`async_sgd`'s own options; returns the staleness bound (None: unbounded)."""
     _check_sgd(batch_size, eta0)
+    if n_servers is not None and (isinstance(n_servers, bool) or not isinstance(n_servers, numbers.Integral)
+                                  or n_servers < 1):
+        raise ValueError(f"n_servers must be a positive integer or None (one per daskpml.optim.shard-bytes of "
+                         f"model), got {n_servers!r}.")
     if staleness not in ("none", "divide"):
         raise ValueError(f"staleness must be 'none' or 'divide', got {staleness!r}.")
     push_every, pull_every = int(push_every), int(pull_every)
@@ -166,7 +172,8 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
               tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
               delay: Mapping[int, float] | None = None, random_state: Any = None,
               callback: Callable | None = None, progress: bool | None = None,
-              checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False) -> OptimizeResult:
+              checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10, resume: bool = False,
+              n_servers: int | None = None) -> OptimizeResult:
     """Asynchronous SGD with a parameter server.
 
     Every chunk (worker) loops on its own: pull the server's weights (version ``v``),
@@ -230,6 +237,24 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
         Iterations (updates for the asynchronous solvers) between snapshots.
     resume : bool, default False
         Continue from the newest snapshot in ``checkpoint``; the result equals an uninterrupted run's.
+    n_servers : int, optional
+        On the ranks of a distributed cluster (``daskpml.optim.on-ranks``), the server is split
+        by key range over this many ranks (at most one per rank): shard ``s`` on rank ``s``
+        keeps its slice of the parameters and applies its part of every push, with its own
+        version and staleness count, so that a large model's pushes and pulls spread over
+        several workers' links instead of all going through rank 0. Rank 0 keeps the books
+        (history, snapshots, stopping rules) and gathers the slices when it needs the whole
+        model (samples, snapshots, the result); the callback then gets ``theta=None``.
+        ``max_staleness`` is enforced by rank 0's shard, whose versions the history records
+        (two shards holding workers back on their own could wait on each other); the other
+        shards apply each push as it comes, and their slice of a worker's pull is refreshed
+        when the worker asks for one (a pull forced by the bound refreshes rank 0's). Default: one
+        server, or with ``daskpml.optim.shard-bytes`` set, one shard per that many bytes of
+        float64 model. Sharding moves the same bytes, spread over more links: on this
+        project's 2-core test machine it made an 8 MB model's updates 0.74-0.82x as fast with 2
+        and 4 workers; it pays where rank 0's link or core is what limits many workers. The
+        client-driven engine (no distributed cluster) keeps the model whole in the client and
+        refuses ``n_servers > 1``.
 
     Returns
     -------
@@ -255,7 +280,12 @@ def async_sgd(objective: Objective, theta0: np.ndarray, *, batch_size: int = 256
     (3,)
     """
     options = RunOptions.of(locals())     # the stopping, monitoring, checkpoint and schedule options
-    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time)
+    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time,
+                            n_servers)
+    if n_servers is not None and n_servers > 1:
+        raise ValueError(f"n_servers={n_servers} splits the server over the ranks of a distributed cluster; this "
+                         f"run is driven from the client, which keeps the whole model. Connect a distributed client "
+                         f"(daskpml.connect()) with daskpml.optim.on-ranks true, or leave n_servers at None.")
     push_every, pull_every = int(push_every), int(pull_every)
     seed = resolve_seed(random_state)
     batch = int(batch_size)

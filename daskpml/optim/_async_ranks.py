@@ -11,6 +11,14 @@ while the pushes in flight could take a gradient past the bound), ``push_every``
 the ``delay`` straggler hook, the learning-rate schedule in server versions and rows processed.
 ``easgd`` keeps its centre variable there the same way; gossip is described below.
 
+``async_sgd(n_servers=S)`` splits the server by key range over ranks ``0..S-1``
+(:func:`shard_bounds`): a chunk sends every shard its part of a push at once and waits for all
+their answers; shard ``s`` applies its part with its own version count and learning rate (every
+push reaches every shard, so the counts agree up to the pushes in flight). Rank 0's shard keeps
+the books as above and asks the other shards for their keys when a sample or a snapshot needs the
+whole model; only it holds workers back for ``max_staleness`` (shards holding back on their own
+could each wait for a push the other holds).
+
 One thread per rank (the mailroom) reads all of the rank's connections and hands each message
 to whom it is for: the server, a chunk waiting for its answer, a peer asking for a gossip
 model, or the rank's evaluator.
@@ -279,7 +287,11 @@ class _Server:
         total = int(self.updates.sum())
         if cp is None or not cp.due(total, final):
             return
-        self.run.save(total, final=True, arrays={**self.arrays(), **self._counters()}, **self._state())
+        self.save_now(total, self._counters(), self._state())
+
+    def save_now(self, total: int, counters: dict, state: dict) -> None:
+        """Write the snapshot of update ``total`` (``counters``, ``state``: the books then)."""
+        self.run.save(total, final=True, arrays={**self.arrays(), **counters}, **state)
 
     def extra_state(self) -> dict:
         """The rule's own JSON-able state in a snapshot."""
@@ -365,6 +377,98 @@ class _SGDServer(_Server):
         self.push_every, self.pull_every, self.bound = o["push_every"], o["pull_every"], o["bound"]
         self._pulled = [0] * self.P                 # chunk -> the version it last pulled
         self.flying: dict[int, int] = {}            # chunk -> the version it computes from
+        # a sharded server (see shard_bounds): this rank keeps the keys part[0]:part[1]
+        self.shard, self.part, self.bounds = 0, None, None
+        self.pending: dict[int, list] = {}          # token -> [what, {shard: its keys}]: models being assembled
+        self.tokens = 0
+
+    # -- sharded by key range (rank 0 is shard 0 and keeps the books) --------------------------
+    @property
+    def sharded(self) -> bool:
+        return self.bounds is not None
+
+    def keep_shard(self, bounds: list) -> None:
+        """From now on this server keeps only shard 0's keys; ranks ``1..len(bounds)-1`` keep
+        the others (:class:`_SGDShard`)."""
+        self.bounds, self.part = bounds, bounds[0]
+        self.theta = self.theta[self.part[0]:self.part[1]].copy()
+
+    def current(self) -> np.ndarray | None:
+        return None if self.sharded else super().current()
+
+    def sample(self, index: int) -> None:
+        if not self.sharded:
+            return super().sample(index)
+        self.samples.append((index, None))          # (its model is assembled from the shards)
+        self._assemble(("sample", len(self.samples) - 1))
+
+    def save_now(self, total: int, counters: dict, state: dict) -> None:
+        if not self.sharded:
+            return super().save_now(total, counters, state)
+        self._assemble(("save", total, counters, state))
+
+    def _assemble(self, what: tuple) -> None:
+        """Ask every shard for its keys now; ``what`` is done once all have answered (a sample's
+        model, or a snapshot's). Each shard answers with its keys as they are when asked: the
+        model of an asynchronous server is never one version everywhere."""
+        token = self.tokens
+        self.tokens += 1
+        self.pending[token] = [what, {0: self.theta.copy()}]
+        for s in range(1, len(self.bounds)):
+            self.comm.send(("want", token), s, tag=(TAG, "ctl"))
+
+    def _got_part(self, token: int, shard: int, keys: np.ndarray) -> None:
+        p = self.pending.get(token)
+        if p is None:
+            return
+        p[1][shard] = keys
+        if len(p[1]) == len(self.bounds):
+            del self.pending[token]
+            self._assembled(p[0], np.concatenate([p[1][s] for s in range(len(self.bounds))]))
+
+    def _assembled(self, what: tuple, theta: np.ndarray) -> None:
+        if what[0] == "sample":
+            index = what[1]
+            self.samples[index] = (self.samples[index][0], theta)
+            self.evaluate_ready()
+        else:
+            _, total, counters, state = what
+            self.run.save(total, final=True, arrays={"theta": theta, **counters}, **state)
+
+    def end_shards(self, theta: np.ndarray) -> None:
+        """The run is over and ``theta`` is every shard's final keys: the samples still waiting
+        for a shard take its final keys; snapshots not assembled are dropped (the final one
+        follows); the server is whole again.
+
+        The last row is sampled again at ``theta``, so that its objective is the result's: a
+        push in flight when rank 0 stopped the run is not applied there (as with one server)
+        but may have been by a shard that had not heard of the stop yet."""
+        for token in sorted(self.pending):
+            what, parts = self.pending.pop(token)
+            if what[0] == "sample":
+                full = theta.copy()
+                for s, keys in parts.items():
+                    lo, hi = self.bounds[s]
+                    full[lo:hi] = keys
+                self._assembled(what, full)
+        self.bounds = self.part = None
+        self.theta = np.array(theta, dtype=np.float64)
+        last = self.run.n_rows - 1
+        if last >= 0 and any(i == last for i, _ in self.samples):
+            self.samples = [(i, t) for i, t in self.samples if i != last]
+            self.run.fill(last, objective=math.nan)     # (the final sample follows, at theta)
+
+    def on_done(self) -> None:
+        super().on_done()
+        if self.sharded:
+            for s in range(1, len(self.bounds)):
+                self.comm.send(("done", 0), s, tag=(TAG, "ctl"))
+
+    def handle(self, msg: tuple, rank: int) -> tuple | None:
+        if msg[0] == "part":
+            self._got_part(msg[1], msg[2], msg[3])
+            return None
+        return super().handle(msg, rank)
 
     def _allowed(self, version: int) -> bool:
         if self.bound is None:
@@ -387,7 +491,7 @@ class _SGDServer(_Server):
         if pull:
             self._pulled[i] = self.version
         self.flying[i] = self._pulled[i]
-        return ("go", self.theta.copy() if pull else None, self._pulled[i], self.rate(), self.position[i])
+        return ("go", self.theta.copy() if pull else None, self._pulled[i], self.rate(), self.position[i], self.shard)
 
     def retry(self, i: int, need: Any) -> tuple | None:
         return self._answer(i, need)
@@ -400,12 +504,106 @@ class _SGDServer(_Server):
         self.flying.pop(i, None)
         tau = self.version - pulled
         eta = self.rate() / (max(tau, 1) if self.o["staleness"] == "divide" else 1.0)
-        self.theta = self.spec.prox(self.theta - eta * acc, eta * self.push_every)
+        self.theta = self.spec.prox(self.theta - eta * acc, eta * self.push_every, self.part)
         self.version += 1
         self.position[i] += self.push_every
         if self.record_update(i, tau, elapsed, eta=eta, batch_loss=float(loss)):
             return ("stop",)
         return self._answer(i, want_pull)
+
+
+class _SGDShard(_SGDServer):
+    """Shard ``s > 0`` of :func:`~daskpml.optim.async_sgd`'s server, on rank ``s``: it keeps
+    the keys ``bounds[s]`` and applies every push's part of the gradient to them, with its own
+    version (one per push, as every push reaches every shard), staleness accounting,
+    ``max_staleness`` and learning rate. Rank 0 keeps the books (history, samples, snapshots,
+    stopping rules) and asks for this shard's keys when it needs the whole model."""
+
+    def __init__(self, objective: Any, o: dict, shard: int, bounds: list, theta: np.ndarray, version: int,
+                 rows_done: int) -> None:
+        self.objective, self.o = objective, o
+        self.comm = objective.group
+        self.P, self.n = objective.n_chunks, objective.n_samples
+        self.spec = objective.spec
+        self.rows_per_update = o["rows_per_update"]
+        self.setup()
+        # Only rank 0's shard holds a worker back for max_staleness: two shards holding back
+        # on their own could each wait for a push the other holds (a deadlock). The others
+        # apply each push as it comes and pull when the chunk pulls.
+        self.bound = None
+        self.shard, self.bounds, self.part = shard, bounds, bounds[shard]
+        self.theta = np.array(theta[self.part[0]:self.part[1]], dtype=np.float64)
+        self.version, self.rows_done = int(version), int(rows_done)
+        self.position = [0] * self.P                # (rank 0 tells the chunks where they are)
+        self.updates = np.zeros(self.P, dtype=np.int64)
+        self.discarded = np.zeros(self.P, dtype=np.int64)
+        self.addresses = [""] * self.P
+        self.owner: dict[int, int] = {}
+        self.waiting: dict[int, Any] = {}
+        self.local_mail: dict[int, tuple] = {}
+        self.lock = threading.Condition()
+        self.done = False
+        self.error: BaseException | None = None
+        self.replied_stop: set[int] = set()
+        self.ctx = self.mail = self.stopper = None
+
+    def sample(self, index: int) -> None:
+        raise AssertionError("a shard keeps no history")
+
+    def on_done(self) -> None:
+        self._release_waiting()
+
+    def record_update(self, i: int, staleness: int, elapsed: float, save: bool = True, rows: int | None = None,
+                      **extra: Any) -> bool:
+        self.updates[i] += 1
+        self.rows_done += self.rows_per_update if rows is None else int(rows)
+        return self.done
+
+    def handle(self, msg: tuple, rank: int) -> tuple | None:
+        if msg[0] == "want":                        # rank 0 assembles the model
+            self.comm.send(("part", msg[1], self.shard, self.theta.copy()), 0, tag=(TAG, "ctl"))
+            return None
+        if msg[0] == "done":                        # rank 0 stopped the run
+            self.set_done()
+            return None
+        return super().handle(msg, rank)
+
+
+def shard_bounds(n_params: int, n_shards: int) -> list[tuple[int, int]]:
+    """Key ranges of ``n_shards`` server shards over ``n_params`` parameters, as even as can be.
+
+    Examples
+    --------
+    >>> shard_bounds(10, 3)
+    [(0, 4), (4, 7), (7, 10)]
+    """
+    edges = [n_params * s // n_shards for s in range(n_shards + 1)]
+    sizes = [edges[s + 1] - edges[s] for s in range(n_shards)]
+    sizes.sort(reverse=True)                        # (the larger parts first, like numpy.array_split)
+    out, lo = [], 0
+    for size in sizes:
+        out.append((lo, lo + size))
+        lo += size
+    return out
+
+
+def n_shards(n_servers: int | None, n_params: int, n_ranks: int, shard_bytes: int | None) -> int:
+    """How many ranks keep a part of the server: ``n_servers``, or with None one per
+    ``shard_bytes`` of float64 model (None: one server); never more than the ranks or the
+    parameters.
+
+    Examples
+    --------
+    >>> n_shards(None, 1_000, 4, 4 << 20), n_shards(None, 2_000_000, 4, 4 << 20), n_shards(8, 10, 2, None)
+    (1, 4, 2)
+    >>> n_shards(None, 2_000_000, 4, None)
+    1
+    """
+    if n_servers is not None:
+        want = int(n_servers)
+    else:
+        want = 1 if shard_bytes is None else max(1, math.ceil(8 * n_params / int(shard_bytes)))
+    return max(1, min(want, n_ranks, n_params))
 
 
 class _EASGDServer(_Server):
@@ -472,7 +670,9 @@ def _chunk_worker(i: int, X: Any, y: Any, o: dict, spec: Any, address: str):
     answer = yield ("hello", i, address)
     if answer[0] == "stop":
         return
-    _, theta, pulled, rate, position = answer
+    _, theta, pulled, rate, position = answer[:5]
+    if isinstance(theta, list):                     # a sharded server: every shard's keys
+        theta = np.concatenate([keys for _, keys in theta])
     local = None
     since_pull = 0
     batch, push_every, pull_every = o["batch"], o["push_every"], o["pull_every"]
@@ -486,8 +686,14 @@ def _chunk_worker(i: int, X: Any, y: Any, o: dict, spec: Any, address: str):
         answer = yield ("push", i, acc, loss, pulled, elapsed, want_pull)
         if answer[0] == "stop":
             return
-        _, new_theta, pulled, rate, _ = answer
-        if new_theta is not None:                   # a pull (due, or forced by max_staleness)
+        _, new_theta, pulled, rate, _ = answer[:5]
+        if isinstance(new_theta, list):             # the keys of the shards that sent theirs
+            local = new_local.copy()
+            for (lo, hi), keys in new_theta:
+                local[lo:hi] = keys
+            if sum(hi - lo for (lo, hi), _ in new_theta) == len(local):
+                theta, local, since_pull = local, None, 0
+        elif new_theta is not None:                 # a pull (due, or forced by max_staleness)
             theta, local, since_pull = new_theta, None, 0
         else:
             local = new_local
@@ -522,17 +728,22 @@ def async_sgd_on_ranks(objective: Any, theta0: np.ndarray, *, batch_size: int = 
                        pull_every: int = 1, max_iter: float = 10, max_time: float | None = None,
                        tol: float | None = None, n_iter_no_change: int = 3, eval_every: int | None = None,
                        delay: Any = None, random_state: Any = None, callback: Any = None, progress: Any = None,
-                       checkpoint: Any = None, checkpoint_every: int = 10, resume: bool = False) -> Any:
+                       checkpoint: Any = None, checkpoint_every: int = 10, resume: bool = False,
+                       n_servers: int | None = None) -> Any:
     """What every rank runs for :func:`~daskpml.optim.async_sgd` (see the module's description)."""
+    from .. import _config
     from ._async import check_async_sgd
 
-    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time)
+    bound = check_async_sgd(batch_size, eta0, staleness, push_every, pull_every, max_staleness, max_iter, max_time,
+                            n_servers)
+    S = n_shards(n_servers, len(theta0), objective.group.size, _config.get("optim.shard-bytes"))
     o = dict(_schedule(learning_rate, eta0, power_t, gamma, decay_every, max_iter, max_time, eval_every, checkpoint,
                        checkpoint_every, resume, random_state, delay, tol, n_iter_no_change),
              batch=int(batch_size), push_every=int(push_every), pull_every=int(pull_every), bound=bound,
-             staleness=staleness, rows_per_update=int(batch_size) * int(push_every))
+             staleness=staleness, rows_per_update=int(batch_size) * int(push_every),
+             bounds=shard_bounds(len(theta0), S))
     attrs = dict(batch_size=int(batch_size), staleness=staleness, max_staleness=-1 if bound is None else bound,
-                 push_every=int(push_every), pull_every=int(pull_every))
+                 push_every=int(push_every), pull_every=int(pull_every), n_servers=S)
     return _run(objective, theta0, o, _SGDServer, attrs,
                 lambda i, X, y, c: _drive(_chunk_worker(i, X, y, o, objective.spec, c.address), c.ask))
 
@@ -811,7 +1022,7 @@ class _Mailroom:
             thetas = theta[None, :]
             parts = self.objective.map_blocks(lambda i, X, y: chunk_losses(X, y, thetas, spec.family, spec.layout))
             total = float(sum(float(p[0]) for p in parts))
-            if self.server is not None:
+            if self.comm.rank == 0:
                 with self.server.lock:
                     self.server.add_eval(sid, total)
             else:
@@ -906,17 +1117,43 @@ class _Chunks:
     ``request``/``receive`` a peer's model, ``publish`` its own, send a marked ``piece``."""
 
     def __init__(self, comm: Any, server: _Server | None, mail: _Mailroom, owner: dict, theta0: np.ndarray,
-                 address: str) -> None:
+                 address: str, shard: _Server | None = None, bounds: list | None = None) -> None:
         self.comm, self.server, self.mail, self.owner = comm, server, mail, owner
         self.theta0, self.address = theta0, address
+        self.shard, self.bounds = shard, bounds      # a sharded server: this rank's shard, the key ranges
         self.publish = mail.publish
         self.errors: list = []
 
     def ask(self, msg: tuple) -> tuple:
+        if self.bounds is not None:
+            return self.ask_shards(msg)
         if self.server is not None:
             return self.server.ask_local(msg)
         self.comm.send(msg, 0, tag=(TAG, "ctl"))
         return self.mail.wait(msg[1])
+
+    def ask_shards(self, msg: tuple) -> tuple:
+        """A sharded server: shard ``s`` (on rank ``s``) gets the hello, or its keys' part of
+        the push, all at once; the answer is ``("go", [(bounds, keys) of the shards that sent
+        theirs], the version pulled from each, rank 0's rate, rank 0's position)``, or a stop."""
+        i, S = msg[1], len(self.bounds)
+        if msg[0] == "hello":
+            parts = [msg] * S
+        else:
+            _, _, acc, loss, pulled, elapsed, want_pull = msg
+            parts = [("push", i, acc[lo:hi], loss, pulled[s], elapsed, want_pull)
+                     for s, (lo, hi) in enumerate(self.bounds)]
+        for s, part in enumerate(parts):
+            if s != self.comm.rank:
+                self.comm.send(part, s, tag=(TAG, "ctl"))
+        answers = [self.shard.ask_local(parts[self.comm.rank])] if self.shard is not None else []
+        while len(answers) < S:
+            answers.append(self.mail.wait(i))
+        if any(a[0] == "stop" for a in answers):
+            return ("stop",)
+        by = {a[5]: a for a in answers}
+        keys = [(self.bounds[s], by[s][1]) for s in range(S) if by[s][1] is not None]
+        return ("go", keys or None, tuple(by[s][2] for s in range(S)), by[0][3], by[0][4])
 
     def piece(self, i: int, marks: list, model: np.ndarray) -> None:
         if not marks:
@@ -958,12 +1195,22 @@ def _run(objective: Any, theta0: np.ndarray, o: dict, server_cls: type, attrs: d
         address = ""
     owner = {j: r for r, chunks in enumerate(comm.allgather(list(objective.block_index))) for j in chunks}
     blocks = list(zip(objective.block_index, objective._blocks))
-    mail = _Mailroom(comm, [i for i, _ in blocks], server, objective)
+    bounds, shard = o.get("bounds"), None
+    if bounds is not None and len(bounds) > 1:      # the server split by key range over ranks 0..S-1
+        start = comm.broadcast((server.theta, server.version, server.rows_done) if server is not None else None)
+        if server is not None:
+            server.keep_shard(bounds)
+            shard = server
+        elif comm.rank < len(bounds):
+            shard = _SGDShard(objective, o, comm.rank, bounds, *start)
+    else:
+        bounds = None
+    mail = _Mailroom(comm, [i for i, _ in blocks], server or shard, objective)
     if server is not None:
         with server.lock:
             server.mail = mail
             server.evaluate_ready()                 # (samples restored from a snapshot wait for the end)
-    c = _Chunks(comm, server, mail, owner, theta0, address)
+    c = _Chunks(comm, server, mail, owner, theta0, address, shard, bounds)
 
     def run(i: int, X: Any, y: Any) -> None:
         try:
@@ -986,6 +1233,12 @@ def _run(objective: Any, theta0: np.ndarray, o: dict, server_cls: type, attrs: d
     mail.join()
     if server is not None and server.error is not None:
         raise server.error
+    if shard is not None and shard.error is not None:
+        raise shard.error
+    if bounds is not None:                          # the shards' final keys, whole on rank 0
+        parts = comm.gather(shard.theta if shard is not None else None, root=0)
+        if server is not None:
+            server.end_shards(np.concatenate([p for p in parts[:len(bounds)]]))
     todo = None
     if server is not None:                          # the final model is always sampled
         theta = server.final_model()

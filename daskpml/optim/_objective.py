@@ -252,12 +252,13 @@ class Spec:
         g[mask] = self.lam * self.penalty.smooth_grad(theta[mask])
         return g
 
-    def prox(self, theta: np.ndarray, step: float) -> np.ndarray:
-        """Proximal step of the L1 part on the coefficients (the intercept is not penalized)."""
+    def prox(self, theta: np.ndarray, step: float, part: tuple[int, int] | None = None) -> np.ndarray:
+        """Proximal step of the L1 part on the coefficients (the intercept is not penalized).
+        ``part=(lo, hi)``: ``theta`` is the slice ``lo:hi`` of the parameters (a server shard)."""
         if self.penalty.l1 == 0.0 or self.lam == 0.0:
             return theta
         out = theta.copy()
-        mask = self.mask
+        mask = self.mask if part is None else self.mask[part[0]:part[1]]
         out[mask] = self.penalty.prox(theta[mask], step * self.lam)
         return out
 

@@ -3,8 +3,6 @@ staleness bound, stop on time / interrupt, and survive a killed worker."""
 
 from __future__ import annotations
 
-import contextlib
-
 import time
 import warnings
 
@@ -214,7 +212,7 @@ def test_bad_options_fail_clearly(cluster4, data):
 @pytest.mark.distributed
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("nanny_client", [3], indirect=True)
-@pytest.mark.parametrize("solver", ["async_sgd", "gossip_sgd", "easgd"])
+@pytest.mark.parametrize("solver", ["async_sgd", "gossip_sgd", "easgd", "async_sgd_sharded"])
 def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver, nanny_client):
     X, y = _problem(n=6000)
     _, _, ref = fit_linear(X, y, family="logistic", lam=LAM, solver="lbfgs", tol=1e-10)
@@ -225,11 +223,11 @@ def test_worker_killed_mid_run_finishes_and_counts_lost_work(solver, nanny_clien
     t0 = time.perf_counter()
     # the three run on the ranks: the group ends with the worker and restarts from the client's
     # newest snapshot on the workers that remain, and says so; the updates since it are lost work
-    restart = pytest.warns(RuntimeWarning, match="Restarting from") if solver in ("async_sgd", "easgd", "gossip_sgd") \
-        else contextlib.nullcontext()
-    with restart:
-        _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver, eta0=1.0, max_iter=4,
-                               delay={1: 3.0}, callback=kill_one, random_state=0)
+    # (sharded: the last rank keeps a shard of the server; the restarted group has one rank less)
+    extra = dict(n_servers=3) if solver == "async_sgd_sharded" else {}
+    with pytest.warns(RuntimeWarning, match="Restarting from"):
+        _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver=solver.removesuffix("_sharded"), eta0=1.0,
+                               max_iter=4, delay={1: 3.0}, callback=kill_one, random_state=0, **extra)
     assert killed and time.perf_counter() - t0 < 100
     h = res.history
     assert h.attrs["lost_tasks"] >= 1 and int(h.lost.sum()) == h.attrs["lost_tasks"]
@@ -350,3 +348,90 @@ def test_hogwild_rounds_on_the_ranks_equal_the_futures(cluster4, data):
     np.testing.assert_array_equal(ranks.theta, futures.theta)
     np.testing.assert_array_equal(ranks.history.sgd_updates.values, futures.history.sgd_updates.values)
     np.testing.assert_allclose(ranks.history.objective.values[-1], futures.history.objective.values[-1], rtol=1e-12)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("n_servers", [2, 4])
+def test_a_sharded_server_reaches_the_optimum(cluster4, data, n_servers):
+    """async_sgd's server split by key range over several ranks: every push reaches every shard,
+    rank 0 keeps the books and assembles the model it samples; the result is as good as one
+    server's, and the last row's objective is the returned model's."""
+    X, y, fstar = data
+    options, tolerance = VARIANTS["async_sgd"]
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, random_state=0, n_servers=n_servers, eval_every=20,
+                           **options)
+    h = res.history
+    assert h.attrs["on_ranks"] == 1 and h.attrs["n_servers"] == n_servers
+    assert 0 <= _gap(res, fstar) < tolerance
+    assert int(h.updates.sum()) == res.n_iter and np.all(np.diff(h.version.values) == 1)
+    local = Objective(X, y, get_family("logistic"), get_penalty("l2"), LAM, Layout(8, 1, True))
+    assert float(h.objective.values[-1]) == pytest.approx(local.value(res.theta), rel=1e-10)
+    sampled = np.flatnonzero(np.isfinite(h.objective.values))
+    assert len(sampled) >= res.n_iter // 20                  # every sample's model was assembled
+
+
+@pytest.mark.timeout(120)
+def test_a_sharded_server_keeps_the_staleness_bound_with_a_straggler(cluster4, data):
+    """Only rank 0's shard holds workers back (two shards holding back on their own could each
+    wait for a push the other holds): a straggler and a tight bound finish, within the bound."""
+    X, y, fstar = data
+    _, _, res = fit_linear(X, y, family="logistic", lam=LAM, solver="async_sgd", eta0=0.5, batch_size=64,
+                           max_iter=1, delay={0: 4.0}, max_staleness=1, n_servers=3, random_state=0)
+    h = res.history
+    assert h.attrs["n_servers"] == 3 and int(h.staleness.max()) <= 1 and h.attrs["epochs"] >= 1
+
+
+@pytest.mark.timeout(120)
+def test_a_sharded_server_resumes_from_its_snapshot(cluster4, data, tmp_path):
+    """The snapshots of a sharded server hold the whole model, gathered from the shards; a run
+    resumed from one splits it again and ends with its full work and quality."""
+    import json
+
+    X, y, fstar = data
+    options, tolerance = VARIANTS["async_sgd"]
+    kw = dict(family="logistic", lam=LAM, random_state=0, checkpoint=tmp_path, checkpoint_every=8, n_servers=2,
+              **options)
+
+    def stop(record):
+        if record["iteration"] >= 30:
+            assert record["theta"] is None              # (the whole model is nowhere while it runs)
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        fit_linear(X, y, callback=stop, **kw)
+    latest = (tmp_path / "latest").read_text()
+    saved = json.loads((tmp_path / latest / "manifest.json").read_text())["iteration"]
+    assert 8 <= saved <= 30 and saved % 8 == 0
+    _, _, res = fit_linear(X, y, resume=True, **kw)
+    h = res.history
+    assert h.sizes["iteration"] > saved and h.attrs["epochs"] >= options["max_iter"]
+    assert 0 <= _gap(res, fstar) < tolerance
+
+
+def test_the_model_size_picks_the_number_of_shards(cluster4, data):
+    import dask
+
+    X, y, _ = data
+    kw = dict(family="logistic", lam=LAM, solver="async_sgd", eta0=0.5, max_iter=1, random_state=0)
+    with dask.config.set({"daskpml.optim.shard-bytes": 8 * 5}):         # 9 parameters: two shards of 5 and 4
+        _, _, res = fit_linear(X, y, **kw)
+    assert res.history.attrs["n_servers"] == 2
+    _, _, res = fit_linear(X, y, **kw)                                    # 72 bytes: one server
+    assert res.history.attrs["n_servers"] == 1
+    _, _, res = fit_linear(X, y, n_servers=64, **kw)                      # at most one shard per rank
+    assert res.history.attrs["n_servers"] == 4
+
+
+def test_n_servers_is_checked_and_needs_the_ranks(cluster4, data):
+    import dask
+
+    X, y, _ = data
+    kw = dict(family="logistic", lam=LAM, solver="async_sgd", max_iter=1, random_state=0)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="n_servers must be a positive integer or None"):
+            fit_linear(X, y, n_servers=bad, **kw)
+    with dask.config.set({"daskpml.optim.on-ranks": False}):
+        with pytest.raises(ValueError, match="n_servers=2 splits the server over the ranks"):
+            fit_linear(X, y, n_servers=2, **kw)
+        _, _, res = fit_linear(X, y, n_servers=1, **kw)
+    assert not res.history.attrs.get("on_ranks")
