@@ -31,6 +31,7 @@ from ._transport import Channel, CommError
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {"sum": np.add, "prod": np.multiply, "max": np.maximum,
                                               "min": np.minimum}
+_UFUNCS = tuple(_OPS.values())
 
 
 def _op(op: str | Callable) -> Callable[[Any, Any], Any]:
@@ -40,6 +41,12 @@ def _op(op: str | Callable) -> Callable[[Any, Any], Any]:
         return _OPS[op]
     except KeyError:
         raise ValueError(f"op must be one of {sorted(_OPS)} or a callable(a, b), got {op!r}.") from None
+
+
+def _in_place(fn: Any, mine: np.ndarray, theirs: Any) -> bool:
+    """Whether ``fn`` is one of the NumPy ops and can write its result into ``theirs``."""
+    return (fn in _UFUNCS and isinstance(theirs, np.ndarray) and theirs.flags.writeable
+            and theirs.dtype == mine.dtype and theirs.shape == mine.shape)
 
 
 def _host(x: Any) -> tuple[np.ndarray, Any]:
@@ -275,7 +282,10 @@ class Communicator:
         while mask < p2:
             partner = r ^ mask
             theirs = self._exchange(partner, tag, buf)
-            buf = fn(buf, theirs) if r < partner else fn(theirs, buf)
+            # (the lower rank's operand first everywhere: the same bits on both; a NumPy op
+            # writes into the received buffer, which is this rank's own, instead of a new one)
+            a, b = (buf, theirs) if r < partner else (theirs, buf)
+            buf = fn(a, b, out=theirs) if _in_place(fn, buf, theirs) else fn(a, b)
             mask <<= 1
         if r < extra:
             self.channels[r + p2].send(tag, buf, self.timeout)
@@ -291,7 +301,11 @@ class Communicator:
             send_i, recv_i = (r - s) % P, (r - s - 1) % P
             done = right.isend(tag, flat[seg[send_i]])
             got = left.recv(tag, self.timeout)
-            flat[seg[recv_i]] = fn(flat[seg[recv_i]], got)
+            mine = flat[seg[recv_i]]
+            if _in_place(fn, mine, got):
+                fn(mine, got, out=mine)
+            else:
+                flat[seg[recv_i]] = fn(mine, got)
             right.wait(done, self.timeout)
         for s in range(P - 1):                   # all-gather of the reduced segments
             send_i, recv_i = (r + 1 - s) % P, (r - s) % P

@@ -14,8 +14,9 @@ Distributed's frame prelude (``pack_frames_prelude``: the frame count and length
 frames. A received array is backed by its own writable buffer.
 
 Deadlock freedom: ``sendall`` of a message larger than the kernel's socket buffers blocks until
-the peer reads. The collectives send and receive at once (the ring, the pairwise exchange), so a
-large send goes through a per-channel sender thread while the rank thread receives
+the peer reads. The collectives send and receive at once (the ring, the pairwise exchange), so
+the rank thread never waits in a send of a large message: it writes what the kernel takes at once
+and a per-channel sender thread writes the rest while the rank thread receives
 (:meth:`Channel.isend`); a small one (``daskpml.comm.inline-bytes``) is written inline.
 """
 
@@ -36,6 +37,7 @@ from distributed.protocol import pickle as dpickle
 from distributed.protocol.utils import pack_frames_prelude
 
 _Q = struct.Struct("Q")
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)      # (0 where the platform lacks it: no inline try)
 
 
 class CommError(RuntimeError):
@@ -158,23 +160,54 @@ class Channel:
                     self._queued -= 1
                 done.set()
 
+    def _write_nowait(self, frames: list) -> list:
+        """Write what the kernel takes now without waiting; the views still to send."""
+        views = [memoryview(f).cast("B") for f in frames if memoryview(f).nbytes]
+        try:
+            sent = self.sock.sendmsg(views, [], _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as e:
+            raise self._lost(e) from None
+        self.bytes_sent += sent
+        rest = []
+        for v in views:
+            if sent >= v.nbytes:
+                sent -= v.nbytes
+            else:
+                rest.append(v[sent:])
+                sent = 0
+        return rest
+
     def isend(self, tag: Any, obj: Any) -> threading.Event:
         """Start sending; the returned event is set once the bytes are written (the object's
-        buffers must not change before that)."""
+        buffers must not change before that).
+
+        A message with nothing queued ahead of it is written by the calling thread, at once: a
+        small one (``inline-bytes``) in full, a larger one as far as the kernel's socket buffer
+        takes it without waiting; what is left goes to the channel's sender thread (so that a
+        rank that sends and receives at once never blocks in its send)."""
         frames = encode((tag, obj))
-        if nbytes_of(frames) <= self.inline_bytes:
-            with self._send_lock:
-                if self._queued == 0:               # nothing ahead of it: write now, in order
-                    self._write(frames)
-                    return _SENT
-        done = threading.Event()
-        if self._sender is None:
-            self._sender = threading.Thread(target=self._sender_loop, name=f"daskpml-send-{self.peer}",
-                                            daemon=True)
-            self._sender.start()
+        small = nbytes_of(frames) <= self.inline_bytes
         with self._send_lock:
-            self._queued += 1
-        self._outbox.put((frames, done))
+            if self._queued == 0:                   # nothing ahead of it: write now, in order
+                if small or not _DONTWAIT:
+                    if small:
+                        self._write(frames)
+                        return _SENT
+                else:
+                    frames = self._write_nowait(frames)
+                    if not frames:
+                        return _SENT
+            done = threading.Event()
+            self._queued += 1                       # (under the lock: nothing overtakes the rest)
+            self._outbox.put((frames, done))
+        if self._sender is None:
+            with self._send_lock:
+                if self._sender is None:
+                    self._sender = threading.Thread(target=self._sender_loop, name=f"daskpml-send-{self.peer}",
+                                                    daemon=True)
+                    self._sender.start()
         return done
 
     def wait(self, done: threading.Event, timeout: float) -> None:
@@ -233,7 +266,7 @@ class Channel:
                 raise CommError(f"the rank on {self.peer} sent nothing for daskpml.comm.timeout="
                                 f"{self._timeout:g} s; it is stuck or its worker is unreachable")
 
-    def _take(self, n: int, deadline: float) -> bytearray | memoryview:
+    def _take(self, n: int, deadline: float) -> bytearray | np.ndarray:
         """The next ``n`` bytes of the stream: from the buffer, the rest read straight into place."""
         have = self._rend - self._rstart
         if n <= have:
@@ -250,8 +283,8 @@ class Channel:
                 self._rstart += n
                 return out
             have = self._rend - self._rstart
-        out = bytearray(n)                           # large: one allocation, read in place
-        out[:have] = self._rbuf[self._rstart:self._rend]
+        out = np.empty(n, dtype=np.uint8)            # large: one allocation (not zeroed), read in place
+        out[:have] = np.frombuffer(memoryview(self._rbuf)[self._rstart:self._rend], dtype=np.uint8)
         self._rstart = self._rend = 0
         view = memoryview(out)
         got = have
