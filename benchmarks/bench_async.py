@@ -1,6 +1,6 @@
 """Asynchronous SGD against synchronous SGD with a straggler; Hogwild against scikit-learn.
 
-    python benchmarks/bench_async.py [--quick] [--only stragglers|hogwild]
+    python benchmarks/bench_async.py [--quick] [--only stragglers|hogwild|rate|shards]
 
 Part 1, stragglers. ``make_classification`` (daskpml.datasets, seed 0), N x 100 float64,
 logistic loss + ||w||^2 / (2 n), on a LocalCluster of 4 worker *processes* x 1 thread
@@ -24,6 +24,11 @@ Part 3, rate (``--only rate``). 200,000 x 20 logistic (``lam = 1e-4``), batch 25
 their loop on the ranks (``daskpml.optim.on-ranks``, the default) and on futures (one client round
 trip per update), and each one's solver time to the objective scikit-learn's ``SGDClassifier``
 reaches in 2 epochs (median over ``--seeds`` seeds), against ``SGDClassifier``'s time.
+
+Part 4, shards (``--only shards``). ``async_sgd`` with a 1,000,000-weight model (100,000 rows with
+14 ones among 1,000,000 columns, logistic labels), batch 256, constant steps, on the default
+cluster: updates per second with one server (rank 0) and with the server split by key range over
+2, 4, ... ranks (``n_servers``, up to the number of workers).
 
 Part 2, Hogwild. a9a-like sparse data (binary features, 123 columns, about 14 non-zeros
 per row, logistic labels; ``../shared/data/a9a.svm.gz`` is used too when present):
