@@ -289,6 +289,9 @@ def _keys(collection: Any) -> list:
     return list(flatten(collection.__dask_keys__()))
 
 
+_WAKE = object()                                     # (in a group's inbox: a rank's task ended)
+
+
 class SpmdGroup:
     """The driver's handle on a running group: its messages, signals to the ranks, its results.
 
@@ -362,14 +365,17 @@ class SpmdGroup:
             pass
 
     def _messages(self, block: float) -> Iterator[tuple[int, Any]]:
+        """The ranks' reports that arrived, waiting up to ``block`` seconds for the first (or
+        for a rank's task to end)."""
         try:
             item = self._inbox.get(timeout=block)
         except queue.Empty:
             return
         while True:
-            rank, payload = item
-            self.received[rank] += 1
-            yield rank, dpickle.loads(payload)
+            if item is not _WAKE:
+                rank, payload = item
+                self.received[rank] += 1
+                yield rank, dpickle.loads(payload)
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
@@ -383,6 +389,8 @@ class SpmdGroup:
         done = False
         interrupted = False
         checked = time.monotonic()
+        for f in self.futures:                     # a rank's end wakes the loop (not its next poll)
+            f.add_done_callback(lambda _: self._inbox.put(_WAKE))
         try:
             while not done:
                 try:
