@@ -87,6 +87,20 @@ def decode(frames: list) -> tuple[Any, Any]:
     return obj
 
 
+def _views(frames: list) -> list[memoryview]:
+    """The frames' bytes, the empty ones left out."""
+    return [v for v in (memoryview(f).cast("B") for f in frames) if v.nbytes]
+
+
+def _rest(views: list[memoryview], sent: int) -> list[memoryview]:
+    """What is left of ``views`` once their first ``sent`` bytes went out."""
+    for i, v in enumerate(views):
+        if sent < v.nbytes:
+            return [v[sent:], *views[i + 1:]]
+        sent -= v.nbytes
+    return []
+
+
 def nbytes_of(frames: list) -> int:
     return sum(memoryview(f).nbytes for f in frames)
 
@@ -127,21 +141,14 @@ class Channel:
 
     # -- sending -----------------------------------------------------------------------
     def _write(self, frames: list) -> None:
-        views = [memoryview(f).cast("B") for f in frames if memoryview(f).nbytes]
-        total = sum(v.nbytes for v in views)
+        views = _views(frames)
         try:
-            sent = self.sock.sendmsg(views)
-            while sent < total:                      # a partial write: the rest, frame by frame
-                for i, v in enumerate(views):
-                    if sent < v.nbytes:
-                        views = [v[sent:], *views[i + 1:]]
-                        break
-                    sent -= v.nbytes
-                total = sum(v.nbytes for v in views)
+            while views:                             # (a partial write: the rest)
                 sent = self.sock.sendmsg(views)
+                self.bytes_sent += sent
+                views = _rest(views, sent)
         except OSError as e:
             raise self._lost(e) from None
-        self.bytes_sent += total
 
     def _sender_loop(self) -> None:
         while True:
@@ -162,7 +169,7 @@ class Channel:
 
     def _write_nowait(self, frames: list) -> list:
         """Write what the kernel takes now without waiting; the views still to send."""
-        views = [memoryview(f).cast("B") for f in frames if memoryview(f).nbytes]
+        views = _views(frames)
         try:
             sent = self.sock.sendmsg(views, [], _DONTWAIT)
         except (BlockingIOError, InterruptedError):
@@ -170,14 +177,7 @@ class Channel:
         except OSError as e:
             raise self._lost(e) from None
         self.bytes_sent += sent
-        rest = []
-        for v in views:
-            if sent >= v.nbytes:
-                sent -= v.nbytes
-            else:
-                rest.append(v[sent:])
-                sent = 0
-        return rest
+        return _rest(views, sent)
 
     def isend(self, tag: Any, obj: Any) -> threading.Event:
         """Start sending; the returned event is set once the bytes are written (the object's
@@ -191,11 +191,10 @@ class Channel:
         small = nbytes_of(frames) <= self.inline_bytes
         with self._send_lock:
             if self._queued == 0:                   # nothing ahead of it: write now, in order
-                if small or not _DONTWAIT:
-                    if small:
-                        self._write(frames)
-                        return _SENT
-                else:
+                if small:
+                    self._write(frames)
+                    return _SENT
+                if _DONTWAIT:
                     frames = self._write_nowait(frames)
                     if not frames:
                         return _SENT

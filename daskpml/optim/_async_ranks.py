@@ -83,8 +83,6 @@ class _Server:
         self.updates = np.zeros(self.P, dtype=np.int64)
         self.busy = np.zeros(self.P)
         self.lost = np.zeros(self.P, dtype=np.int64)      # work lost with a worker (restarts)
-        self.discarded = np.zeros(self.P, dtype=np.int64)
-        self.addresses = [""] * self.P
         self.samples: list[tuple[int, np.ndarray]] = []
         # with a tol, each sample is evaluated while the run goes on (every rank sums its rows)
         self.stopper = _Stopper(float(o["tol"]), int(o["n_iter_no_change"])) if o["tol"] is not None else None
@@ -111,14 +109,20 @@ class _Server:
         self.ctx = ctx = rank_context()
         if ctx is not None and ctx.lost is not None:     # updates redone after a lost worker
             self.lost = self.lost + np.asarray(ctx.lost, dtype=np.int64)
+        self.reason = ""
+        self.answering()
+
+    def answering(self) -> None:
+        """The state of answering the chunks: who they are, who is held back, the end."""
         self.waiting: dict[int, Any] = {}           # chunk -> what its held-back answer needs
-        self.local_mail: dict[int, tuple] = {}      # answers to rank 0's own chunks
+        self.local_mail: dict[int, tuple] = {}      # answers to this rank's own chunks
         self.lock = threading.Condition()
         self.done = False
         self.error: BaseException | None = None
-        self.reason = ""
         self.replied_stop: set[int] = set()
         self.owner: dict[int, int] = {}             # chunk -> rank
+        self.addresses = [""] * self.P
+        self.discarded = np.zeros(self.P, dtype=np.int64)
 
     # -- what subclasses define ---------------------------------------------------------------
     def setup(self) -> None:
@@ -515,9 +519,10 @@ class _SGDServer(_Server):
 class _SGDShard(_SGDServer):
     """Shard ``s > 0`` of :func:`~daskpml.optim.async_sgd`'s server, on rank ``s``: it keeps
     the keys ``bounds[s]`` and applies every push's part of the gradient to them, with its own
-    version (one per push, as every push reaches every shard), staleness accounting,
-    ``max_staleness`` and learning rate. Rank 0 keeps the books (history, samples, snapshots,
-    stopping rules) and asks for this shard's keys when it needs the whole model."""
+    version (one per push, as every push reaches every shard), staleness count and learning
+    rate; it never holds a worker back (rank 0's shard does, for ``max_staleness``). Rank 0
+    keeps the books (history, samples, snapshots, stopping rules) and asks for this shard's
+    keys when it needs the whole model."""
 
     def __init__(self, objective: Any, o: dict, shard: int, bounds: list, theta: np.ndarray, version: int,
                  rows_done: int) -> None:
@@ -536,16 +541,8 @@ class _SGDShard(_SGDServer):
         self.version, self.rows_done = int(version), int(rows_done)
         self.position = [0] * self.P                # (rank 0 tells the chunks where they are)
         self.updates = np.zeros(self.P, dtype=np.int64)
-        self.discarded = np.zeros(self.P, dtype=np.int64)
-        self.addresses = [""] * self.P
-        self.owner: dict[int, int] = {}
-        self.waiting: dict[int, Any] = {}
-        self.local_mail: dict[int, tuple] = {}
-        self.lock = threading.Condition()
-        self.done = False
-        self.error: BaseException | None = None
-        self.replied_stop: set[int] = set()
         self.ctx = self.mail = self.stopper = None
+        self.answering()
 
     def sample(self, index: int) -> None:
         raise AssertionError("a shard keeps no history")
@@ -577,11 +574,9 @@ def shard_bounds(n_params: int, n_shards: int) -> list[tuple[int, int]]:
     >>> shard_bounds(10, 3)
     [(0, 4), (4, 7), (7, 10)]
     """
-    edges = [n_params * s // n_shards for s in range(n_shards + 1)]
-    sizes = [edges[s + 1] - edges[s] for s in range(n_shards)]
-    sizes.sort(reverse=True)                        # (the larger parts first, like numpy.array_split)
+    q, r = divmod(n_params, n_shards)               # (the larger parts first, like numpy.array_split)
     out, lo = [], 0
-    for size in sizes:
+    for size in [q + (s < r) for s in range(n_shards)]:
         out.append((lo, lo + size))
         lo += size
     return out
