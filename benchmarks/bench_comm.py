@@ -13,6 +13,8 @@ Measured in one run, on one machine:
    ``compute`` from the client), 1 KB on 2 workers.
 4. ``daskpml.comm``: a 1 KB send/recv ping-pong between two ranks, and ``allreduce`` of 8 B to
    100 MB on 2 ranks, then 4 and 8 ranks (this machine has 2 cores: 4 and 8 ranks oversubscribe it).
+   The 2-rank figures again with ``daskpml.comm.transport: distributed`` (Distributed's comm, what
+   a tls:// or ucx:// cluster uses by default), as ratios to the sockets.
 
 Every figure is the median of many repetitions (timed inside the ranks, after a warm-up). The
 cluster is the default one a user gets (``daskpml.connect()``: worker processes), or the
@@ -328,6 +330,17 @@ def main() -> None:
             if s <= 1024:
                 line += f"   ({two[s] * 1e6 / floor['rtt_1KB_us']:.1f} x the raw TCP round trip)"
             print(line, flush=True)
+        # the same on Distributed's comm (the transport a tls:// or ucx:// cluster gets)
+        import dask
+
+        with dask.config.set({"daskpml.comm.transport": "distributed"}):
+            dist = comm_figures(client, 2, sizes, n // 3, 10, n // 3)
+        rec["distributed_transport"] = {"pingpong_1KB_us": dist["pingpong_1KB_us"],
+                                        **{human(s): dist[s] * 1e3 for s in sizes}}
+        print(f"  transport=distributed (Distributed's comm; the default on tls:// and ucx://): ping-pong 1 KB "
+              f"{dist['pingpong_1KB_us']:.0f} us = {dist['pingpong_1KB_us'] / floor['rtt_1KB_us']:.1f} x raw TCP; "
+              "allreduce 2 ranks " + ", ".join(f"{human(s)} {dist[s] * 1e3:.3f} ms ({dist[s] / two[s]:.1f} x sockets)"
+                                               for s in sizes), flush=True)
         rec["model"] = predictions(client, floor["rtt_1KB_us"])
         cluster = getattr(client, "cluster", None)
         client.close()

@@ -11,7 +11,7 @@ ranks use it (``daskpml.optim``).
 """
 
 from ._communicator import Communicator
-from ._spmd import CommPlugin, SpmdGroup, calibrate, spmd
+from ._spmd import CommPlugin, SpmdGroup, calibrate, spmd, transport_for
 from ._transport import CommError
 
-__all__ = ["spmd", "Communicator", "CommError", "SpmdGroup", "CommPlugin", "calibrate"]
+__all__ = ["spmd", "Communicator", "CommError", "SpmdGroup", "CommPlugin", "calibrate", "transport_for"]

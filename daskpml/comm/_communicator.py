@@ -21,7 +21,6 @@ Collective messages carry a per-group sequence number, so successive collectives
 
 from __future__ import annotations
 
-import select
 import time
 from typing import Any, Callable, Sequence
 
@@ -193,25 +192,44 @@ class Communicator:
                 waiting = self.channels[p].pending.get(key)
                 if waiting:
                     return p, waiting.pop(0)
-            socks = {self.channels[p].sock.fileno(): p for p in peers if not self.channels[p].closed}
-            if len(socks) < len(peers):
-                raise CommError(f"rank {self.rank}: a connection of the group is closed")
-            buffered = [self.channels[p].sock.fileno() for p in peers if self.channels[p].readable()]
-            ready = buffered or select.select(list(socks), [], [], min(0.2, max(0.0, deadline - time.monotonic())))[0]
-            for fd in ready:
-                p = socks[fd]
-                ch = self.channels[p]
-                got_tag, obj = ch._read_message(self.timeout)
-                if got_tag == key:
-                    return p, obj
-                ch.pending.setdefault(got_tag, []).append(obj)
-            if not ready:
-                if self.state is not None and self.state.abort.is_set():
-                    raise CommError("the group was aborted")
-                if time.monotonic() > deadline:
-                    if not raise_on_timeout:
-                        return None, None
-                    raise CommError(f"rank {self.rank}: no message with tag {tag!r} within {limit:g} s")
+            got = None
+            for p, got_tag, obj in self.next_messages(peers, min(0.2, max(0.0, deadline - time.monotonic()))):
+                if got is None and got_tag == key:
+                    got = (p, obj)
+                else:
+                    self.channels[p].pending.setdefault(got_tag, []).append(obj)
+            if got is not None:
+                return got
+            if time.monotonic() > deadline:
+                if not raise_on_timeout:
+                    return None, None
+                raise CommError(f"rank {self.rank}: no message with tag {tag!r} within {limit:g} s")
+
+    def next_messages(self, sources: Sequence[int], timeout: float) -> list[tuple[int, Any, Any]]:
+        """The next message, whatever its tag, from each of ``sources`` that has one, waiting up to
+        ``timeout`` seconds for the first: a list of ``(source, tag, obj)`` (empty when none came).
+
+        The tags are the channel's own: ``("u", tag)`` for :meth:`send`, ``("c", n)`` for the
+        collectives. For code that serves requests from several ranks at once (a parameter
+        server); a message it does not handle belongs in ``comm.channels[source].pending[tag]``.
+
+        Raises
+        ------
+        CommError
+            A connection of the group closed, or the group was aborted.
+        """
+        chans = [self.channels[p] for p in sources]
+        if any(ch.closed for ch in chans):
+            raise CommError(f"rank {self.rank}: a connection of the group is closed")
+        if not chans:
+            return []
+        ready = type(chans[0]).wait_any(chans, timeout)
+        if not ready:
+            if self.state is not None and self.state.abort.is_set():
+                raise CommError("the group was aborted")
+            return []
+        which = {id(ch): p for p, ch in zip(sources, chans)}
+        return [(which[id(ch)], *ch.next_message(self.timeout)) for ch in ready]
 
     def probe(self, source: int, tag: Any = 0) -> bool:
         """Whether a message from ``source`` is waiting (never blocks; ``tag`` is not checked for
@@ -455,5 +473,5 @@ class Communicator:
 
     @property
     def bytes_sent(self) -> int:
-        """Bytes this rank has written to its peers (measured at the socket)."""
+        """Bytes this rank has written to its peers (measured at the connection)."""
         return sum(ch.bytes_sent for ch in self.channels.values())

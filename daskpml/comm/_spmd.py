@@ -11,8 +11,10 @@ How a group runs:
    first (Dask moves them only when they live elsewhere).
 3. Each rank's task secedes from the worker's thread pool (a group needs all its ranks running at
    once; two groups on one cluster then never wait on each other's threads), connects to the
-   lower ranks and accepts the higher ones (one TCP connection per pair, kept for the group's
-   life), runs ``fn(comm, *blocks)`` and closes its connections.
+   lower ranks and accepts the higher ones (one connection per pair, kept for the group's
+   life), runs ``fn(comm, *blocks)`` and closes its connections. The connections are plain TCP
+   sockets on a ``tcp://`` cluster, and Distributed's comm on the cluster's protocol on any
+   other (``daskpml.comm.transport``, :func:`transport_for`).
 4. Messages from the ranks (:meth:`Communicator.report`) reach the driver as Distributed events
    (the worker's batched stream; the rank does not wait); messages to the ranks
    (:meth:`SpmdGroup.signal`) go through ``Client.run``. Neither carries the group's data.
@@ -26,6 +28,7 @@ the first rank's own error, or :class:`CommError` naming the lost worker.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import socket
 import threading
@@ -42,6 +45,8 @@ from distributed.protocol import pickle as dpickle
 
 from .. import _config
 from ._communicator import Communicator
+from ._stream import OP as STREAM_OP
+from ._stream import StreamChannel, open_stream
 from ._transport import Channel, CommError, hello, read_hello, send_frames
 
 PLUGIN = "daskpml-comm"
@@ -58,7 +63,8 @@ class GroupState:
     def __init__(self, gid: str) -> None:
         self.gid = gid
         self.cond = threading.Condition()
-        self.incoming: dict[int, socket.socket] = {}
+        self.incoming: dict[int, Any] = {}          # rank -> socket, or StreamChannel (transport "distributed")
+        self.arrived = threading.Condition()        # a StreamChannel of this group's rank got a message
         self.channels: dict[int, Channel] = {}
         self.control: deque = deque()
         self.abort = threading.Event()
@@ -130,6 +136,7 @@ class CommPlugin(WorkerPlugin):
         self.closed = False
         self._thread = threading.Thread(target=self._accept, name="daskpml-comm-accept", daemon=True)
         self._thread.start()
+        worker.handlers[STREAM_OP] = self._on_stream  # (transport "distributed": the worker's own listener)
 
     def group(self, gid: str) -> GroupState:
         with self.lock:
@@ -161,6 +168,18 @@ class CommPlugin(WorkerPlugin):
             st.incoming[rank] = sock
             st.cond.notify_all()
 
+    async def _on_stream(self, comm: Any, gid: str, rank: int) -> None:
+        """A rank's connection over Distributed's comm: its group's rank reads it from now on."""
+        st = self.group(gid)
+        ch = StreamChannel(comm, comm.peer_address, st.abort, asyncio.get_running_loop(), st.arrived)
+        with st.cond:
+            if st.abort.is_set():
+                comm.abort()
+                return
+            st.incoming[int(rank)] = ch
+            st.cond.notify_all()
+        await ch.serve()
+
     def forget(self, gid: str, abort: bool) -> None:
         with self.lock:
             st = self.groups.pop(gid, None) if not abort else self.groups.get(gid)
@@ -174,6 +193,7 @@ class CommPlugin(WorkerPlugin):
 
     def teardown(self, worker: Any) -> None:
         self.closed = True
+        worker.handlers.pop(STREAM_OP, None)
         try:
             self.listener.close()
         except OSError:
@@ -219,15 +239,19 @@ def _finish(gid: str, abort: bool, dask_worker: Any = None) -> None:
         plugin.forget(gid, abort)
 
 
-def _connect(st: GroupState, rank: int, endpoints: Sequence[tuple[str, int]], workers: Sequence[str],
-             limit: float, inline_bytes: int) -> dict[int, Channel]:
+def _connect(st: GroupState, rank: int, spec: dict) -> dict[int, Any]:
     """Connect to the lower ranks, accept the higher ones: one channel per peer."""
+    workers, limit = spec["workers"], spec["connect_timeout"]
     deadline = time.monotonic() + limit
-    channels: dict[int, Channel] = {}
+    channels: dict[int, Any] = {}
+    stream = spec["transport"] == "distributed"
     for peer in range(rank):
+        if stream:
+            channels[peer] = _open_stream(st, rank, workers[peer], deadline)
+            continue
         while True:
             try:
-                host, port = endpoints[peer]
+                host, port = spec["endpoints"][peer]
                 sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
                 _buffers(sock)                     # before connect: the window scale is agreed then
                 sock.settimeout(max(1.0, deadline - time.monotonic()))
@@ -243,7 +267,7 @@ def _connect(st: GroupState, rank: int, endpoints: Sequence[tuple[str, int]], wo
                 time.sleep(0.05)
         sock.settimeout(None)
         send_frames(sock, hello(st.gid, rank))
-        channels[peer] = Channel(sock, workers[peer], st.abort, inline_bytes)
+        channels[peer] = Channel(sock, workers[peer], st.abort, spec["inline_bytes"])
     with st.cond:
         while len(st.incoming) < len(workers) - rank - 1:
             if st.abort.is_set():
@@ -255,10 +279,61 @@ def _connect(st: GroupState, rank: int, endpoints: Sequence[tuple[str, int]], wo
                                 f"{[workers[m] for m in missing]}) did not start within "
                                 f"daskpml.comm.connect-timeout={limit:g} s; are those workers busy or gone?")
             st.cond.wait(min(left, 0.5))
-        for peer, sock in st.incoming.items():
-            channels[peer] = Channel(sock, workers[peer], st.abort, inline_bytes)
+        for peer, conn in st.incoming.items():
+            if stream:
+                conn.peer = workers[peer]
+                channels[peer] = conn
+            else:
+                channels[peer] = Channel(conn, workers[peer], st.abort, spec["inline_bytes"])
         st.incoming.clear()
     return channels
+
+
+def _open_stream(st: GroupState, rank: int, address: str, deadline: float) -> StreamChannel:
+    """A :class:`StreamChannel` to the rank on ``address`` (transport "distributed")."""
+    worker = st.worker
+    loop = worker.loop.asyncio_loop
+    left = max(1.0, deadline - time.monotonic())
+    fut = asyncio.run_coroutine_threadsafe(open_stream(address, st.gid, rank, left, worker.connection_args), loop)
+    try:
+        comm = fut.result(left + 5.0)
+    except Exception as e:
+        fut.cancel()
+        raise CommError(f"rank {rank} could not connect to the rank on {address}: {e}") from None
+    ch = StreamChannel(comm, address, st.abort, loop, st.arrived)
+    asyncio.run_coroutine_threadsafe(ch.serve(), loop)
+    return ch
+
+
+def transport_for(addresses: Sequence[str]) -> str:
+    """The transport of a group whose ranks are on ``addresses``: ``daskpml.comm.transport``,
+    where "auto" means plain sockets on a ``tcp://`` (or in-process) cluster and Distributed's
+    comm on any other protocol (``tls://`` keeps its encryption, ``ucx://`` its fabric).
+
+    Parameters
+    ----------
+    addresses : list of str
+        The worker addresses of the group's ranks.
+
+    Returns
+    -------
+    transport : {"sockets", "distributed"}
+        Plain TCP sockets between the workers' hosts, or ``distributed.comm`` connections.
+
+    Examples
+    --------
+    >>> transport_for(["tcp://10.0.0.1:4000", "tcp://10.0.0.2:4000"])
+    'sockets'
+    >>> transport_for(["tls://10.0.0.1:4000"])
+    'distributed'
+    """
+    choice = _config.get("comm.transport")
+    if choice not in ("auto", "sockets", "distributed"):
+        raise ValueError(f"daskpml.comm.transport must be 'auto', 'sockets' or 'distributed', got {choice!r}.")
+    if choice != "auto":
+        return choice
+    plain = all(a.split("://", 1)[0] in ("tcp", "inproc") for a in addresses)
+    return "sockets" if plain else "distributed"
 
 
 def _rank_main(spec: dict, *blocks: list) -> Any:
@@ -273,8 +348,7 @@ def _rank_main(spec: dict, *blocks: list) -> Any:
     st.rank = rank
     with dask.config.set(spec["config"]):
         try:
-            st.channels = _connect(st, rank, spec["endpoints"], workers, spec["connect_timeout"],
-                                   spec["inline_bytes"])
+            st.channels = _connect(st, rank, spec)
             comm = Communicator(gid, rank, workers, st.channels, spec["blocks"], timeout=spec["timeout"],
                                 small_bytes=spec["small_bytes"], state=st)
             out = spec["fn"](comm, *blocks, *spec["args"], **spec["kwargs"])
@@ -668,7 +742,7 @@ def spmd(fn: Callable, *collections: Any, args: tuple = (), kwargs: dict | None 
                 fn=fn, args=tuple(args), kwargs=kwargs, timeout=timeout(),
                 connect_timeout=float(parse_timedelta(_config.get("comm.connect-timeout"))),
                 small_bytes=int(_config.get("comm.small-bytes")),
-                inline_bytes=int(_config.get("comm.inline-bytes")),
+                inline_bytes=int(_config.get("comm.inline-bytes")), transport=transport_for(workers),
                 config={f"daskpml.{k}": v for k, v in config.items()})
     # subscribe to the ranks' reports before any rank can start: the scheduler forwards only
     # the events that arrive after a subscription (the subscription and the tasks travel in

@@ -29,7 +29,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -300,7 +300,8 @@ class Channel:
             got += k
         return out
 
-    def _read_message(self, timeout: float) -> tuple[Any, Any]:
+    def next_message(self, timeout: float) -> tuple[Any, Any]:
+        """The next message from this peer, whatever its tag: ``(tag, obj)``."""
         self._timeout = timeout
         deadline = time.monotonic() + timeout
         (count,) = _Q.unpack(self._take(8, deadline))
@@ -319,7 +320,7 @@ class Channel:
         if waiting:
             return waiting.pop(0)
         while True:
-            got_tag, obj = self._read_message(timeout)
+            got_tag, obj = self.next_message(timeout)
             if got_tag == tag:
                 return obj
             self.pending.setdefault(got_tag, []).append(obj)
@@ -333,6 +334,20 @@ class Channel:
         except (OSError, ValueError):
             return True                               # closed: recv will raise the error
         return bool(readable)
+
+    @staticmethod
+    def wait_any(channels: Sequence["Channel"], timeout: float) -> list:
+        """The channels among ``channels`` with a message to read (or a closed connection),
+        waiting up to ``timeout`` seconds for one; [] when none came."""
+        ready = [ch for ch in channels if ch.readable()]
+        if ready or not channels:
+            return ready
+        by_fd = {ch.sock.fileno(): ch for ch in channels}
+        try:
+            fds, _, _ = select.select(list(by_fd), [], [], max(0.0, timeout))
+        except (OSError, ValueError):               # a socket closed meanwhile: its read raises
+            return list(channels)
+        return [by_fd[fd] for fd in fds]
 
     def _lost(self, error: BaseException | None) -> CommError:
         if self.abort.is_set():

@@ -1037,30 +1037,14 @@ class _Mailroom:
                     self.server.lock.notify_all()
 
     def _run(self) -> None:
-        import select
-
-        from ..comm import CommError
-
         comm = self.comm
         peers = [r for r in range(comm.size) if r != comm.rank]
         while not (self.local_done.is_set() and self.byes == len(peers)):
-            if any(comm.channels[p].closed for p in peers):
-                raise CommError(f"rank {comm.rank}: a connection of the group is closed")
-            socks = {comm.channels[p].sock.fileno(): p for p in peers}
-            if not socks:                           # a group of one rank: nothing to read
+            if not peers:                           # a group of one rank: nothing to read
                 self.local_done.wait(0.2)
                 continue
-            ready = [fd for fd, p in socks.items() if comm.channels[p].readable()] or \
-                select.select(list(socks), [], [], 0.2)[0]
-            if not ready:
-                if comm.state is not None and comm.state.abort.is_set():
-                    raise CommError("the group was aborted")
-                continue
-            for fd in ready:
-                p = socks[fd]
-                ch = comm.channels[p]
-                tag, obj = ch._read_message(comm.timeout)
-                self._route(p, ch, tag, obj)
+            for p, tag, obj in comm.next_messages(peers, 0.2):
+                self._route(p, comm.channels[p], tag, obj)
 
     def _route(self, src: int, ch: Any, tag: Any, obj: Any) -> None:
         user = tag[1] if tag[0] == "u" else None

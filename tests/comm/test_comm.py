@@ -26,6 +26,17 @@ def eight():
         yield c
 
 
+@pytest.fixture(params=["sockets", "distributed"])
+def transport(request):
+    """Both transports: plain sockets (a tcp:// cluster's default) and Distributed's comm (the
+    default on tls:// and ucx:// clusters), forced through daskpml.comm.transport."""
+    with dask.config.set({"daskpml.comm.transport": request.param}):
+        yield request.param
+
+
+CHANNEL = {"sockets": "Channel", "distributed": "StreamChannel"}
+
+
 def on_ranks(client, n_ranks: int, blocks_per_rank: int = 1):
     """A dask array with ``blocks_per_rank`` one-element blocks on each of ``n_ranks`` workers
     (block ``i`` holds ``i``)."""
@@ -72,12 +83,13 @@ def _collectives(comm: Communicator, blocks, dtype, n):
         wait_a()
         wait_b()
     out["mine"] = mine
+    out["channel"] = {type(ch).__name__ for ch in comm.channels.values()}
     return out
 
 
 @pytest.mark.parametrize("n_ranks", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("dtype", ["float64", "float32", "int64"])
-def test_collectives_against_numpy(eight, n_ranks, dtype):
+def test_collectives_against_numpy(eight, n_ranks, dtype, transport):
     x, workers = on_ranks(eight, n_ranks)
     n = 37
     res = spmd(_collectives, x, args=(dtype, n))
@@ -86,6 +98,7 @@ def test_collectives_against_numpy(eight, n_ranks, dtype):
     total = np.sum(mine, axis=0, dtype=dtype) if dtype != "float32" else np.sum(np.array(mine, dtype=np.float64), axis=0)
     for rank, r in enumerate(res):
         assert r["blocks"] == [float(rank)] and r["block_index"] == [rank]
+        assert r["channel"] == ({CHANNEL[transport]} if n_ranks > 1 else set())
         rtol = 1e-5 if dtype == "float32" else 1e-12
         np.testing.assert_allclose(r["sum"], total, rtol=rtol)
         assert r["in_place"] and r["sum"].dtype == np.dtype(dtype)
@@ -116,7 +129,7 @@ def _sizes(comm, blocks, sizes, small_bytes):
 
 
 @pytest.mark.parametrize("n_ranks", [2, 3, 4])
-def test_message_sizes_from_empty_to_100MB(eight, n_ranks):
+def test_message_sizes_from_empty_to_100MB(eight, n_ranks, transport):
     """Recursive doubling and the ring (small-bytes lowered so that the ring runs from 4 KB on)."""
     x, _ = on_ranks(eight, n_ranks)
     sizes = [0, 8, 1024, 4096 + 8, 1 << 20] + ([100 << 20] if n_ranks == 3 else [])
@@ -137,7 +150,7 @@ def _several(comm, blocks):
     return comm.blocks, comm.allreduce(local)[0]
 
 
-def test_a_worker_with_several_blocks_gets_them_all_in_order(eight):
+def test_a_worker_with_several_blocks_gets_them_all_in_order(eight, transport):
     x, _ = on_ranks(eight, 3, blocks_per_rank=2)
     res = spmd(_several, x)
     assert [r[0] for r in res] == [[0, 1], [2, 3], [4, 5]]
@@ -153,7 +166,7 @@ def _sum_of(comm, blocks, value):
     return acc
 
 
-def test_two_groups_at_once_do_not_cross_messages(eight):
+def test_two_groups_at_once_do_not_cross_messages(eight, transport):
     x1, _ = on_ranks(eight, 4)
     x2, _ = on_ranks(eight, 3)
     out = {}
@@ -178,7 +191,7 @@ def _fails_on_rank_1(comm, blocks):
         comm.allreduce(np.ones(4))
 
 
-def test_a_rank_error_reaches_the_caller_and_ends_the_others(eight):
+def test_a_rank_error_reaches_the_caller_and_ends_the_others(eight, transport):
     x, _ = on_ranks(eight, 3)
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match="rank 1 found bad data"):
@@ -194,7 +207,7 @@ def _silent_rank(comm, blocks):
         comm.allreduce(np.ones(2))
 
 
-def test_a_silent_peer_ends_the_group_within_the_timeout(eight):
+def test_a_silent_peer_ends_the_group_within_the_timeout(eight, transport):
     x, _ = on_ranks(eight, 2)
     t0 = time.perf_counter()
     with dask.config.set({"daskpml.comm.timeout": "2s"}):
@@ -210,7 +223,7 @@ def _kill_rank_1(comm, blocks):
         comm.allreduce(np.ones(16))
 
 
-def test_a_killed_rank_ends_every_rank_with_comm_error(nanny_client):
+def test_a_killed_rank_ends_every_rank_with_comm_error(nanny_client, transport):
     x, workers = on_ranks(nanny_client, 2)
     t0 = time.perf_counter()
     with dask.config.set({"daskpml.comm.timeout": "30s"}):
