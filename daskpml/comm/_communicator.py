@@ -15,17 +15,26 @@ Every rank gets the same bits from ``allreduce``: in recursive doubling both par
 lower rank's operand first; in the ring each segment is reduced by one rank and then copied. That
 makes state computed from reduced values (line searches, L-BFGS pairs) identical on every rank.
 
+CuPy arrays: where every rank has CuPy with NCCL and its own GPU (``daskpml.comm.nccl``, on by
+default), ``allreduce``, ``broadcast`` and ``reduce`` of a CuPy array run over NCCL
+(``cupy.cuda.nccl``; the unique id is broadcast over the group's own connections by the first
+CuPy collective, which also checks that every rank can take part, so all ranks decide alike).
+Otherwise, and for ops NCCL lacks (a callable) or dtypes it lacks, the array is staged through
+host memory.
+
 Collective messages carry a per-group sequence number, so successive collectives, and user
 ``send``/``recv`` with their own tags, never cross.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import _config
 from ._transport import Channel, CommError
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {"sum": np.add, "prod": np.multiply, "max": np.maximum,
@@ -46,6 +55,48 @@ def _in_place(fn: Any, mine: np.ndarray, theirs: Any) -> bool:
     """Whether ``fn`` is one of the NumPy ops and can write its result into ``theirs``."""
     return (fn in _UFUNCS and isinstance(theirs, np.ndarray) and theirs.flags.writeable
             and theirs.dtype == mine.dtype and theirs.shape == mine.shape)
+
+
+def _on_device(x: Any) -> bool:
+    """A CuPy (CUDA) array."""
+    return hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray)
+
+
+def _nccl_device() -> str | None:
+    """This process's GPU (its PCI bus id) when CuPy with NCCL can run a collective here, else None."""
+    if not _config.get("comm.nccl"):
+        return None
+    try:
+        import cupy
+        from cupy.cuda import nccl
+    except Exception:                               # no CuPy, or CuPy built without NCCL
+        return None
+    if not getattr(nccl, "available", True):
+        return None
+    try:
+        dev = cupy.cuda.Device()
+        return f"{socket.gethostname()}/{getattr(dev, 'pci_bus_id', dev.id)}"
+    except Exception:                               # no usable device
+        return None
+
+
+def _nccl_names(dtype: Any, op: Any) -> tuple[str, str] | None:
+    """NCCL's names of the datatype and op for a NumPy dtype and a named op, or None where NCCL
+    has none (decided from the arguments alone, so every rank decides alike)."""
+    types = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64",
+             "int8": "NCCL_INT8", "uint8": "NCCL_UINT8", "int32": "NCCL_INT32", "uint32": "NCCL_UINT32",
+             "int64": "NCCL_INT64", "uint64": "NCCL_UINT64"}
+    ops = {"sum": "NCCL_SUM", "prod": "NCCL_PROD", "max": "NCCL_MAX", "min": "NCCL_MIN"}
+    t = types.get(np.dtype(dtype).name)
+    o = ops.get(op) if isinstance(op, str) else None
+    return None if t is None or o is None else (t, o)
+
+
+class _DeviceHead:
+    """What the root of a broadcast sends first for a CuPy array: its shape and dtype."""
+
+    def __init__(self, shape: tuple, dtype: str) -> None:
+        self.shape, self.dtype = tuple(shape), dtype
 
 
 def _host(x: Any) -> tuple[np.ndarray, Any]:
@@ -111,6 +162,7 @@ class Communicator:
         self.state = state
         self._seq = 0
         self.collectives = 0                 # collective calls so far (every rank counts the same)
+        self._nccl: Any = None               # NCCL communicator; False once the group found it cannot use one
 
     def __repr__(self) -> str:
         return f"<Communicator rank {self.rank} of {self.size}>"
@@ -266,6 +318,8 @@ class Communicator:
             the result.
         """
         fn = _op(op)
+        if self.size > 1 and _on_device(x) and self._device_collective("allReduce", x, op) is not None:
+            return x
         tag = self._tag()
         scalar = isinstance(x, (int, float, complex, np.generic))
         host, back = _host(x)
@@ -332,6 +386,50 @@ class Communicator:
             right.wait(done, self.timeout)
         return flat
 
+    def _nccl_comm(self) -> Any:
+        """The group's NCCL communicator, made by the first CuPy collective (every rank calls
+        it at the same point): None where some rank lacks CuPy with NCCL or two ranks share a GPU."""
+        if self._nccl is None:
+            devices = self.allgather(_nccl_device())
+            if all(devices) and len(set(devices)) == self.size:
+                from cupy.cuda import nccl
+
+                uid = self._tree_broadcast(nccl.get_unique_id() if self.rank == 0 else None, 0)
+                self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
+            else:
+                self._nccl = False
+        return self._nccl or None
+
+    def _device_collective(self, name: str, x: Any, op: Any, root: int = 0) -> Any:
+        """NCCL's ``name`` (allReduce, reduce, bcast) on the CuPy array ``x``, in place; for bcast
+        on a non-root rank ``x`` is the root's :class:`_DeviceHead` and a new array is returned.
+        None (nothing done) where NCCL cannot run it: the caller stages through host memory."""
+        names = _nccl_names(x.dtype, op if name != "bcast" else "sum") if self._nccl is not False else None
+        nc = self._nccl_comm() if names is not None else None
+        if nc is None:
+            return None
+        import cupy
+        from cupy.cuda import nccl
+
+        dtype_code, op_code = getattr(nccl, names[0]), getattr(nccl, names[1])
+        if isinstance(x, _DeviceHead):
+            x = buf = cupy.empty(x.shape, dtype=x.dtype)
+        else:
+            buf = x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
+        stream = cupy.cuda.get_current_stream()
+        ptr = buf.data.ptr
+        self.collectives += 1
+        if name == "allReduce":
+            nc.allReduce(ptr, ptr, buf.size, dtype_code, op_code, stream.ptr)
+        elif name == "reduce":
+            nc.reduce(ptr, ptr, buf.size, dtype_code, op_code, root, stream.ptr)
+        else:
+            nc.bcast(ptr, buf.size, dtype_code, root, stream.ptr)
+        stream.synchronize()
+        if buf is not x:
+            x[...] = buf
+        return x
+
     def broadcast(self, x: Any = None, root: int = 0) -> Any:
         """``x`` from ``root`` on every rank (a binomial tree).
 
@@ -347,6 +445,18 @@ class Communicator:
         x : object
             The root's value. A NumPy array on a non-root rank is a new array.
         """
+        if self.size > 1 and self.rank == root and _on_device(x) and self._nccl is not False:
+            head = self._tree_broadcast(_DeviceHead(x.shape, np.dtype(x.dtype).str), root)
+        else:
+            head = self._tree_broadcast(x, root)
+        if not isinstance(head, _DeviceHead):
+            return head
+        got = self._device_collective("bcast", x.copy() if self.rank == root else head, None, root=root)
+        if got is not None:
+            return x if self.rank == root else got
+        return self._tree_broadcast(x, root)     # NCCL cannot run here: through host memory
+
+    def _tree_broadcast(self, x: Any, root: int) -> Any:
         tag = self._tag()
         P = self.size
         if P == 1:
@@ -383,8 +493,12 @@ class Communicator:
             The result on ``root``; None elsewhere.
         """
         fn = _op(op)
-        tag = self._tag()
         P = self.size
+        if P > 1 and _on_device(x) and self._nccl is not False:
+            out = self._device_collective("reduce", x.copy(), op, root=root)
+            if out is not None:
+                return out if self.rank == root else None
+        tag = self._tag()
         host, back = _host(x)
         if P == 1:
             return x
