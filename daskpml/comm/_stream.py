@@ -32,13 +32,13 @@ from distributed.comm import connect
 from distributed.protocol import to_serialize
 from distributed.protocol.serialize import Serialized, deserialize
 
-from ._transport import CommError
+from ._transport import ChannelBase, CommError
 
 OP = "daskpml-comm"
 SERIALIZERS = ("dask", "pickle", "error")
 
 
-class StreamChannel:
+class StreamChannel(ChannelBase):
     """One ``distributed.comm`` connection to one peer rank: messages in order, tag matching.
 
     The same interface as the socket :class:`~daskpml.comm._transport.Channel`.
@@ -146,9 +146,6 @@ class StreamChannel:
         if self._send_error is not None:
             raise self._lost(self._send_error)
 
-    def send(self, tag: Any, obj: Any, timeout: float) -> None:
-        self.wait(self.isend(tag, obj), timeout)
-
     # -- receiving (the rank thread) --------------------------------------------------------
     def next_message(self, timeout: float) -> tuple[Any, Any]:
         """The next message from this peer, whatever its tag: ``(tag, obj)``."""
@@ -165,17 +162,6 @@ class StreamChannel:
                                     f"{timeout:g} s; it is stuck or its worker is unreachable")
                 self.arrived.wait(min(left, 0.5))
             return self.inbox.popleft()
-
-    def recv(self, tag: Any, timeout: float) -> Any:
-        """The next message with ``tag`` from this peer; others are kept for their recv."""
-        waiting = self.pending.get(tag)
-        if waiting:
-            return waiting.pop(0)
-        while True:
-            got_tag, obj = self.next_message(timeout)
-            if got_tag == tag:
-                return obj
-            self.pending.setdefault(got_tag, []).append(obj)
 
     def readable(self) -> bool:
         """Whether :meth:`next_message` returns (or raises) without waiting."""
@@ -200,13 +186,6 @@ class StreamChannel:
                 if ready or left <= 0:
                     return ready
                 cond.wait(left)
-
-    def _lost(self, error: BaseException | None) -> CommError:
-        if self.abort.is_set():
-            return CommError(f"the group was aborted (connection to {self.peer} closed)")
-        why = f": {error}" if error is not None and str(error) else ""
-        return CommError(f"lost the rank on worker {self.peer} (its connection closed{why}); "
-                         "that worker died or its task failed")
 
     def close(self) -> None:
         if self.closed:

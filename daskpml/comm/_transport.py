@@ -109,7 +109,38 @@ _SENT = threading.Event()
 _SENT.set()
 
 
-class Channel:
+class ChannelBase:
+    """What every channel to one peer rank shares: tag matching on receipt, the lost-peer error.
+
+    A subclass provides ``isend``/``wait`` and ``next_message`` (the next message, any tag)."""
+
+    peer: str
+    abort: threading.Event
+    pending: dict
+
+    def send(self, tag: Any, obj: Any, timeout: float) -> None:
+        self.wait(self.isend(tag, obj), timeout)
+
+    def recv(self, tag: Any, timeout: float) -> Any:
+        """The next message with ``tag`` from this peer; others are kept for their recv."""
+        waiting = self.pending.get(tag)
+        if waiting:
+            return waiting.pop(0)
+        while True:
+            got_tag, obj = self.next_message(timeout)
+            if got_tag == tag:
+                return obj
+            self.pending.setdefault(got_tag, []).append(obj)
+
+    def _lost(self, error: BaseException | None) -> CommError:
+        if self.abort.is_set():
+            return CommError(f"the group was aborted (connection to {self.peer} closed)")
+        why = f": {error}" if error is not None and str(error) else ""
+        return CommError(f"lost the rank on worker {self.peer} (its connection closed{why}); "
+                         "that worker died or its task failed")
+
+
+class Channel(ChannelBase):
     """One connected socket to one peer rank: framed messages in order, tag matching on receipt.
 
     Parameters
@@ -223,9 +254,6 @@ class Channel:
         if self._send_error is not None:
             raise self._send_error
 
-    def send(self, tag: Any, obj: Any, timeout: float) -> None:
-        self.wait(self.isend(tag, obj), timeout)
-
     # -- receiving ---------------------------------------------------------------------
     def _fill(self, deadline: float) -> None:
         """Read what the socket has into the receive buffer (at least one byte)."""
@@ -314,17 +342,6 @@ class Channel:
         """Bytes already buffered here (``select`` cannot see them)."""
         return self._rend > self._rstart
 
-    def recv(self, tag: Any, timeout: float) -> Any:
-        """The next message with ``tag`` from this peer; others are kept for their recv."""
-        waiting = self.pending.get(tag)
-        if waiting:
-            return waiting.pop(0)
-        while True:
-            got_tag, obj = self.next_message(timeout)
-            if got_tag == tag:
-                return obj
-            self.pending.setdefault(got_tag, []).append(obj)
-
     def poll(self) -> bool:
         """Whether a message is waiting (already received or readable now)."""
         if any(self.pending.values()) or self.readable():
@@ -348,13 +365,6 @@ class Channel:
         except (OSError, ValueError):               # a socket closed meanwhile: its read raises
             return list(channels)
         return [by_fd[fd] for fd in fds]
-
-    def _lost(self, error: BaseException | None) -> CommError:
-        if self.abort.is_set():
-            return CommError(f"the group was aborted (connection to {self.peer} closed)")
-        why = f": {error}" if error is not None else ""
-        return CommError(f"lost the rank on worker {self.peer} (its connection closed{why}); "
-                         "that worker died or its task failed")
 
     def close(self) -> None:
         if self.closed:
