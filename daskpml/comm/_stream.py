@@ -14,9 +14,9 @@ message it reads into the channel's inbox (and wakes the rank thread), a writer 
 messages the rank thread queued, in order. Arrays travel as Distributed serializes them
 (``dask`` serializer: out-of-band frames, no copy into a pickle); other objects as pickle.
 
-Compared with the sockets this costs a hop through the event loop per message (about 0.3-1 ms
-on a quiet machine, ``benchmarks/bench_comm.py --transport distributed``); large messages move at
-the protocol's bandwidth.
+Compared with the sockets this costs a hop through the event loop per message: on a 2-core
+machine, 2 ranks over tcp, a 1 KB allreduce took 0.62 ms against 0.046 ms on sockets; 100 MB moved
+as fast (``benchmarks/bench_comm.py`` measures both).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import time
 from collections import deque
 from typing import Any, Sequence
 
+from dask.sizeof import sizeof
 from distributed.comm import connect
 from distributed.protocol import to_serialize
 from distributed.protocol.serialize import Serialized, deserialize
@@ -79,6 +80,9 @@ class StreamChannel(ChannelBase):
                 obj = msg["x"]
                 if isinstance(obj, Serialized):          # (a comm that does not deserialize)
                     obj = deserialize(obj.header, obj.frames, deserializers=SERIALIZERS)
+                # (Distributed's read does not say how many bytes it took: the frames' size
+                # is estimated as dask does, by the objects' sizeof)
+                self.bytes_received += len(msg["t"]) + sizeof(obj)
                 with self.arrived:
                     self.inbox.append((pickle.loads(msg["t"]), obj))
                     self.arrived.notify_all()

@@ -261,3 +261,21 @@ def test_mismatched_collections_are_refused(eight):
     b = da.ones(10, chunks=2).persist()
     with pytest.raises(ValueError, match="same number of blocks"):
         spmd(lambda comm, x, y: None, a, b)
+
+
+def _counted(comm, blocks):
+    if comm.rank == 0:
+        comm.send(np.ones(1 << 17), 1)
+        comm.recv(1)
+    else:
+        comm.recv(0)
+        comm.send("ok", 0)
+    comm.barrier()
+    return comm.bytes_sent, sum(ch.bytes_received for ch in comm.channels.values())
+
+
+def test_each_channel_counts_the_bytes_it_sends_and_receives(eight, transport):
+    x, _ = on_ranks(eight, 2)
+    (sent0, got0), (sent1, got1) = spmd(_counted, x)
+    assert sent0 >= 1 << 20 and got1 >= 1 << 20          # the 1 MB array, each way it is counted
+    assert 0 < sent1 < 1 << 16 and 0 < got0 < 1 << 16
