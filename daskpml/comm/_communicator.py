@@ -451,7 +451,7 @@ class Communicator:
             head = self._tree_broadcast(x, root)
         if not isinstance(head, _DeviceHead):
             return head
-        got = self._device_collective("bcast", x.copy() if self.rank == root else head, None, root=root)
+        got = self._device_collective("bcast", x if self.rank == root else head, None, root=root)
         if got is not None:
             return x if self.rank == root else got
         return self._tree_broadcast(x, root)     # NCCL cannot run here: through host memory
