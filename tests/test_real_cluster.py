@@ -112,7 +112,8 @@ def test_solvers_run_on_the_ranks_of_a_real_cluster(scheduler_address):
 
 
 def test_cli_with_scheduler_option(scheduler_address, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "daskpml.cli", "--scheduler", scheduler_address, "demo", "--quick"],
+    out = subprocess.run([sys.executable, "-m", "daskpml.cli", "--scheduler", scheduler_address, "demo", "--quick",
+                          "--only", "sparse"],
                          capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.returncode == 0, out.stderr
     assert f"cluster: {scheduler_address} with 2 worker(s)" in out.stdout and "SpGEMM" in out.stdout
