@@ -386,6 +386,12 @@ class Communicator:
             right.wait(done, self.timeout)
         return flat
 
+    @property
+    def uses_nccl(self) -> bool:
+        """Whether the group's CuPy collectives go over NCCL (decided by the first of them; False
+        before it, and where some rank lacks CuPy with NCCL or two ranks share a GPU)."""
+        return bool(self._nccl)
+
     def _nccl_comm(self) -> Any:
         """The group's NCCL communicator, made by the first CuPy collective (every rank calls
         it at the same point): None where some rank lacks CuPy with NCCL or two ranks share a GPU."""
