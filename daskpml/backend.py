@@ -13,13 +13,14 @@ already imported, so CPU users never pay for (or need) CuPy.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import scipy.sparse
 
-__all__ = ["asarray_like", "backend_name", "get_namespace", "gpu_count", "import_cupy", "is_sparse", "nbytes", "sparse_meta",
+__all__ = ["asarray_like", "backend_name", "device_standin", "get_namespace", "gpu_count", "import_cupy", "is_sparse", "nbytes", "sparse_meta",
            "synchronize", "to_backend", "to_numpy", "zeros_like"]
 
 BackendName = Literal["numpy", "cupy"]
@@ -28,6 +29,50 @@ _GPU_HELP = (
     "install the GPU extra (pip install 'daskpml[gpu]', or conda env create -f "
     "environment-gpu.yml) on a machine with an NVIDIA GPU and CUDA"
 )
+
+
+#: (xp, xsp, owns) of the module pair that stands in for CuPy (see :func:`device_standin`), or None
+_STANDIN: tuple[ModuleType, ModuleType, Callable[[Any], bool]] | None = None
+
+
+@contextmanager
+def device_standin(xp: ModuleType, xsp: ModuleType, owns: Callable[[Any], bool]) -> Iterator[None]:
+    """Route the ``"cupy"`` backend to another pair of array modules while the block runs.
+
+    A testing hook: the test suite's ``strict`` backend is NumPy/SciPy behind arrays that refuse
+    implicit conversion to the host the way CuPy does, so that the CuPy code paths (and their
+    host-conversion mistakes) run on a machine without a GPU. Inside the block,
+    ``get_namespace`` gives ``(xp, xsp)`` for every object ``owns`` accepts, ``backend_name``
+    calls them ``"cupy"``, and ``to_backend(x, "cupy")`` makes them. It holds for this process
+    only (worker processes keep the real CuPy).
+
+    Parameters
+    ----------
+    xp : module
+        The dense array module (CuPy's place: ``asarray``, ``cuda.get_current_stream``...).
+    xsp : module
+        The sparse module (cupyx.scipy.sparse's place: ``csr_matrix``, ``issparse``...).
+    owns : callable(object) -> bool
+        Whether an object (an array or sparse matrix) belongs to ``xp`` / ``xsp``.
+
+    Yields
+    ------
+    None
+        The block runs with the stand-in.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse
+    >>> with device_standin(np, scipy.sparse, lambda obj: False):
+    ...     backend_name(np.ones(1))
+    'numpy'
+    """
+    global _STANDIN
+    previous, _STANDIN = _STANDIN, (xp, xsp, owns)
+    try:
+        yield
+    finally:
+        _STANDIN = previous
 
 
 def import_cupy() -> tuple[ModuleType, ModuleType]:
@@ -48,6 +93,8 @@ def import_cupy() -> tuple[ModuleType, ModuleType]:
     ...     print("GPU" in str(err) or "CuPy" in str(err))
     True
     """
+    if _STANDIN is not None:
+        return _STANDIN[0], _STANDIN[1]
     try:
         import cupy
         import cupyx.scipy.sparse
@@ -85,6 +132,8 @@ def _meta(x: Any) -> Any:
 
 
 def _is_cupy_object(obj: Any) -> bool:
+    if _STANDIN is not None:
+        return bool(_STANDIN[2](obj))
     cupy = sys.modules.get("cupy")
     if cupy is None:
         return False
@@ -174,7 +223,7 @@ def is_sparse(x: Any) -> bool:
     obj = _meta(x)
     if scipy.sparse.issparse(obj):
         return True
-    cupyx_sparse = sys.modules.get("cupyx.scipy.sparse")
+    cupyx_sparse = _STANDIN[1] if _STANDIN is not None else sys.modules.get("cupyx.scipy.sparse")
     return cupyx_sparse is not None and bool(cupyx_sparse.issparse(obj))
 
 

@@ -12,11 +12,22 @@ from distributed import Client, LocalCluster
 from daskpml.backend import gpu_count
 
 
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=["numpy", "strict", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend(request: pytest.FixtureRequest):
+    """The array backend a test runs on: ``numpy``; ``strict`` (NumPy behind arrays that refuse
+    implicit host conversion as CuPy does, in CuPy's place: ``tests/_strict.py``; the test sees
+    the name ``"cupy"``); ``cupy`` (a GPU)."""
     if request.param == "cupy" and gpu_count() == 0:
         pytest.skip("the cupy backend needs CuPy and a CUDA GPU")
-    return request.param
+    if request.param == "strict":
+        from _strict import owns, strict, strict_sparse
+
+        from daskpml.backend import device_standin
+
+        with device_standin(strict, strict_sparse, owns):
+            yield "cupy"
+        return
+    yield request.param
 
 
 @pytest.fixture()

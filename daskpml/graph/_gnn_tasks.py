@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..backend import get_namespace, is_sparse
+from ..sparse import row_indices
 
 _M64 = (1 << 64) - 1
 
@@ -60,7 +61,7 @@ def dropout(H: Any, rows: Any, key: int, rate: float) -> Any:
     if rate <= 0:
         return H
     scale = 1.0 / (1.0 - rate)
-    xp, _ = get_namespace(H)
+    xp, xsp = get_namespace(H)
     width = H.shape[1]
     if xp is np:
         from . import _gnn_kernels as K
@@ -72,10 +73,10 @@ def dropout(H: Any, rows: Any, key: int, rate: float) -> Any:
             return sp.csr_matrix((data, H.indices, H.indptr), shape=H.shape)
         return K.dropout_dense(H, *args, np.empty(H.shape, dtype=H.dtype))
     if is_sparse(H):
-        row_of = xp.repeat(rows, xp.diff(H.indptr).astype(xp.int64))
+        row_of = rows[row_indices(H)]           # (CuPy's repeat takes no array of counts)
         keep = dropout_mask(row_of, width, key, rate, cols=H.indices)
         data = xp.where(keep, H.data * H.dtype.type(scale), H.dtype.type(0))
-        return type(H)((data, H.indices, H.indptr), shape=H.shape)
+        return xsp.csr_matrix((data, H.indices, H.indptr), shape=H.shape)
     return xp.where(dropout_mask(rows, width, key, rate), H * H.dtype.type(scale), H.dtype.type(0))
 
 

@@ -51,7 +51,7 @@ from .._checkpoint import Checkpoint
 from .._progress import ProgressLine
 from ..backend import get_namespace, is_sparse, to_numpy
 from ..runtime import total_threads
-from ..sparse import CSRMatrix, from_array
+from ..sparse import CSRMatrix, from_array, row_indices
 from .._blocks import even_split
 from ..sparse import from_block_graph
 from ..validation import PROTOCOL, Interval, Options, check_array, check_graph, validate_params
@@ -220,7 +220,7 @@ def _prune_rows_xp(P: Any, row0: int, inflation: float, rules: _Rules) -> tuple:
     P = P.tocsr()
     P.sum_duplicates()
     counts = xp.diff(P.indptr)
-    rows = xp.repeat(xp.arange(n), counts.tolist() if xp is not np else counts)
+    rows = row_indices(P)                      # (CuPy's repeat takes no array of counts)
     vals = P.data
     order = xp.lexsort(xp.stack([-vals, rows.astype(vals.dtype)]))
     sorted_vals = vals[order]
@@ -271,7 +271,7 @@ def _expand_xp(L: Any, offset: int, R: Any, inflation: float, rules: _Rules) -> 
     bound = L @ per_row                                 # unpruned entries per row, at most
     entry_bytes = R.dtype.itemsize + 4 + 8 * 6          # the product plus the pruning's work arrays
     budget = max(1.0, rules.phase_bytes / entry_bytes)
-    cum = np.asarray(xp.cumsum(bound).tolist() if xp is not np else np.cumsum(bound))
+    cum = to_numpy(xp.cumsum(bound))                    # the phase cuts are planned on the host
     cuts = [0]
     while cuts[-1] < L.shape[0]:
         base = cum[cuts[-1] - 1] if cuts[-1] else 0.0
