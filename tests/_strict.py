@@ -44,6 +44,7 @@ def _unwrap(obj: Any, where: str) -> Any:
     if isinstance(obj, StrictSparse):
         return obj._m
     if isinstance(obj, np.ndarray):
+        _debug()
         raise TypeError(f"{where}: a NumPy array mixed into a device operation (strict test backend, as CuPy: "
                         f"'Unsupported type numpy.ndarray'); move it to the device first")
     if _sp.issparse(obj):
@@ -67,15 +68,22 @@ def _wrap(obj: Any) -> Any:
     return obj
 
 
+def _foreign(other: Any) -> bool:
+    """A collection that handles device arrays itself (a dask array): it gets the operation."""
+    return hasattr(other, "__dask_graph__")
+
+
 def _binary(name: str):
     fn = getattr(operator, name)
 
     def op(self, other):
-        if isinstance(other, StrictSparse):
+        if isinstance(other, StrictSparse) or _foreign(other):
             return NotImplemented
         return _wrap(fn(self._a, _unwrap(other, f"ndarray.__{name}__")))
 
     def rop(self, other):
+        if _foreign(other):
+            return NotImplemented
         return _wrap(fn(_unwrap(other, f"ndarray.__r{name}__"), self._a))
 
     def iop(self, other):
@@ -301,9 +309,13 @@ def _sparse_binary(name: str):
     fn = getattr(operator, name)
 
     def op(self, other):
+        if _foreign(other):
+            return NotImplemented
         return _wrap(fn(self._m, _unwrap(other, f"sparse.__{name}__")))
 
     def rop(self, other):
+        if _foreign(other):
+            return NotImplemented
         return _wrap(fn(_unwrap(other, f"sparse.__r{name}__"), self._m))
 
     return op, rop
@@ -452,6 +464,10 @@ def owns(obj: Any) -> bool:
 def _register_with_dask() -> None:
     """What dask registers for CuPy and cupyx (dask/array/backends.py), for the stand-ins."""
     from dask.array import backends
+    from dask.array.chunk_types import register_chunk_type
+
+    register_chunk_type(StrictArray)         # dask arrays keep the operations with these chunks
+    register_chunk_type(StrictSparse)
     from dask.array.dispatch import (concatenate_lookup, einsum_lookup, empty_lookup, nannumel_lookup,
                                      numel_lookup, take_lookup, tensordot_lookup, to_numpy_dispatch)
 

@@ -11,6 +11,7 @@ import click
 import numpy as np
 import xarray as xr
 
+from ..backend import to_numpy
 from .._files import DataFormatError, check_readable, describe_head, open_npz, read_head
 from ..results import read_netcdf, write_netcdf
 from ..runtime import persist_with_progress
@@ -171,7 +172,7 @@ def predict(session: Session, model_file: str, data: str, target: str | None, ou
     session.client()
     X, y = load_xy(data, target)
     pred = est.predict(X)
-    pred = np.asarray(pred.compute() if hasattr(pred, "compute") else pred)
+    pred = to_numpy(pred.compute() if hasattr(pred, "compute") else pred)      # labels may be on a GPU
     lines = "\n".join(str(v) for v in pred) + "\n"
     if out:
         with files:

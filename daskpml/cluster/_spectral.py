@@ -99,7 +99,7 @@ def _normalize_rows(v: Any) -> Any:
 
 def _sign_flip(vectors: da.Array) -> da.Array:
     """Make the entry of largest magnitude of each vector positive (deterministic signs)."""
-    idx = da.argmax(abs(vectors), axis=0).compute()
+    idx = to_numpy(da.argmax(abs(vectors), axis=0).compute())          # dask's vindex takes host indices
     signs = np.sign(np.asarray(to_numpy(vectors.vindex[idx, np.arange(vectors.shape[1])].compute())))
     signs[signs == 0] = 1
     xp, _ = get_namespace(vectors)

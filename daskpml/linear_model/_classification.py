@@ -5,21 +5,30 @@ from __future__ import annotations
 from numbers import Real
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 
-from ..backend import get_namespace, to_numpy
+from ..backend import get_namespace, to_numpy, zeros_like
 from ..optim import Logistic, Multinomial, newton_pays
 from ..validation import Interval, Options
 from ._base import LinearModelBase, _is_lazy
 from ._regression import _COMMON_DOC
 
 
+def _block_classes(block: Any) -> np.ndarray:
+    xp, _ = get_namespace(block)
+    return to_numpy(xp.unique(block))
+
+
 def _classes(y: Any) -> np.ndarray:
     if _is_lazy(y):
-        classes = da.unique(y).compute()
+        # per block on the block's device, merged here (da.unique builds NumPy record arrays, which
+        # CuPy blocks cannot fill)
+        parts = dask.compute(*[dask.delayed(_block_classes)(b) for b in y.to_delayed().ravel()])
+        classes = np.unique(np.concatenate(parts)) if parts else np.empty(0)
     else:
         check_classification_targets(y)
         classes = np.unique(y)
@@ -29,10 +38,26 @@ def _classes(y: Any) -> np.ndarray:
     return classes
 
 
+def _labels(scores: Any, classes: np.ndarray) -> Any:
+    """Predicted labels of a block of scores: on the scores' device for numeric classes (other
+    labels, strings for example, exist on the host only)."""
+    xp, _ = get_namespace(scores)
+    index = (scores > 0).astype(np.int64) if scores.ndim == 1 else scores.argmax(axis=1)
+    if classes.dtype.kind in "biuf":
+        return xp.asarray(classes)[index]
+    return classes[to_numpy(index)]
+
+
+def _encode_block(block: Any, classes: np.ndarray) -> Any:
+    """Class indices of a block, on the block's device (the classes travel there)."""
+    xp, _ = get_namespace(block)
+    return xp.searchsorted(xp.asarray(classes), block).astype(np.float64)
+
+
 def _encode(y: Any, classes: np.ndarray) -> Any:
     if _is_lazy(y):
-        return y.map_blocks(lambda b: np.searchsorted(classes, b).astype(np.float64), dtype=np.float64)
-    return np.searchsorted(classes, y).astype(np.float64)
+        return y.map_blocks(_encode_block, classes, dtype=np.float64)
+    return _encode_block(y, classes)
 
 
 class _Classifier(ClassifierMixin, LinearModelBase):
@@ -73,13 +98,11 @@ class _Classifier(ClassifierMixin, LinearModelBase):
         scores = self.decision_function(X)
         classes = self.classes_
         if _is_lazy(scores):
-            if scores.ndim == 1:
-                return scores.map_blocks(lambda s: classes[(np.asarray(to_numpy(s)) > 0).astype(int)],
-                                         dtype=classes.dtype)
-            return scores.map_blocks(lambda s: classes[np.asarray(to_numpy(s)).argmax(axis=1)], drop_axis=1,
-                                     dtype=classes.dtype)
-        s = np.asarray(to_numpy(scores))
-        return classes[(s > 0).astype(int)] if s.ndim == 1 else classes[s.argmax(axis=1)]
+            meta = zeros_like(scores._meta, (0,), classes.dtype) if classes.dtype.kind in "biuf" else \
+                np.empty(0, dtype=classes.dtype)
+            return scores.map_blocks(_labels, classes, drop_axis=1 if scores.ndim == 2 else (), dtype=classes.dtype,
+                                     meta=meta)
+        return _labels(scores, classes)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (dask input is computed)."""
@@ -166,7 +189,7 @@ class LogisticRegression(_Classifier):
         Z = self._linear(X)
         proba = Logistic.proba if Z.shape[1] == 1 else Multinomial.proba
         if _is_lazy(Z):
-            return Z.map_blocks(proba, chunks=(Z.chunks[0], (len(self.classes_),)), dtype=Z.dtype)
+            return Z.map_blocks(proba, chunks=(Z.chunks[0], (len(self.classes_),)), dtype=Z.dtype, meta=Z._meta)
         return proba(Z)
 
     def predict_log_proba(self, X: Any) -> Any:

@@ -18,8 +18,9 @@ non-zeros) and no thread sweeps the whole vector; the decay per row equals
 
 from __future__ import annotations
 
-import os
+import functools
 import math
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -117,9 +118,7 @@ def hogwild_epochs(X: Any, y: Any, theta: np.ndarray, *, seed: int, chunk: int, 
     started = time.perf_counter()
     kernels = _compile()
     sparse = is_sparse(X)
-    if get_namespace(X)[0] is not np:
-        raise TypeError("hogwild runs compiled CPU kernels: it needs NumPy or SciPy blocks, not GPU arrays; "
-                        "use async_sgd or local_sgd on GPUs.")
+    _check_host(X)
     n, d = X.shape
     w = np.array(theta, dtype=np.float64)
     yv = np.ascontiguousarray(y, dtype=np.float64)
@@ -185,13 +184,31 @@ def check_hogwild(objective: Objective, n_threads: int, learning_rate: str, eta0
                 eta0=float(eta0), power_t=float(power_t), lam=float(lam), fit_intercept=objective.layout.fit_intercept)
 
 
+def _check_host(X: Any) -> None:
+    if get_namespace(X)[0] is not np:
+        raise TypeError("hogwild runs compiled CPU kernels: it needs NumPy or SciPy blocks, not GPU arrays; "
+                        "use async_sgd or local_sgd on GPUs.")
+
+
 def _hogwild_ranks(*args: Any, **kwargs: Any) -> Any:
     from ._async_ranks import hogwild_on_ranks
 
     return hogwild_on_ranks(*args, **kwargs)
 
 
+def _host_only(solver: Callable) -> Callable:
+    """Refuse device input before the ranks start (the kernels are CPU-only)."""
+    @functools.wraps(solver)
+    def checked(objective: Objective, theta0: np.ndarray, **options: Any) -> Any:
+        if objective.data.get("X") is not None:
+            _check_host(objective.data["X"])
+        return solver(objective, theta0, **options)
+
+    return checked
+
+
 @validate_params({}, removed=RENAMED)
+@_host_only
 @on_ranks(rank_fn=_hogwild_ranks, collective=False)
 def hogwild(objective: Objective, theta0: np.ndarray, *, n_threads: int = 2,
             learning_rate: str = "optimal", eta0: float = 0.01, power_t: float = 0.5,

@@ -30,7 +30,8 @@ def _host_rows(X: Any, name: str = "X") -> Any:
     input, a float NumPy array or CSR matrix."""
     if backend_name(X) == "cupy":
         raise TypeError(f"{name} is a CuPy array, but CascadeSVC's node solver (libsvm) runs on the host; "
-                        f"pass {name}.get() (or a dask array of NumPy blocks).")
+                        f"pass {name}.get() (or a dask array of NumPy blocks), or on GPUs use "
+                        f"daskpml.linear_model.LinearSVC (a linear SVM) or cuML's SVC (kernel SVMs).")
     if hasattr(X, "__dask_graph__") or isinstance(X, CSRMatrix):
         X = as_rows(X, name=name)
         return X.blocks if isinstance(X, CSRMatrix) else X
