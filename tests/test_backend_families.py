@@ -119,7 +119,7 @@ def test_sparse_input_on_the_device(backend):
     np.testing.assert_allclose(host(est.coef_), host(ref.coef_), rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("solver", ["async_sgd", "local_sgd", "lbfgs"])
+@pytest.mark.parametrize("solver", ["async_sgd", "easgd", "gossip_sgd", "local_sgd", "sgd", "lbfgs", "newton"])
 def test_solvers_on_the_ranks(backend, solver, client):
     """The loops that run on the workers (one rank per worker, thread workers here) take device blocks."""
     from daskpml.optim import fit_linear
@@ -129,7 +129,7 @@ def test_solvers_on_the_ranks(backend, solver, client):
     with dask.config.set(scheduler=client.get):
         Xd, yd = dask.persist(Xd, yd)
         kw = dict(family="logistic", lam=1e-3, solver=solver)
-        kw.update(max_iter=20) if solver == "lbfgs" else kw.update(max_iter=3, batch_size=64, random_state=0)
+        kw.update(max_iter=20) if solver in ("lbfgs", "newton") else kw.update(max_iter=3, batch_size=64, random_state=0)
         coef, b, res = fit_linear(Xd, yd, **kw)
     assert res.history.attrs["n_ranks"] == 2                  # it ran on the ranks, one per worker
     ref, _, _ = fit_linear(X, y, family="logistic", lam=1e-3, solver="lbfgs", max_iter=200, tol=1e-10)
