@@ -249,7 +249,7 @@ def kmeans(X: Any, n_clusters: int, *, init: KMeansInit | np.ndarray = "k-means|
     if isinstance(init, str) and init not in ("k-means||", "k-means++", "random"):
         raise ValueError(f"init must be 'k-means||', 'k-means++', 'random' or an array, got {init!r}.")
     if not isinstance(init, str):
-        init = np.asarray(init, dtype=np.float64)
+        init = np.asarray(to_numpy(init), dtype=np.float64)        # (CuPy centers too: seeding is on the host)
         if init.shape != (k, d):
             raise ValueError(f"init centers must have shape ({k}, {d}), got {init.shape}.")
         n_init = 1
