@@ -36,6 +36,7 @@ import glob
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -61,6 +62,8 @@ NEEDED = {
     "sklearn": "scikit-learn", "jinja2": "jinja2", "markupsafe": "markupsafe", "urllib3": "urllib3",
     "pynvml": "nvidia-ml-py", "pytest_timeout": "pytest-timeout", "hypothesis": "hypothesis", "networkx": "networkx",
     "importlib_metadata": "importlib-metadata", "zipp": "zipp", "joblib": "joblib", "narwhals": "narwhals",
+    # dask-cuda imports cuda.core (cuda-python); bindings for CUDA 12, which newer drivers also run
+    "cuda.core": "cuda-core", "cuda.bindings": "cuda-bindings>=12.9,<13", "cuda.pathfinder": "cuda-pathfinder",
 }
 #: the names wheels.sh downloads by itself
 BASE_WHEELS = {"dask", "distributed", "dask-cuda", "partd", "locket", "tblib", "tornado", "zict"}
@@ -70,7 +73,26 @@ BASE_WHEELS = {"dask", "distributed", "dask-cuda", "partd", "locket", "tblib", "
 def missing_imports() -> list[str]:
     import importlib.util
 
-    return [name for name in NEEDED if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in NEEDED:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:              # a dotted name whose parent is missing
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def _installed(wheel: str) -> bool:
+    """Whether the distribution of a wheel file is installed already (the host's own copy wins)."""
+    from importlib import metadata
+
+    try:
+        metadata.version(Path(wheel).name.split("-")[0])
+        return True
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def fetch_wheels() -> int:
@@ -95,8 +117,9 @@ def bootstrap(record: dict) -> None:
             raise SystemExit("gpu_check: dask/distributed are not installed and .whl/ is empty: run "
                              "`python benchmarks/gpu_check.py --fetch-wheels` on a machine with a package "
                              "registry, then copy .whl/ here")
+        wanted = [w for w in wheels if not _installed(w)]
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                        "--no-cache-dir", "--upgrade", "--target", str(SITE), *wheels], check=True)
+                        "--no-cache-dir", "--upgrade", "--target", str(SITE), *wanted], check=True)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SITE), str(ROOT), *paths]), **{BOOTSTRAPPED: "1"})
         env[BOOTSTRAPPED + "_S"] = f"{time.perf_counter() - t0:.1f}"
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
@@ -109,7 +132,7 @@ def bootstrap(record: dict) -> None:
     if record["missing"]:
         record["note"] = ("still missing: " + ", ".join(NEEDED[m] for m in record["missing"]) +
                           "; add them with bash ../shared/gpu/wheels.sh " +
-                          " ".join(NEEDED[m] for m in record["missing"]))
+                          " ".join(shlex.quote(NEEDED[m]) for m in record["missing"]))
     import importlib
 
     for package in ("daskpml.sparse", "daskpml.optim", "daskpml.linalg", "daskpml.decomposition", "daskpml.graph",
