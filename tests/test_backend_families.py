@@ -118,6 +118,7 @@ def test_gnn_training(backend):
 
 def test_the_cpu_kernel_families_refuse_device_input_naming_the_alternative(backend):
     from daskpml.optim import fit_linear
+    from daskpml.runtime import current_client
     from daskpml.svm import CascadeSVC
 
     if backend == "numpy":
@@ -126,6 +127,7 @@ def test_the_cpu_kernel_families_refuse_device_input_naming_the_alternative(back
     Xd, yd = on(backend, da.from_array(X, chunks=100)), on(backend, da.from_array(y, chunks=100))
     with pytest.raises(TypeError, match="async_sgd or local_sgd"):
         fit_linear(Xd, yd, family="logistic", solver="hogwild", max_iter=1)
+    assert current_client() is None               # refused before starting the embedded cluster
     with pytest.raises(TypeError, match="LinearSVC"):
         CascadeSVC().fit(on(backend, X), on(backend, y))
 
@@ -144,25 +146,31 @@ def test_sparse_input_on_the_device(backend):
     np.testing.assert_allclose(host(est.coef_), ref.coef_, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("solver", ["async_sgd", "easgd", "gossip_sgd", "local_sgd", "sgd", "lbfgs", "newton"])
-def test_solvers_on_the_ranks(backend, solver, client):
-    """The loops that run on the workers (one rank per worker, thread workers here) take device blocks."""
+RANK_SOLVERS = ["async_sgd", "easgd", "gossip_sgd", "local_sgd", "sgd", "lbfgs", "newton"]
+
+
+def test_solvers_on_the_ranks(backend):
+    """The loops that run on the workers (one rank per worker) take device blocks. The cluster
+    (thread workers: the stand-in holds in this process) is made and closed inside the test, so
+    that its client's settings do not outlive it."""
+    from distributed import Client, LocalCluster
     from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
     from daskpml.optim import fit_linear
 
     X, y, _ = _data(n=600)
-    Xd, yd = on(backend, da.from_array(X, chunks=150)), on(backend, da.from_array(y, chunks=150))
-    with dask.config.set(scheduler=client.get):
-        Xd, yd = dask.persist(Xd, yd)
-        kw = dict(family="logistic", lam=1e-3, solver=solver)
-        kw.update(max_iter=100, tol=1e-10) if solver in ("lbfgs", "newton") else \
-            kw.update(max_iter=10, batch_size=64, random_state=0)
-        coef, b, res = fit_linear(Xd, yd, **kw)
-    assert res.history.attrs["n_ranks"] == 2                  # it ran on the ranks, one per worker
     # lam = 1e-3 of the mean loss is scikit-learn's C = 1 / (n lam)
-    ref = SkLogisticRegression(C=1 / (600 * 1e-3), tol=1e-12, max_iter=10_000).fit(X, y)
-    if solver in ("lbfgs", "newton"):
-        np.testing.assert_allclose(host(coef), ref.coef_.ravel(), rtol=1e-4, atol=1e-5)
-    else:
-        assert _cos(host(coef), ref.coef_.ravel()) > 0.98
+    ref = SkLogisticRegression(C=1 / (600 * 1e-3), tol=1e-12, max_iter=10_000).fit(X, y).coef_.ravel()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster):
+        Xd, yd = dask.persist(on(backend, da.from_array(X, chunks=150)), on(backend, da.from_array(y, chunks=150)))
+        for solver in RANK_SOLVERS:
+            kw = dict(family="logistic", lam=1e-3, solver=solver)
+            kw.update(max_iter=100, tol=1e-10) if solver in ("lbfgs", "newton") else \
+                kw.update(max_iter=10, batch_size=64, random_state=0)
+            coef, b, res = fit_linear(Xd, yd, **kw)
+            assert res.history.attrs["n_ranks"] == 2, solver          # it ran on the ranks, one per worker
+            if solver in ("lbfgs", "newton"):
+                np.testing.assert_allclose(host(coef), ref, rtol=1e-4, atol=1e-5, err_msg=solver)
+            else:
+                assert _cos(host(coef), ref) > 0.98, solver

@@ -168,6 +168,9 @@ def fit_linear(X: Any, y: Any, *, family: str | Family = "squared", penalty: str
         for key in ("checkpoint", "checkpoint_every", "resume"):       # unset or default: nothing to pass
             options.pop(key, None)
     get_namespace(X)
+    check_input = getattr(solve, "check_input", None)      # a solver's own input rule (CPU-only kernels)
+    if check_input is not None:
+        check_input(X)
     layout = Layout(int(X.shape[1]), fam.n_outputs(n_classes), bool(fit_intercept))
     distribute = needs_cluster(solver)
     if distribute and current_client() is None:

@@ -204,6 +204,7 @@ def _host_only(solver: Callable) -> Callable:
             _check_host(objective.data["X"])
         return solver(objective, theta0, **options)
 
+    checked.check_input = _check_host        # fit_linear asks before it starts a cluster
     return checked
 
 
