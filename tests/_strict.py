@@ -379,18 +379,29 @@ class _Namespace(types.ModuleType):
         attr = getattr(self._base, name)
         if isinstance(attr, (type, np.dtype)) or not callable(attr):
             return attr                          # dtypes, scalar types, constants
-        if isinstance(attr, np.ufunc):
-            def ufunc(*args, **kwargs):
-                return _wrap(attr(*_unwrap(args, f"{self.__name__}.{name}"), **{
-                    k: _unwrap(v, f"{self.__name__}.{name}") for k, v in kwargs.items()}))
-            return ufunc
+        return _Function(self.__name__, name)
 
-        def fn(*args, **kwargs):
-            return _wrap(attr(*_unwrap(args, f"{self.__name__}.{name}"), **{
-                k: _unwrap(v, f"{self.__name__}.{name}") for k, v in kwargs.items()}))
+    def __reduce__(self):
+        return (_namespace, (self.__name__,))
 
-        fn.__name__ = name
-        return fn
+
+class _Function:
+    """A function of a namespace: strict arrays in and out (picklable, as CuPy's functions are)."""
+
+    def __init__(self, space: str, name: str) -> None:
+        self.space, self.__name__ = space, name
+        self._fn = getattr(_namespace(space)._base, name)
+
+    def __call__(self, *args, **kwargs):
+        where = f"{self.space}.{self.__name__}"
+        return _wrap(self._fn(*_unwrap(args, where), **{k: _unwrap(v, where) for k, v in kwargs.items()}))
+
+    def __reduce__(self):
+        return (_Function, (self.space, self.__name__))
+
+
+def _namespace(name: str) -> "_Namespace":
+    return {"strict": strict, "strict.linalg": strict.linalg, "strict.sparse": strict_sparse}[name]
 
 
 class _Stream:

@@ -48,7 +48,6 @@ ALLOWED = {
     "graph/_neighbors.py::_tree_pair": CPU_PATH + " (SciPy's k-d tree on host copies)",
     "linalg/_lanczos.py::lanczos": "input that is neither an array nor sparse (a list, a LinearOperator's output)",
     "linalg/_lanczos.py::solve": SNAPSHOT,
-    "linear_model/_classification.py::_classes": RESULT + " (classes_, after .get())",
     "optim/_api.py::fit_linear": MODEL,
     "optim/_async.py::async_sgd": MODEL,
     "optim/_async.py::easgd": MODEL,

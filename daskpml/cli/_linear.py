@@ -128,7 +128,7 @@ def train(session: Session, data: str, model: str, solver: str, C: float, alpha:
     """Fit a linear model on DATA (svmlight, .npz with X and y, or CSV) and write it to --out."""
     files = outputs({"DATA": data}, out=out)
     session.client()
-    X, y = load_xy(data, target)
+    X, y = session.on_device(*load_xy(data, target))
     if hasattr(X, "__dask_graph__"):
         X, y = persist_with_progress(X, y, show=not quiet)
     params: dict[str, Any] = {"solver": solver, "random_state": seed, "solver_kwargs": {"progress": not quiet},
@@ -170,7 +170,7 @@ def predict(session: Session, model_file: str, data: str, target: str | None, ou
     files = outputs({"MODEL_FILE": model_file, "DATA": data}, out=out)
     est = model_from_dataset(read_model_file(model_file))
     session.client()
-    X, y = load_xy(data, target)
+    X, y = session.on_device(*load_xy(data, target))
     pred = est.predict(X)
     pred = to_numpy(pred.compute() if hasattr(pred, "compute") else pred)      # labels may be on a GPU
     lines = "\n".join(str(v) for v in pred) + "\n"
@@ -212,7 +212,7 @@ def lasso(session: Session, data: str, alpha: float, l1_ratio: float, parallel: 
         raise click.BadParameter(f"must be a positive integer or 'auto', got {parallel!r}", param_hint="--parallel")
     files = outputs({"DATA": data}, out=out)
     session.client()
-    X, y = load_xy(data, target)
+    X, y = session.on_device(*load_xy(data, target))
     options = {"n_parallel": parallel if parallel == "auto" else int(parallel), "n_blocks": blocks,
                "progress": not quiet}
     common = dict(alpha=alpha, fit_intercept=not no_intercept, solver="shotgun", max_iter=max_iter, tol=tol,

@@ -20,7 +20,7 @@ import click
 from .. import __version__
 from .._checkpoint import read_manifest
 from .._files import DAMAGED, DataFormatError, Outputs, check_writable
-from ..backend import gpu_count
+from ..backend import gpu_count, to_backend
 from ..runtime import (WorkerLostError, check_address, connect, current_client, dashboard_link, mute_cluster_logs,
                        muted_cluster_logs, shutdown, worker_errors)
 from ..validation import NotSymmetricError
@@ -57,6 +57,12 @@ class Session:
     @property
     def backend(self) -> str | None:
         return "cupy" if self.gpu else None
+
+    def on_device(self, *arrays: Any) -> tuple:
+        """The loaded inputs on ``--gpu``'s device (CuPy blocks), or as they are without it."""
+        if not self.gpu:
+            return arrays
+        return tuple(None if a is None else to_backend(a, "cupy") for a in arrays)
 
 
 def outputs(inputs: dict[str, str | None], files: dict[str, str | None] | None = None,

@@ -50,6 +50,7 @@ def mcl_command(session: Session, graph: str, inflation: float, expansion: int, 
     adjacency = check_graph(loaded.adjacency, name=graph)        # before mirroring could hide a bad weight
     if graph.lower().endswith(EDGE_LIST_SUFFIXES):
         adjacency = adjacency.maximum(adjacency.T)                 # mcl mirrors every arc of label input
+    (adjacency,) = session.on_device(adjacency)
     start = time.perf_counter()
     result = mcl(adjacency, inflation, expansion=expansion, loop_weight=loop_weight,
                  prune_threshold=1.0 / precision if precision else prune_threshold, select=select, recover=recover,

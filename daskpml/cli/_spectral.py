@@ -74,6 +74,7 @@ def spectral(session: Session, input_file: str, clusters: int, input_kind: str, 
     files = outputs({"INPUT": input_file}, out=out)
     session.client()
     kind, data, nodes = load_input(input_file, input_kind, symmetrize)
+    (data,) = session.on_device(data)
     model = SpectralClustering(clusters, affinity="precomputed" if kind == "graph" else affinity,
                                n_neighbors=neighbors, gamma=gamma, laplacian=laplacian, method=method,
                                random_state=seed)
@@ -113,12 +114,13 @@ def eigsh_command(session: Session, graph: str, k: int, laplacian: str, which: s
     files = outputs({"GRAPH": graph}, out=out)
     session.client()
     loaded = load_graph(graph, symmetrize=True if symmetrize else None)
+    (adjacency,) = session.on_device(loaded.adjacency)
     start = time.perf_counter()
     if laplacian == "none":
-        res = lanczos(loaded.adjacency, k, which=which, tol=tol, ncv=ncv, random_state=seed,
+        res = lanczos(adjacency, k, which=which, tol=tol, ncv=ncv, random_state=seed,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     else:
-        res = laplacian_lanczos(loaded.adjacency, k, kind=laplacian, tol=tol, ncv=ncv, random_state=seed,
+        res = laplacian_lanczos(adjacency, k, kind=laplacian, tol=tol, ncv=ncv, random_state=seed,
                                 checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     w, V, hist = res.eigenvalues, res.eigenvectors, res.history
     vectors = np.asarray(to_numpy(V.compute()))

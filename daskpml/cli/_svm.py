@@ -66,6 +66,9 @@ def svm(session: Session, data: str, test: str | None, C: float, kernel: str, ga
                                      param_hint="--gamma") from None
     if predictions and not test:
         raise click.UsageError("--predictions needs --test (the rows to predict).")
+    if session.gpu:
+        raise click.UsageError("svm trains with libsvm on the host (CPU only): run it without --gpu; for a "
+                               "linear SVM on GPUs: daskpml --gpu train --model svm.")
     files = outputs({"DATA": data, "--test": test}, out=out, predictions=predictions)
     session.client()
     X, y = load_xy(data, target)

@@ -30,9 +30,8 @@ def _classes(y: Any) -> np.ndarray:
         parts = dask.compute(*[dask.delayed(_block_classes)(b) for b in y.to_delayed().ravel()])
         classes = np.unique(np.concatenate(parts)) if parts else np.empty(0)
     else:
-        check_classification_targets(y)
-        classes = np.unique(y)
-    classes = np.asarray(getattr(classes, "get", lambda: classes)())
+        check_classification_targets(to_numpy(y))      # scikit-learn's check reads host labels
+        classes = _block_classes(y)
     if classes.dtype.kind == "f" and not np.all(np.isfinite(classes)):
         raise ValueError("y contains NaN or infinity; class labels must be finite.")
     return classes
@@ -107,7 +106,13 @@ class _Classifier(ClassifierMixin, LinearModelBase):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy (dask input is computed)."""
         if not (_is_lazy(X) or _is_lazy(y)):
-            return super().score(X, y, sample_weight=sample_weight)
+            if get_namespace(X, y)[0] is np:
+                return super().score(X, y, sample_weight=sample_weight)
+            hit = (self.predict(X) == y).astype(np.float64)           # device arrays: scored there
+            if sample_weight is None:
+                return float(hit.mean())
+            w = get_namespace(hit)[0].asarray(sample_weight, dtype=np.float64)
+            return float((hit * w).sum() / w.sum())
         pred = self.predict(X)
         return float((pred == y).mean().compute())
 

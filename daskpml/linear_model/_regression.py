@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import RegressorMixin
 
+from ..backend import get_namespace
 from ..validation import Interval
 from ._base import LinearModelBase, _is_lazy
 
@@ -36,11 +37,13 @@ class _Regressor(RegressorMixin, LinearModelBase):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R^2 (dask input is computed)."""
-        if not (_is_lazy(X) or _is_lazy(y)):
-            return super().score(X, y, sample_weight=sample_weight)
         import dask
 
+        if not (_is_lazy(X) or _is_lazy(y)):
+            if get_namespace(X, y)[0] is np or sample_weight is not None:
+                return super().score(X, y, sample_weight=sample_weight)
         pred = self.predict(X)
+        # lazy or device input: the sums where the data is (dask.compute passes arrays through)
         sse, total, sq, n = dask.compute(((y - pred) ** 2).sum(), y.sum(), (y ** 2).sum(), y.shape[0])
         sst = float(sq) - float(total) ** 2 / n
         return 1.0 - float(sse) / sst if sst > 0 else 0.0
