@@ -305,7 +305,7 @@ FAMILIES = {
     "spectral": ["spectral", "{d}/blobs.npz", "-k", "3", "--seed", "0", "--out", "{o}/labels.tsv"],
     "eigsh (Lanczos)": ["eigsh", "{d}/sbm.mtx", "--k", "4", "--seed", "0", "--out", "{o}/eig.nc"],
     "mcl": ["mcl", "{d}/sbm.mtx", "-I", "2.0", "--out", "{o}/clusters.txt"],
-    "nmf": ["nmf", "{d}/lr.npy", "-k", "4", "--seed", "0", "--max-iter", "50", "--out", "{o}/nmf.nc"],
+    "nmf": ["nmf", "{d}/lr.npy", "-k", "4", "--seed", "0", "--max-iter", "500", "--out", "{o}/nmf.nc"],
     "pca": ["pca", "{d}/lr.npy", "-k", "3", "--out", "{o}/pca.nc"],
     "gnn": ["gnn", "{d}/graph.npz", "--parts", "2", "--epochs", "20", "--seed", "0", "--out", "{o}/gnn.tsv"],
     "svm": ["svm", "{d}/binary.npz", "--partitions", "2", "--out", "{o}/svm.nc"],

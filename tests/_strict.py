@@ -73,21 +73,35 @@ def _foreign(other: Any) -> bool:
     return hasattr(other, "__dask_graph__")
 
 
-def _binary(name: str):
+def _call(fn: Any, where: str, args: tuple, kwargs: dict) -> Any:
+    """``fn`` on the unwrapped arguments, its result wrapped."""
+    return _wrap(fn(*_unwrap(args, where), **{k: _unwrap(v, where) for k, v in kwargs.items()}))
+
+
+def _method(attr: Any, where: str) -> Any:
+    """An attribute of a wrapped array or matrix: values wrapped, methods taking strict arguments."""
+    if not callable(attr):
+        return _wrap(attr)
+    return lambda *args, **kwargs: _call(attr, where, args, kwargs)
+
+
+def _binary(name: str, field: str, kind: str):
+    """``__name__``, ``__rname__`` and ``__iname__`` on the wrapped ``field`` (``_a`` or ``_m``);
+    a dense operand gives way to a sparse one and both give way to a dask collection."""
     fn = getattr(operator, name)
 
     def op(self, other):
-        if isinstance(other, StrictSparse) or _foreign(other):
+        if _foreign(other) or (field == "_a" and isinstance(other, StrictSparse)):
             return NotImplemented
-        return _wrap(fn(self._a, _unwrap(other, f"ndarray.__{name}__")))
+        return _wrap(fn(getattr(self, field), _unwrap(other, f"{kind}.__{name}__")))
 
     def rop(self, other):
         if _foreign(other):
             return NotImplemented
-        return _wrap(fn(_unwrap(other, f"ndarray.__r{name}__"), self._a))
+        return _wrap(fn(_unwrap(other, f"{kind}.__r{name}__"), getattr(self, field)))
 
     def iop(self, other):
-        getattr(operator, "i" + name)(self._a, _unwrap(other, f"ndarray.__i{name}__"))
+        getattr(operator, "i" + name)(getattr(self, field), _unwrap(other, f"{kind}.__i{name}__"))
         return self
 
     return op, rop, iop
@@ -148,15 +162,7 @@ class StrictArray:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):        # __array_interface__, __array_struct__, buffers: host views
             raise AttributeError(f"{name} (strict test backend, as CuPy: no host view of device memory)")
-        attr = getattr(self._a, name)
-        if not callable(attr):
-            return _wrap(attr)
-
-        def method(*args, **kwargs):
-            return _wrap(attr(*_unwrap(args, f"ndarray.{name}"), **{k: _unwrap(v, f"ndarray.{name}")
-                                                                  for k, v in kwargs.items()}))
-
-        return method
+        return _method(getattr(self._a, name), f"ndarray.{name}")
 
     def __getitem__(self, key):
         return _wrap(self._a[_index(key)])
@@ -218,13 +224,13 @@ class StrictArray:
 
 for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and_", "or_", "xor",
               "lshift", "rshift"):
-    _op, _rop, _iop = _binary(_name)
+    _op, _rop, _iop = _binary(_name, "_a", "ndarray")
     _dunder = _name.rstrip("_")
     setattr(StrictArray, f"__{_dunder}__", _op)
     setattr(StrictArray, f"__r{_dunder}__", _rop)
     setattr(StrictArray, f"__i{_dunder}__", _iop)
 for _name in ("lt", "le", "eq", "ne", "gt", "ge"):
-    setattr(StrictArray, f"__{_name}__", _binary(_name)[0])
+    setattr(StrictArray, f"__{_name}__", _binary(_name, "_a", "ndarray")[0])
 
 
 def _index(key: Any) -> Any:
@@ -266,15 +272,7 @@ class StrictSparse:
             raise AttributeError(name)
         if name in NO_SUCH_FORMAT:
             raise AttributeError(f"'{name}': cupyx.scipy.sparse has no such format (strict test backend)")
-        attr = getattr(self._m, name)
-        if not callable(attr):
-            return _wrap(attr)
-
-        def method(*args, **kwargs):
-            return _wrap(attr(*_unwrap(args, f"sparse.{name}"), **{k: _unwrap(v, f"sparse.{name}")
-                                                                   for k, v in kwargs.items()}))
-
-        return method
+        return _method(getattr(self._m, name), f"sparse.{name}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._m, name, _unwrap(value, f"sparse.{name} ="))
@@ -305,28 +303,12 @@ class StrictSparse:
         return (StrictSparse, (self._m,))
 
 
-def _sparse_binary(name: str):
-    fn = getattr(operator, name)
-
-    def op(self, other):
-        if _foreign(other):
-            return NotImplemented
-        return _wrap(fn(self._m, _unwrap(other, f"sparse.__{name}__")))
-
-    def rop(self, other):
-        if _foreign(other):
-            return NotImplemented
-        return _wrap(fn(_unwrap(other, f"sparse.__r{name}__"), self._m))
-
-    return op, rop
-
-
 for _name in ("add", "sub", "mul", "truediv", "matmul", "pow"):
-    _op, _rop = _sparse_binary(_name)
+    _op, _rop, _iop = _binary(_name, "_m", "sparse")
     setattr(StrictSparse, f"__{_name}__", _op)
     setattr(StrictSparse, f"__r{_name}__", _rop)
 for _name in ("lt", "le", "eq", "ne", "gt", "ge"):
-    setattr(StrictSparse, f"__{_name}__", _sparse_binary(_name)[0])
+    setattr(StrictSparse, f"__{_name}__", _binary(_name, "_m", "sparse")[0])
 
 
 # ----------------------------------------------------------------------------- the namespaces
@@ -394,7 +376,7 @@ class _Function:
 
     def __call__(self, *args, **kwargs):
         where = f"{self.space}.{self.__name__}"
-        return _wrap(self._fn(*_unwrap(args, where), **{k: _unwrap(v, where) for k, v in kwargs.items()}))
+        return _call(self._fn, where, args, kwargs)
 
     def __reduce__(self):
         return (_Function, (self.space, self.__name__))

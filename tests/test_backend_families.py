@@ -174,3 +174,21 @@ def test_solvers_on_the_ranks(backend):
                 np.testing.assert_allclose(host(coef), ref, rtol=1e-4, atol=1e-5, err_msg=solver)
             else:
                 assert _cos(host(coef), ref) > 0.98, solver
+
+
+def test_scores_match_scikit_learn_with_and_without_weights(backend):
+    """R^2 and accuracy of dask and in-memory device input, weighted too (the dask path ignored
+    the weights before)."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    from daskpml.linear_model import LogisticRegression, Ridge
+
+    X, yc, yr = _data()
+    w = np.random.default_rng(1).random(len(yr))
+    reg, clf = Ridge().fit(X, yr), LogisticRegression().fit(X, yc)
+    pr, pc = reg.predict(X), clf.predict(X)
+    for Xb, yrb, ycb in ((on(backend, da.from_array(X, chunks=100)), on(backend, da.from_array(yr, chunks=100)),
+                          on(backend, da.from_array(yc, chunks=100))), (on(backend, X), on(backend, yr), on(backend, yc))):
+        assert reg.score(Xb, yrb) == pytest.approx(r2_score(yr, pr), rel=1e-12)
+        assert reg.score(Xb, yrb, sample_weight=w) == pytest.approx(r2_score(yr, pr, sample_weight=w), rel=1e-12)
+        assert clf.score(Xb, ycb) == pytest.approx(accuracy_score(yc, pc))

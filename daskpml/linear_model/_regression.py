@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import RegressorMixin
 
-from ..backend import get_namespace
+from ..backend import backend_name, get_namespace, to_backend, to_numpy
 from ..validation import Interval
 from ._base import LinearModelBase, _is_lazy
 
@@ -38,14 +38,23 @@ class _Regressor(RegressorMixin, LinearModelBase):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R^2 (dask input is computed)."""
         import dask
+        import dask.array as da
 
-        if not (_is_lazy(X) or _is_lazy(y)):
-            if get_namespace(X, y)[0] is np or sample_weight is not None:
-                return super().score(X, y, sample_weight=sample_weight)
+        lazy = _is_lazy(X) or _is_lazy(y)
+        if not lazy and get_namespace(X, y)[0] is np:
+            return super().score(X, y, sample_weight=sample_weight)
         pred = self.predict(X)
-        # lazy or device input: the sums where the data is (dask.compute passes arrays through)
-        sse, total, sq, n = dask.compute(((y - pred) ** 2).sum(), y.sum(), (y ** 2).sum(), y.shape[0])
-        sst = float(sq) - float(total) ** 2 / n
+        # lazy or device input: the (weighted) sums where the data is (dask.compute passes arrays through)
+        if sample_weight is None:
+            w: Any = 1.0
+        elif lazy:
+            w = to_backend(da.asarray(to_numpy(sample_weight)).rechunk(y.chunks), backend_name(y))
+        else:
+            w = get_namespace(y)[0].asarray(sample_weight, dtype=np.float64)
+        r = y - pred
+        sse, total, sq, n = dask.compute((w * r * r).sum(), (w * y).sum(), (w * y * y).sum(),
+                                         y.shape[0] if sample_weight is None else w.sum())
+        sst = float(sq) - float(total) ** 2 / float(n)
         return 1.0 - float(sse) / sst if sst > 0 else 0.0
 
 
