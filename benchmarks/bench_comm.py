@@ -15,6 +15,9 @@ Measured in one run, on one machine:
    100 MB on 2 ranks, then 4 and 8 ranks (this machine has 2 cores: 4 and 8 ranks oversubscribe it).
    The 2-rank figures again with ``daskpml.comm.transport: distributed`` (Distributed's comm, what
    a tls:// or ucx:// cluster uses by default), as ratios to the sockets.
+5. Where distributed-ucxx is installed (``pip install ".[ucx]"``): the 2-rank figures on a
+   ``ucx://`` cluster of 2 worker processes (the default transport there: Distributed's comm over
+   UCX; on a machine without a GPU or InfiniBand UCX runs over TCP and shared memory).
 
 Every figure is the median of many repetitions (timed inside the ranks, after a warm-up). The
 cluster is the default one a user gets (``daskpml.connect()``: worker processes), or the
@@ -268,6 +271,21 @@ def predictions(client, floor_rtt_us: float) -> dict:
     return out
 
 
+def ucx_figures(sizes, n: int) -> dict | None:
+    """The 2-rank figures on a ucx:// LocalCluster (None without distributed-ucxx)."""
+    import importlib.util
+
+    from distributed import Client, LocalCluster
+
+    if importlib.util.find_spec("distributed_ucxx") is None:
+        print("  ucx:// skipped: distributed-ucxx is not installed (pip install \".[ucx]\")", flush=True)
+        return None
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="ucx://",
+                      dashboard_address=None, silence_logs=50) as cluster, Client(cluster) as client:
+        res = comm_figures(client, 2, sizes, n, 10, n)
+    return {"pingpong_1KB_us": res["pingpong_1KB_us"], **{human(s): res[s] * 1e3 for s in sizes}}
+
+
 def da_rows(x, chunks: int):
     import dask.array as da
 
@@ -347,6 +365,14 @@ def main() -> None:
         if cluster is not None:
             cluster.close()
     if not args.scheduler:
+        ucx = ucx_figures(sizes, n // 3)
+        if ucx is not None:
+            result["ucx"] = ucx
+            two = result[layouts[0][0]]["allreduce_2"]
+            print("  ucx:// cluster, 2 worker processes (Distributed's comm over UCX): ping-pong 1 KB "
+                  f"{ucx['pingpong_1KB_us']:.0f} us = {ucx['pingpong_1KB_us'] / floor['rtt_1KB_us']:.1f} x raw TCP; "
+                  "allreduce 2 ranks " + ", ".join(f"{k} {ucx[k]:.3f} ms ({ucx[k] / two[k]:.1f} x sockets)"
+                                                   for k in two), flush=True)
         for ranks in (4, 8):
             client = Client(LocalCluster(n_workers=ranks, threads_per_worker=1, processes=True,
                                          dashboard_address=None))

@@ -58,7 +58,14 @@ def _resolve_address(address: str | None) -> tuple[str | None, str]:
     return None, ""
 
 
-SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
+def comm_schemes() -> list[str]:
+    """The address schemes Distributed can use here: its own (tcp, tls, ws, wss, inproc) and those
+    installed packages register (``ucx`` and ``ucxx`` with distributed-ucxx)."""
+    from importlib.metadata import entry_points
+
+    from distributed.comm.registry import backends
+
+    return sorted(set(backends) | {ep.name for ep in entry_points(group="distributed.comm.backends")})
 
 
 def check_address(address: str, source: str = "argument") -> str:
@@ -98,9 +105,12 @@ def check_address(address: str, source: str = "argument") -> str:
     if scheme in ("http", "https"):
         raise ValueError(f"{address!r} (from {source}) is a web address, like the dashboard's link; the scheduler "
                          f"itself listens on tcp://HOST:PORT, {example}.")
-    if scheme not in SCHEMES:
-        raise ValueError(f"the scheduler address {address!r} (from {source}) has the unknown scheme {scheme!r}; "
-                         f"use one of {', '.join(s + '://' for s in SCHEMES)}, {example}.")
+    schemes = comm_schemes()
+    if scheme not in schemes:
+        hint = " (UCX needs the distributed-ucxx package: pip install distributed-ucxx-cu12)" \
+            if scheme in ("ucx", "ucxx") else ""
+        raise ValueError(f"the scheduler address {address!r} (from {source}) has the unknown scheme {scheme!r}"
+                         f"{hint}; use one of {', '.join(s + '://' for s in schemes)}, {example}.")
     if scheme == "inproc":
         return address
     try:
