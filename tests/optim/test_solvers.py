@@ -180,3 +180,27 @@ def test_feature_chunked_dask_input_is_refused():
     X, y = _logistic_data(n=100)
     with pytest.raises(ValueError, match=r"chunked along the feature axis.*rechunk\(\{1: X.shape\[1\]\}\)"):
         fit_linear(da.from_array(X, chunks=(50, 3)), y, family="logistic")
+
+
+def test_minibatch_gathers_reuse_a_buffer_and_equal_fancy_indexing():
+    """The SGD solvers gather their mini-batches into a buffer each thread reuses (a fresh
+    temporary is a fresh mmap on a nanny's worker); the rows equal X[rows] for every layout."""
+    from daskpml.optim._stochastic import _take
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((500, 7))
+    layouts = {"C": base[:, :6].copy(), "column slice": base[:, :6], "F": np.asfortranarray(base[:, :6]),
+               "float32": base[:, :6].astype(np.float32), "every other row": base[::2, :6]}
+    for name, X in layouts.items():
+        rows = rng.permutation(X.shape[0])[:300]
+        first = _take(X, rows)
+        np.testing.assert_array_equal(first, X[rows], err_msg=name)
+        again = _take(X, rows[::-1])
+        assert again is first, name                   # the same buffer, overwritten
+        np.testing.assert_array_equal(again, X[rows[::-1]], err_msg=name)
+        np.testing.assert_array_equal(_take(X, rows[:7]), X[rows[:7]], err_msg=name)   # another shape
+    S = sp.random(50, 6, density=0.3, format="csr", random_state=0)
+    rows = np.arange(0, 50, 3)
+    assert (_take(S, rows) != S[rows]).nnz == 0
+    v = rng.standard_normal(40)
+    np.testing.assert_array_equal(_take(v, np.arange(5)), v[:5])
