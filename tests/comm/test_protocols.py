@@ -86,7 +86,13 @@ def test_lbfgs_and_async_sgd_run_on_the_ranks_of_the_cluster(proto_client):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20_000, 5))
     y = (X @ np.arange(1.0, 6.0) + rng.standard_normal(20_000) > 0).astype(float)
-    Xd, yd = da.from_array(X, chunks=5000), da.from_array(y, chunks=5000)
+    # the row blocks alternate between the two workers (left to the scheduler, all four once
+    # landed on one worker, and the fit ran one rank)
+    workers = sorted(proto_client.scheduler_info()["workers"])
+    parts = [(proto_client.scatter(X[i:i + 5000], workers=[workers[(i // 5000) % 2]]),
+              proto_client.scatter(y[i:i + 5000], workers=[workers[(i // 5000) % 2]])) for i in range(0, 20_000, 5000)]
+    Xd = da.concatenate([da.from_delayed(px, (5000, 5), float) for px, _ in parts])
+    yd = da.concatenate([da.from_delayed(py, (5000,), float) for _, py in parts])
     _, _, ranks = fit_linear(Xd, yd, family="logistic", lam=1e-3, solver="lbfgs", tol=1e-8, progress=False)
     with dask.config.set({"daskpml.optim.on-ranks": False}):
         _, _, graphs = fit_linear(Xd, yd, family="logistic", lam=1e-3, solver="lbfgs", tol=1e-8, progress=False)
