@@ -488,7 +488,7 @@ class SpmdGroup:
                 if any(s in ("error", "cancelled", "lost") for s in states):
                     raise self._error()            # the first failure ends the group (never wait on a dead rank)
                 done = all(s == "finished" for s in states)
-            results = self.client.gather(self.futures)
+            results = self._results()
             # the ranks' last reports may still be on their way: wait for every one of them
             deadline = time.monotonic() + 10.0
             while any(self.received[r] < results[r]["sent"] for r in range(self.size)) \
@@ -502,6 +502,23 @@ class SpmdGroup:
             raise
         finally:
             self.close()
+
+    def _results(self) -> list:
+        """What the finished rank tasks returned. A result lives on its rank's worker until it is
+        fetched; if that worker dies first, the scheduler would run the task again, but only that
+        worker may run it: a gather would wait forever (this hung a fault test once in CI). Such
+        a loss ends the group with a CommError instead."""
+        out = []
+        for rank, f in enumerate(self.futures):
+            while True:
+                try:
+                    out.append(f.result(timeout=1.0))
+                    break
+                except TimeoutError:
+                    if self.workers[rank] not in self._alive() or f.status in ("lost", "cancelled"):
+                        raise CommError(f"the SPMD group lost rank {rank} on {self.workers[rank]} before its result "
+                                        "reached the caller: the worker died") from None
+        return out
 
     def _error(self) -> BaseException:
         """The first rank's own error, else a CommError naming the lost worker."""

@@ -279,3 +279,27 @@ def test_each_channel_counts_the_bytes_it_sends_and_receives(eight, transport):
     (sent0, got0), (sent1, got1) = spmd(_counted, x)
     assert sent0 >= 1 << 20 and got1 >= 1 << 20          # the 1 MB array, each way it is counted
     assert 0 < sent1 < 1 << 16 and 0 < got0 < 1 << 16
+
+
+def test_a_result_lost_with_its_worker_before_it_is_fetched_is_a_comm_error(nanny_client, monkeypatch):
+    """The ranks finished, then a rank's worker died holding its result: the scheduler would run
+    the task again only there, so a gather waited forever (a fault test hung in CI). Now the
+    group ends with CommError naming the worker."""
+    from daskpml.comm import _spmd
+
+    x, workers = on_ranks(nanny_client, 2)
+    original = _spmd.SpmdGroup._results
+
+    def kill_first(group):
+        pid = nanny_client.run(os.getpid, workers=[workers[1]])[workers[1]]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while workers[1] in group._alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return original(group)
+
+    monkeypatch.setattr(_spmd.SpmdGroup, "_results", kill_first)
+    t0 = time.perf_counter()
+    with pytest.raises(CommError, match=f"lost rank 1 on {workers[1]} before its result"):
+        spmd(lambda comm, b: comm.rank, x)
+    assert time.perf_counter() - t0 < 40
