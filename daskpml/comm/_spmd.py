@@ -504,21 +504,27 @@ class SpmdGroup:
             self.close()
 
     def _results(self) -> list:
-        """What the finished rank tasks returned. A result lives on its rank's worker until it is
-        fetched; if that worker dies first, the scheduler would run the task again, but only that
-        worker may run it: a gather would wait forever (this hung a fault test once in CI). Such
-        a loss ends the group with a CommError instead."""
-        out = []
-        for rank, f in enumerate(self.futures):
+        """What the finished rank tasks returned, in one gather. A result lives on its rank's
+        worker until it is fetched; if that worker dies first, the scheduler would run the task
+        again, but only that worker may run it: the gather would wait forever (this hung a fault
+        test once in CI). Such a loss ends the group with a CommError instead (the caller's abort
+        then cancels the futures, which ends the gather's thread)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="daskpml-spmd-gather")
+        try:
+            fetch = pool.submit(self.client.gather, self.futures)
             while True:
                 try:
-                    out.append(f.result(timeout=1.0))
-                    break
+                    return fetch.result(timeout=1.0)
                 except TimeoutError:
-                    if self.workers[rank] not in self._alive() or f.status in ("lost", "cancelled"):
-                        raise CommError(f"the SPMD group lost rank {rank} on {self.workers[rank]} before its result "
-                                        "reached the caller: the worker died") from None
-        return out
+                    alive = self._alive()
+                    for rank, f in enumerate(self.futures):
+                        if self.workers[rank] not in alive or f.status in ("lost", "cancelled"):
+                            raise CommError(f"the SPMD group lost rank {rank} on {self.workers[rank]} before its "
+                                            "result reached the caller: the worker died") from None
+        finally:
+            pool.shutdown(wait=False)
 
     def _error(self) -> BaseException:
         """The first rank's own error, else a CommError naming the lost worker."""

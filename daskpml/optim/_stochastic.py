@@ -201,8 +201,14 @@ def straggle(factor: float, started: float) -> float:
     return elapsed
 
 
-#: per thread: the buffers the mini-batch gathers reuse, by (shape, dtype)
-_GATHER = threading.local()
+class _Buffers(threading.local):
+    """Per thread: the buffers the mini-batch gathers reuse, by (shape, dtype)."""
+
+    def __init__(self) -> None:
+        self.bufs: dict = {}
+
+
+_GATHER = _Buffers()
 
 
 def _take(X: Any, rows: np.ndarray) -> Any:
@@ -219,9 +225,7 @@ def _take(X: Any, rows: np.ndarray) -> Any:
     if xp is not np or is_sparse(X) or getattr(X, "ndim", 0) != 2:
         return X[rows]
     shape = (len(rows), X.shape[1])
-    bufs = getattr(_GATHER, "bufs", None)
-    if bufs is None:
-        bufs = _GATHER.bufs = {}
+    bufs = _GATHER.bufs
     key = (shape, X.dtype)
     buf = bufs.get(key)
     if buf is None:
